@@ -1,0 +1,134 @@
+"""Settings shared by every process, read once from the environment.
+
+Every knob a test needs to isolate (port, state dir, HOME) comes from here, so two copies of the whole
+system can run side by side on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WEB_DIR = PROJECT_ROOT / "web"
+
+DEFAULT_PORT = 8000
+DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
+DEFAULT_GEMINI_MODEL = "databricks-gemini-3-1-pro"
+DEFAULT_SESSION = "main"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the app cannot use; the message names it."""
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    # Databricks Apps may leave HOME unset or set it to "/"; fall back to the passwd entry, then cwd.
+    home = env.get("HOME", "").strip()
+    if home and home != "/":
+        return Path(home)
+    try:
+        pw_home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        pw_home = ""
+    if pw_home and pw_home != "/" and os.access(pw_home, os.W_OK):
+        return Path(pw_home)
+    return Path.cwd()
+
+
+def _port(env: Mapping[str, str]) -> int:
+    raw = env.get("DATABRICKS_APP_PORT", "").strip()
+    if not raw:
+        return DEFAULT_PORT
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"DATABRICKS_APP_PORT must be a port number, got {raw!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"DATABRICKS_APP_PORT must be between 1 and 65535, got {port}")
+    return port
+
+
+def normalize_host(raw: str) -> str:
+    """Workspace URL with a scheme and no trailing slash; Apps may inject it without `https://`."""
+    host = raw.strip().rstrip("/")
+    if host and "://" not in host:
+        host = "https://" + host
+    return host
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    state_dir: Path
+    home: Path
+    apps_mode: bool
+    app_name: str
+    token_override: str
+    databricks_host: str
+    allowed_hosts: tuple[str, ...]
+    anthropic_model: str
+    gemini_model: str
+    tmux_bin: str
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def bind_host(self) -> str:
+        # Apps mode must listen on all interfaces or the Apps proxy answers 502.
+        return "0.0.0.0" if self.apps_mode else "127.0.0.1"
+
+    @property
+    def tmux_socket(self) -> Path:
+        return self.state_dir / "tmux.sock"
+
+    @property
+    def projects_dir(self) -> Path:
+        return self.home / "projects"
+
+    @property
+    def local_bin(self) -> Path:
+        return self.home / ".local" / "bin"
+
+    @property
+    def state_bin(self) -> Path:
+        """Helper commands (the supervisorctl wrapper) put on every shell's PATH."""
+        return self.state_dir / "bin"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = _home(env)
+        state_raw = env.get("CODING_AGENTS_STATE_DIR", "").strip()
+        state_dir = Path(state_raw).expanduser() if state_raw else home / ".coding-agents"
+        allowed = tuple(
+            h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
+        )
+        return cls(
+            port=_port(env),
+            state_dir=state_dir.absolute(),
+            home=home.absolute(),
+            apps_mode=bool(env.get("DATABRICKS_APP_NAME", "").strip()),
+            app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
+            token_override=env.get("CODING_AGENTS_TOKEN", "").strip(),
+            databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
+            allowed_hosts=allowed,
+            anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
+            gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
+            tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
+        )
+
+
+def _find_tmux(home: Path) -> str:
+    found = shutil.which("tmux")
+    if found:
+        return found
+    # scripts/run installs a static tmux here on hosts without one (Databricks Apps).
+    return str(home / ".local" / "bin" / "tmux")

@@ -1,0 +1,1 @@
+"""The web gateway: pages, REST, terminal transport (WebSocket + long-poll), auth."""

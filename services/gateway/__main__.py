@@ -1,0 +1,106 @@
+"""`python -m services.gateway`: the web gateway under supervisord."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
+from tornado.process import Subprocess
+
+from services import state
+from services.config import DEFAULT_SESSION, ConfigError, Settings
+from services.gateway.app import make_app
+from services.gateway.auth import AccessPolicy, LocalTokenPolicy
+from services.gateway.context import GatewayContext
+from services.gateway.longpoll import PollRegistry
+from services.tmux import TmuxError, TmuxSessions
+
+log = logging.getLogger("gateway")
+
+
+def local_token(settings: Settings) -> str:
+    if settings.token_override:
+        return settings.token_override
+    return state.secret_file(settings.state_dir / "token")
+
+
+def build_policy(settings: Settings) -> AccessPolicy:
+    return LocalTokenPolicy(local_token(settings), settings.port, settings.allowed_hosts)
+
+
+class Gateway:
+    """Lifecycle: start (bind, then make the default session in the background), run, stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        self.ctx = GatewayContext(
+            settings=settings,
+            sessions=TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin, settings.projects_dir),
+            policy=build_policy(settings),
+            attach_env=dict(os.environ),
+            polls=PollRegistry(),
+        )
+        self.server: HTTPServer | None = None
+
+    async def ensure_default_session(self) -> None:
+        # tmux starts beside us under supervisord; wait for it rather than failing the first page.
+        for _ in range(200):
+            try:
+                await self.ctx.run_blocking(self.ctx.sessions.ensure, DEFAULT_SESSION)
+                log.info("default session %r ready", DEFAULT_SESSION)
+                return
+            except TmuxError:
+                await asyncio.sleep(0.05)
+        log.error("tmux server not reachable at %s; sessions unavailable", self.settings.tmux_socket)
+
+    def expire_idle_polls(self) -> None:
+        assert self.ctx.polls is not None
+        if closed := self.ctx.polls.expire_idle():
+            log.info("closed %d idle long-poll connection(s)", closed)
+
+    async def run(self) -> None:
+        Subprocess.initialize()  # reap `tmux attach` children via SIGCHLD
+        cookie_secret = state.secret_file(self.settings.state_dir / "cookie_secret")
+        app = make_app(self.ctx, cookie_secret)
+        self.server = HTTPServer(app, xheaders=False, max_body_size=4 * 1024 * 1024)
+        self.server.listen(self.settings.port, self.settings.bind_host)
+        log.info("listening on http://%s:%d", self.settings.bind_host, self.settings.port)
+        default_session = asyncio.create_task(self.ensure_default_session())
+        assert self.ctx.polls is not None
+        expiry = PeriodicCallback(self.expire_idle_polls, 10_000)
+        expiry.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.stopping.wait()
+        log.info("stopping")
+        expiry.stop()
+        default_session.cancel()
+        self.server.stop()
+        await self.ctx.close_all()
+        await self.server.close_all_connections()
+        self.ctx.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    state.ensure_dir(settings.state_dir)
+    asyncio.run(Gateway(settings).run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The Tornado application: routes and settings, built fresh from a GatewayContext."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from services.config import WEB_DIR
+from services.gateway import handlers, protocol
+from services.gateway.context import GatewayContext
+
+SESSION = r"/api/sessions/([^/]*)"
+
+
+def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
+    init: dict[str, object] = {"ctx": ctx}
+    routes: list[tuple[str, type[web.RequestHandler], dict[str, object]]] = [
+        (r"/health", handlers.HealthHandler, init),
+        (r"/", handlers.IndexHandler, init),
+        (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
+        (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
+        (r"/api/sessions", handlers.SessionsHandler, init),
+        (SESSION, handlers.SessionHandler, init),
+        (SESSION + r"/ws", handlers.TerminalSocket, init),
+        (SESSION + r"/poll", handlers.PollOpenHandler, init),
+        (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),
+    ]
+    return web.Application(
+        routes,
+        cookie_secret=cookie_secret,
+        websocket_ping_interval=protocol.PING_INTERVAL_SECONDS,
+        websocket_ping_timeout=protocol.PING_INTERVAL_SECONDS * 3,
+        websocket_max_message_size=protocol.MAX_MESSAGE_BYTES,
+        xsrf_cookies=False,  # SameSite=Strict cookie plus Origin checks on every mutating request
+        compress_response=False,
+    )

@@ -1,0 +1,435 @@
+"""HTTP and WebSocket handlers. Thin: sessions live in services.tmux, terminals in terminal.py."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado import web
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from services.config import WEB_DIR
+from services.gateway import protocol
+from services.gateway.auth import Denied, Principal
+from services.gateway.context import GatewayContext
+from services.gateway.longpoll import PollSink
+from services.gateway.terminal import TerminalChannel
+from services.tmux import (
+    InvalidSessionName,
+    SessionExists,
+    SessionNotFound,
+    TmuxError,
+    validate_session_name,
+)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+COOKIE_MAX_AGE_DAYS = 30
+
+
+class AccessMixin:
+    """Host, origin and identity checks shared by plain and WebSocket handlers."""
+
+    ctx: GatewayContext
+    principal: Principal | None = None
+    public = False
+
+    def _check_access(self, handler: web.RequestHandler) -> None:
+        policy = self.ctx.policy
+        policy.check_host(handler.request)
+        if handler.request.method not in ("GET", "HEAD", "OPTIONS"):
+            policy.check_origin(handler.request)
+        raw = handler.get_signed_cookie(policy.cookie_name, max_age_days=COOKIE_MAX_AGE_DAYS)
+        cookie_user = raw.decode() if raw else None
+        self.principal = policy.authenticate(handler.request, cookie_user)
+
+    def _remember(self, handler: web.RequestHandler, principal: Principal) -> None:
+        handler.set_signed_cookie(
+            self.ctx.policy.cookie_name,
+            principal.user,
+            expires_days=COOKIE_MAX_AGE_DAYS,
+            httponly=True,
+            samesite="Strict",
+            secure=self.ctx.policy.secure_cookie,
+            path="/",
+        )
+
+
+class BaseHandler(AccessMixin, web.RequestHandler):
+    def initialize(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        if self.public:
+            return
+        try:
+            self._check_access(self)
+        except Denied as denied:
+            self.deny(denied)
+
+    def deny(self, denied: Denied) -> None:
+        self.fail(denied.status, denied.message)
+
+    def fail(self, status: int, message: str) -> None:
+        self.set_status(status)
+        if self.request.path.startswith("/api/"):
+            self.finish({"error": message})
+        else:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(error_page(status, message))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message
+        if self.request.path.startswith("/api/"):
+            self.finish({"error": message})
+        else:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(error_page(status_code, message))
+
+    def json_body(self) -> dict[str, Any]:
+        if not self.request.body.strip():
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPError(400, "request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "request body must be a JSON object")
+        return body
+
+
+def error_page(status: int, message: str) -> str:
+    return (
+        "<!doctype html><meta charset=utf-8><title>Coding Agents</title>"
+        "<style>body{font:16px system-ui;background:#111;color:#ddd;padding:3em}</style>"
+        f"<h1>{status}</h1><p>{html.escape(message)}</p>"
+    )
+
+
+class HealthHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.write({"status": "ok"})
+
+
+class IndexHandler(BaseHandler):
+    def prepare(self) -> None:
+        token = self.get_query_argument("token", None)
+        if token is None:
+            super().prepare()
+            return
+        # The start URL: trade the token for a cookie and take it out of the address bar.
+        try:
+            self.ctx.policy.check_host(self.request)
+            principal = self.ctx.policy.login_with_query_token(token)
+        except Denied as denied:
+            self.deny(denied)
+            return
+        self._remember(self, principal)
+        rest = {k: v[-1].decode() for k, v in self.request.query_arguments.items() if k != "token"}
+        self.redirect("/" + ("?" + urlencode(rest) if rest else ""))
+
+    def get(self) -> None:
+        if self.principal is not None and self.get_signed_cookie(self.ctx.policy.cookie_name) is None:
+            self._remember(self, self.principal)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.write((WEB_DIR / "index.html").read_bytes())
+
+
+class ProtocolScriptHandler(BaseHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.write(protocol.protocol_js())
+
+
+class StaticHandler(AccessMixin, web.StaticFileHandler):
+    def initialize(  # type: ignore[override]  # Tornado passes route kwargs; ctx is ours
+        self, ctx: GatewayContext, path: str, default_filename: str | None = None
+    ) -> None:
+        self.ctx = ctx
+        super().initialize(path=path, default_filename=default_filename)
+
+    def prepare(self) -> None:
+        try:
+            self._check_access(self)
+        except Denied as denied:
+            self.set_status(denied.status)
+            self.finish(error_page(denied.status, denied.message))
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-cache")
+
+
+def _session_name(raw: str) -> str:
+    try:
+        return validate_session_name(raw)
+    except InvalidSessionName as exc:
+        raise web.HTTPError(400, str(exc)) from None
+
+
+def _tmux_unavailable(exc: TmuxError) -> web.HTTPError:
+    return web.HTTPError(503, f"terminal service unavailable: {exc}")
+
+
+class SessionsHandler(BaseHandler):
+    async def get(self) -> None:
+        try:
+            sessions = await self.ctx.run_blocking(self.ctx.sessions.list_sessions)
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.write({"sessions": [s.to_json() for s in sessions]})
+
+    async def post(self) -> None:
+        body = self.json_body()
+        raw = body.get("name")
+        if raw is not None and not isinstance(raw, str):
+            raise web.HTTPError(400, "'name' must be a string")
+        name = None if raw in (None, "") else _session_name(raw)
+        size = protocol.Resize(120, 36)
+        if "cols" in body or "rows" in body:
+            try:
+                size = protocol.parse_size(body.get("cols"), body.get("rows"))
+            except protocol.ProtocolError as exc:
+                raise web.HTTPError(400, str(exc)) from None
+        try:
+            info = await self.ctx.run_blocking(self.ctx.sessions.create, name, size.cols, size.rows)
+        except SessionExists as exc:
+            raise web.HTTPError(409, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.set_status(201)
+        self.write({"session": info.to_json()})
+
+
+class SessionHandler(BaseHandler):
+    async def get(self, raw: str) -> None:
+        name = _session_name(raw)
+        try:
+            info = await self.ctx.run_blocking(self.ctx.sessions.get, name)
+        except SessionNotFound as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.write({"session": info.to_json()})
+
+    async def delete(self, raw: str) -> None:
+        name = _session_name(raw)
+        try:
+            await self.ctx.run_blocking(self.ctx.sessions.kill, name)
+        except SessionNotFound as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.set_status(204)
+
+
+def _query_size(handler: web.RequestHandler) -> protocol.Resize:
+    cols = handler.get_query_argument("cols", None)
+    rows = handler.get_query_argument("rows", None)
+    if cols is None and rows is None:
+        return protocol.Resize(80, 24)
+    try:
+        return protocol.parse_size(int(cols or ""), int(rows or ""))
+    except (ValueError, protocol.ProtocolError):
+        raise web.HTTPError(
+            400, f"cols and rows must be whole numbers (1-{protocol.MAX_COLS}, 1-{protocol.MAX_ROWS})"
+        ) from None
+
+
+class WebSocketSink:
+    """Sends channel output as WebSocket frames, tracking bytes not yet flushed to the socket."""
+
+    def __init__(self, handler: TerminalSocket) -> None:
+        self._handler = handler
+        self.pending = 0
+        self.channel: TerminalChannel | None = None
+
+    def _write(self, payload: str | bytes, binary: bool) -> None:
+        try:
+            future = self._handler.write_message(payload, binary=binary)
+        except WebSocketClosedError:
+            return
+        size = len(payload)
+        self.pending += size
+
+        def written(f: Any) -> None:
+            self.pending -= size
+            if not f.cancelled():
+                f.exception()  # consume "stream closed" so it is not logged as unretrieved
+            if self.channel is not None:
+                self.channel.update_flow()
+
+        future.add_done_callback(written)
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self._write(json.dumps(message), binary=False)
+
+    def send_output(self, data: bytes) -> None:
+        self._write(data, binary=True)
+
+    def backed_up(self) -> bool:
+        return self.pending > protocol.LOW_WATER
+
+    def close(self, code: int, reason: str) -> None:
+        self._handler.close(code, reason)
+
+
+class TerminalSocket(AccessMixin, WebSocketHandler):
+    """`/api/sessions/{name}/ws`: the terminal transport; protocol in PROTOCOL.md."""
+
+    channel: TerminalChannel | None = None
+
+    def initialize(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+
+    def prepare(self) -> None:
+        try:
+            self._check_access(self)
+        except Denied as denied:
+            raise web.HTTPError(denied.status, denied.message) from None
+
+    def check_origin(self, origin: str) -> bool:
+        try:
+            self.ctx.policy.check_origin(self.request)
+        except Denied:
+            return False
+        return True
+
+    def get_compression_options(self) -> None:
+        return None  # terminal output is small and latency-bound; compression costs more than it saves
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        name = _session_name(args[0])
+        size = _query_size(self)
+        sink = WebSocketSink(self)
+        self.channel = TerminalChannel(
+            self.ctx.sessions,
+            self.ctx.run_blocking,
+            name,
+            size,
+            sink,
+            "websocket",
+            self.ctx.attach_env,
+            self.ctx.attachments,
+        )
+        sink.channel = self.channel
+        self.ctx.channels.add(self.channel)
+        await self.channel.open()
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        # Validate before the upgrade so bad names and sizes get a plain HTTP 400.
+        _session_name(args[0])
+        _query_size(self)
+        await super().get(*args, **kwargs)
+
+    def on_message(self, message: str | bytes) -> None:
+        if self.channel is None:
+            return
+        if isinstance(message, bytes):
+            self.channel.write(message)
+            return
+        try:
+            parsed = protocol.parse_client_message(message)
+        except protocol.ProtocolError as exc:
+            self.write_message(json.dumps(protocol.error(str(exc))))
+            return
+        self.channel.handle(parsed)
+
+    def on_close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.ctx.channels.discard(self.channel)
+
+
+class PollOpenHandler(BaseHandler):
+    """`POST /api/sessions/{name}/poll`: open a long-poll connection (the WebSocket fallback)."""
+
+    async def post(self, raw: str) -> None:
+        assert self.principal is not None and self.ctx.polls is not None
+        name = _session_name(raw)
+        size = _query_size(self)
+        sink = PollSink()
+        channel = TerminalChannel(
+            self.ctx.sessions,
+            self.ctx.run_blocking,
+            name,
+            size,
+            sink,
+            "longpoll",
+            self.ctx.attach_env,
+            self.ctx.attachments,
+        )
+        sink.channel = channel
+        if not await channel.open():
+            channel.close()
+            status = 404 if sink.closed and sink.closed[0] == protocol.CLOSE_NO_SESSION else 503
+            raise web.HTTPError(status, sink.closed[1] if sink.closed else "terminal unavailable")
+        conn = self.ctx.polls.add(self.principal.user, channel, sink)
+        self.set_status(201)
+        self.write({"conn": conn.id})
+
+
+class PollHandler(BaseHandler):
+    """`GET` waits for output, `POST` sends client messages, `DELETE` closes."""
+
+    def _conn(self, raw: str, conn_id: str) -> Any:
+        assert self.principal is not None and self.ctx.polls is not None
+        conn = self.ctx.polls.get(conn_id, self.principal.user, _session_name(raw))
+        if conn is None:
+            raise web.HTTPError(404, "no such poll connection; open a new one")
+        return conn
+
+    async def get(self, raw: str, conn_id: str) -> None:
+        conn = self._conn(raw, conn_id)
+        conn.polling = True
+        try:
+            messages = await conn.sink.drain(protocol.POLL_WAIT_SECONDS)
+        finally:
+            conn.polling = False
+        if conn.sink.closed is not None:
+            assert self.ctx.polls is not None
+            self.ctx.polls.remove(conn.id)
+        self.write({"messages": messages})
+
+    async def post(self, raw: str, conn_id: str) -> None:
+        conn = self._conn(raw, conn_id)
+        try:
+            body = json.loads(self.request.body or b"[]")
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPError(400, "request body is not valid JSON") from None
+        if not isinstance(body, list):
+            raise web.HTTPError(400, "request body must be a JSON array of messages")
+        errors = []
+        for item in body:
+            try:
+                conn.channel.handle(protocol.parse_client_object(item))
+            except protocol.ProtocolError as exc:
+                errors.append(str(exc))
+        if errors:
+            self.set_status(400)
+            self.write({"error": "; ".join(errors)})
+            return
+        self.set_status(204)
+
+    def delete(self, raw: str, conn_id: str) -> None:
+        conn = self._conn(raw, conn_id)
+        assert self.ctx.polls is not None
+        self.ctx.polls.remove(conn.id)
+        self.set_status(204)

@@ -1,0 +1,117 @@
+"""HTTP long-poll transport for proxies that block WebSockets; same channel, same semantics.
+
+A poll connection is a TerminalChannel whose sink buffers messages until the client's next GET.
+Output travels base64-encoded inside `{"type": "output"}` messages. See PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import secrets
+import time
+from typing import Any
+
+from services.gateway import protocol
+from services.gateway.terminal import TerminalChannel
+
+
+class PollSink:
+    """Buffers what the channel sends until the client polls; wakes a waiting poll at once."""
+
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._output = bytearray()  # output not yet turned into a message, coalesced
+        self._wakeup = asyncio.Event()
+        self.closed: tuple[int, str] | None = None
+        self.channel: TerminalChannel | None = None
+
+    def _flush_output(self) -> None:
+        if self._output:
+            data = base64.b64encode(bytes(self._output)).decode()
+            self._messages.append({"type": protocol.OUTPUT, "data": data})
+            self._output.clear()
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self._flush_output()
+        self._messages.append(message)
+        self._wakeup.set()
+
+    def send_output(self, data: bytes) -> None:
+        self._output += data
+        self._wakeup.set()
+
+    def backed_up(self) -> bool:
+        return len(self._output) > protocol.HIGH_WATER
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+        self._wakeup.set()
+
+    async def drain(self, wait_seconds: float) -> list[dict[str, Any]]:
+        """Everything buffered, waiting up to `wait_seconds` for something to arrive."""
+        if not self._messages and not self._output and self.closed is None:
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), wait_seconds)
+        self._flush_output()
+        messages, self._messages = self._messages, []
+        if self.closed is not None:
+            code, reason = self.closed
+            messages.append({"type": "closed", "code": code, "reason": reason})
+        if self.channel is not None:
+            self.channel.update_flow()
+        return messages
+
+
+class PollConnection:
+    def __init__(self, conn_id: str, owner: str, channel: TerminalChannel, sink: PollSink) -> None:
+        self.id = conn_id
+        self.owner = owner
+        self.channel = channel
+        self.sink = sink
+        self.last_seen = time.monotonic()
+        self.polling = False
+
+
+class PollRegistry:
+    """Open long-poll connections, each bound to the principal that opened it."""
+
+    def __init__(self, idle_timeout: float = protocol.POLL_IDLE_TIMEOUT_SECONDS) -> None:
+        self._conns: dict[str, PollConnection] = {}
+        self.idle_timeout = idle_timeout
+
+    def add(self, owner: str, channel: TerminalChannel, sink: PollSink) -> PollConnection:
+        conn = PollConnection(secrets.token_urlsafe(18), owner, channel, sink)
+        self._conns[conn.id] = conn
+        return conn
+
+    def get(self, conn_id: str, owner: str, session: str) -> PollConnection | None:
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.owner != owner or conn.channel.session != session:
+            return None
+        conn.last_seen = time.monotonic()
+        return conn
+
+    def remove(self, conn_id: str) -> None:
+        conn = self._conns.pop(conn_id, None)
+        if conn is not None:
+            conn.channel.close()
+
+    def expire_idle(self) -> int:
+        """Close connections whose client stopped polling (tab closed, network gone)."""
+        now = time.monotonic()
+        stale = [
+            c.id for c in self._conns.values() if not c.polling and now - c.last_seen > self.idle_timeout
+        ]
+        for conn_id in stale:
+            self.remove(conn_id)
+        return len(stale)
+
+    def close_all(self) -> None:
+        for conn_id in list(self._conns):
+            self.remove(conn_id)
+
+    def __len__(self) -> int:
+        return len(self._conns)

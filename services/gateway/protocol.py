@@ -1,0 +1,165 @@
+"""The terminal wire protocol: the single source of message names, limits and parsing.
+
+Documented in PROTOCOL.md beside this file. The browser imports the same names from
+`/js/protocol.js`, which the gateway renders from this module, so client and server cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = 1
+
+# Server -> client text frames.
+HELLO = "hello"
+READY = "ready"  # replay of the current screen is over; input from here on goes to the shell
+EXIT = "exit"
+ERROR = "error"
+PONG = "pong"
+OUTPUT = "output"  # long-poll only: WebSocket output travels as binary frames
+
+# Client -> server text frames.
+INPUT = "input"
+RESIZE = "resize"
+ACK = "ack"
+PING = "ping"
+CLIENT_TYPES = (INPUT, RESIZE, ACK, PING)
+
+# Flow control: the gateway stops reading the PTY above HIGH_WATER unacked bytes and resumes
+# below LOW_WATER; the client acks about every ACK_EVERY rendered bytes.
+HIGH_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
+ACK_EVERY = 64 * 1024
+PING_INTERVAL_SECONDS = 20
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_COLS = 1000
+MAX_ROWS = 500
+
+# WebSocket close codes (4000-4999 are the application's).
+CLOSE_NORMAL = 1000  # the session ended: do not reconnect
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NO_SESSION = 4404
+CLOSE_TERMINAL_LOST = 4500  # the tmux client died; reconnecting reattaches
+
+POLL_WAIT_SECONDS = 25
+POLL_IDLE_TIMEOUT_SECONDS = 60
+
+
+class ProtocolError(ValueError):
+    """A client message that breaks the protocol; the text is sent back as an error message."""
+
+
+@dataclass(frozen=True)
+class Input:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Resize:
+    cols: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Ack:
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+ClientMessage = Input | Resize | Ack | Ping
+
+
+def _positive_int(value: Any, field: str, maximum: int) -> int:
+    # bool is an int subclass; `true` is not a size.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"{field} must be a whole number from 1 to {maximum}")
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise ProtocolError(f"{field} must be a whole number from 1 to {maximum}")
+    number = int(value)
+    if not 1 <= number <= maximum:
+        raise ProtocolError(f"{field} must be a whole number from 1 to {maximum}, got {number}")
+    return number
+
+
+def parse_size(cols: Any, rows: Any) -> Resize:
+    return Resize(_positive_int(cols, "cols", MAX_COLS), _positive_int(rows, "rows", MAX_ROWS))
+
+
+def parse_client_message(text: str | bytes) -> ClientMessage:
+    """Parse one client text frame (JSON object) into a typed message or raise ProtocolError."""
+    try:
+        msg = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("message is not valid JSON") from None
+    return parse_client_object(msg)
+
+
+def parse_client_object(msg: Any) -> ClientMessage:
+    if not isinstance(msg, dict):
+        raise ProtocolError("message must be a JSON object with a 'type'")
+    kind = msg.get("type")
+    if kind == INPUT:
+        data = msg.get("data")
+        if not isinstance(data, str):
+            raise ProtocolError("input needs a string 'data'")
+        return Input(data.encode("utf-8", errors="surrogatepass"))
+    if kind == RESIZE:
+        return parse_size(msg.get("cols"), msg.get("rows"))
+    if kind == ACK:
+        count = msg.get("bytes")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ProtocolError("ack needs a non-negative integer 'bytes'")
+        return Ack(count)
+    if kind == PING:
+        return Ping()
+    shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
+    raise ProtocolError(f"unknown message type {shown!r}; expected one of {', '.join(CLIENT_TYPES)}")
+
+
+def hello(session: str, transport: str) -> dict[str, Any]:
+    return {"type": HELLO, "session": session, "protocol": VERSION, "transport": transport}
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"type": ERROR, "message": message}
+
+
+def protocol_js() -> str:
+    """The ES module the browser imports: every name and limit above, nothing else."""
+    shared = {
+        "VERSION": VERSION,
+        "HELLO": HELLO,
+        "READY": READY,
+        "EXIT": EXIT,
+        "ERROR": ERROR,
+        "PONG": PONG,
+        "OUTPUT": OUTPUT,
+        "INPUT": INPUT,
+        "RESIZE": RESIZE,
+        "ACK": ACK,
+        "PING": PING,
+        "ACK_EVERY": ACK_EVERY,
+        "PING_INTERVAL_SECONDS": PING_INTERVAL_SECONDS,
+        "MAX_COLS": MAX_COLS,
+        "MAX_ROWS": MAX_ROWS,
+        "CLOSE_NORMAL": CLOSE_NORMAL,
+        "CLOSE_BAD_REQUEST": CLOSE_BAD_REQUEST,
+        "CLOSE_UNAUTHORIZED": CLOSE_UNAUTHORIZED,
+        "CLOSE_FORBIDDEN": CLOSE_FORBIDDEN,
+        "CLOSE_NO_SESSION": CLOSE_NO_SESSION,
+        "CLOSE_TERMINAL_LOST": CLOSE_TERMINAL_LOST,
+        "POLL_WAIT_SECONDS": POLL_WAIT_SECONDS,
+    }
+    return (
+        "// Rendered by services/gateway/protocol.py; see PROTOCOL.md. Do not edit.\n"
+        f"export const PROTOCOL = Object.freeze({json.dumps(shared, indent=2)});\n"
+    )

@@ -1,0 +1,70 @@
+"""Files in the state dir: atomic JSON and secrets created once with mode 0600."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def ensure_dir(path: Path, mode: int = 0o700) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Readers see the old or the new file, never a torn one, even if this process is killed."""
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, value: Any, mode: int = 0o600) -> None:
+    atomic_write_bytes(path, json.dumps(value, indent=2, sort_keys=True).encode() + b"\n", mode)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def secret_file(path: Path, nbytes: int = 32) -> str:
+    """Return the secret kept in `path`, creating it once (0600) if missing.
+
+    The value is written to a temp file and hard-linked into place, so concurrent first starts agree
+    on one complete value: link() fails for the loser, which then reads the winner's file.
+    """
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(nbytes) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    value = path.read_text().strip()
+    if not value:
+        raise ValueError(f"{path} is empty; delete it to generate a new secret")
+    return value

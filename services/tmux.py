@@ -1,0 +1,285 @@
+"""tmux sessions: the only place that turns session names into tmux commands.
+
+Every call here runs one or more tmux processes (~2-3 ms each), so async callers must run them in an
+executor, never on the event loop. Names are validated before they reach any tmux command line, and
+targets use tmux's `=name` exact-match form so `ma` never resolves to `main`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import libtmux
+from libtmux.exc import LibTmuxException
+
+SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SESSION_NAME_RULE = "1-32 characters from A-Z, a-z, 0-9, '_' and '-'"
+REPLAY_HISTORY_LINES = 2000
+_FIELD_SEP = "\x1f"
+_LIST_FORMAT = _FIELD_SEP.join(
+    [
+        "#{session_name}",
+        "#{session_created}",
+        "#{session_attached}",
+        "#{session_activity}",
+        "#{pane_current_command}",
+        "#{session_windows}",
+    ]
+)
+
+
+class TmuxError(RuntimeError):
+    """tmux failed or is not running; the message is safe to show a user."""
+
+
+class InvalidSessionName(ValueError):
+    def __init__(self, name: str) -> None:
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        super().__init__(f"invalid session name {shown!r}: use {SESSION_NAME_RULE}")
+
+
+class SessionNotFound(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no session named {name!r}")
+
+
+class SessionExists(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a session named {name!r} already exists")
+
+
+def validate_session_name(name: object) -> str:
+    if not isinstance(name, str) or not SESSION_NAME_RE.fullmatch(name):
+        raise InvalidSessionName(str(name))
+    return name
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    name: str
+    created: int
+    clients: int
+    last_activity: int
+    command: str
+    windows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PaneSnapshot:
+    """What a reattaching client needs to repaint: recent lines with colours and the cursor."""
+
+    content: bytes
+    cursor_x: int
+    cursor_y: int
+    rows: int
+    alternate_screen: bool
+
+
+class TmuxSessions:
+    """Session management over one tmux server, shared by the gateway and command-line tools."""
+
+    def __init__(self, server: libtmux.Server, start_directory: Path | None = None) -> None:
+        self.server = server
+        self.start_directory = start_directory
+
+    @classmethod
+    def for_socket(
+        cls, socket_path: Path, tmux_bin: str, start_directory: Path | None = None
+    ) -> TmuxSessions:
+        return cls(libtmux.Server(socket_path=str(socket_path), tmux_bin=tmux_bin), start_directory)
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.server.socket_path)
+
+    @property
+    def tmux_bin(self) -> str:
+        return str(self.server.tmux_bin or "tmux")
+
+    def _run(self, *args: str) -> list[str]:
+        try:
+            result = self.server.cmd(*args)
+        except LibTmuxException as exc:
+            raise TmuxError(str(exc)) from exc
+        if result.returncode != 0:
+            message = " ".join(result.stderr).strip() or f"tmux {args[0]} failed"
+            if "no server running" in message or "error connecting" in message:
+                raise TmuxError("tmux server is not running")
+            if "can't find session" in message:
+                raise SessionNotFound(args[-1].lstrip("=").rstrip(":"))
+            raise TmuxError(message)
+        return list(result.stdout)
+
+    def is_running(self) -> bool:
+        try:
+            self._run("list-sessions", "-F", "#{session_name}")
+        except TmuxError:
+            return False
+        return True
+
+    def list_sessions(self) -> list[SessionInfo]:
+        try:
+            lines = self._run("list-sessions", "-F", _LIST_FORMAT)
+        except TmuxError as exc:
+            # A running server with zero sessions answers "no sessions" on some versions.
+            if "no sessions" in str(exc):
+                return []
+            raise
+        sessions = []
+        for line in lines:
+            parts = line.split(_FIELD_SEP)
+            if len(parts) != 6:
+                continue
+            name, created, clients, activity, command, windows = parts
+            sessions.append(
+                SessionInfo(name, int(created), int(clients), int(activity), command, int(windows))
+            )
+        return sorted(sessions, key=lambda s: (s.created, s.name))
+
+    def exists(self, name: str) -> bool:
+        validate_session_name(name)
+        try:
+            self._run("has-session", "-t", f"={name}")
+        except SessionNotFound:
+            return False
+        except TmuxError as exc:
+            if "not running" in str(exc):
+                raise
+            return False
+        return True
+
+    def get(self, name: str) -> SessionInfo:
+        validate_session_name(name)
+        for info in self.list_sessions():
+            if info.name == name:
+                return info
+        raise SessionNotFound(name)
+
+    def next_free_name(self, prefix: str = "shell") -> str:
+        taken = {s.name for s in self.list_sessions()}
+        n = 1
+        while f"{prefix}-{n}" in taken:
+            n += 1
+        return f"{prefix}-{n}"
+
+    def create(self, name: str | None = None, cols: int = 120, rows: int = 36) -> SessionInfo:
+        """Create a detached session whose shell starts in the projects folder.
+
+        Raises SessionExists rather than attaching to or replacing an existing session.
+        """
+        name = self.next_free_name() if name is None else validate_session_name(name)
+        args = ["new-session", "-d", "-s", name, "-x", str(cols), "-y", str(rows)]
+        if self.start_directory is not None:
+            self.start_directory.mkdir(parents=True, exist_ok=True)
+            args += ["-c", str(self.start_directory)]
+        try:
+            self._run(*args)
+        except TmuxError as exc:
+            if "duplicate session" in str(exc):
+                raise SessionExists(name) from None
+            raise
+        return self.get(name)
+
+    def ensure(self, name: str, cols: int = 120, rows: int = 36) -> SessionInfo:
+        try:
+            return self.create(name, cols, rows)
+        except SessionExists:
+            return self.get(name)
+
+    def pane_pids(self, name: str) -> list[int]:
+        validate_session_name(name)
+        return [int(p) for p in self._run("list-panes", "-s", "-t", f"={name}", "-F", "#{pane_pid}") if p]
+
+    def kill(self, name: str, grace_seconds: float = 2.0) -> None:
+        """Kill the session and every process that ran in its panes.
+
+        tmux only HUPs each pane's process group; background jobs and double-forked children of the
+        shell keep its session id, so they are found by session id and killed too.
+        """
+        pids = self.pane_pids(name)
+        self._run("kill-session", "-t", f"={name}")
+        kill_sessions(pids, grace_seconds)
+
+    def capture(self, name: str, history_lines: int = REPLAY_HISTORY_LINES) -> PaneSnapshot:
+        # display-message falls back to the current session for a missing target: check first.
+        self._run("has-session", "-t", f"={name}")
+        target = f"={name}:"
+        info = self._run(
+            "display-message",
+            "-p",
+            "-t",
+            target,
+            "#{cursor_x} #{cursor_y} #{pane_height} #{alternate_on}",
+        )
+        cursor_x, cursor_y, rows, alt = (int(v) for v in info[0].split())
+        # libtmux's cmd() decodes stdout into str lines; run tmux directly to keep the raw bytes.
+        proc = subprocess.run(
+            [
+                self.tmux_bin,
+                "-S",
+                self.socket_path,
+                "capture-pane",
+                "-p",
+                "-e",
+                "-J",
+                "-N",
+                "-S",
+                f"-{history_lines}",
+                "-t",
+                target,
+            ],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise TmuxError(proc.stderr.decode(errors="replace").strip() or "capture-pane failed")
+        return PaneSnapshot(proc.stdout, cursor_x, cursor_y, rows, alt == 1)
+
+    def set_environment(self, key: str, value: str) -> None:
+        """Set a variable for every new pane (tmux global environment)."""
+        self._run("set-environment", "-g", key, value)
+
+
+def _session_members(sids: set[int]) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces) start after the last ')'.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) in sids:
+            members.append(int(entry))
+    return members
+
+
+def kill_sessions(sids: list[int], grace_seconds: float) -> None:
+    """SIGHUP, then SIGKILL after the grace period, every process whose session id is in `sids`."""
+    wanted = set(sids)
+    for pid in _session_members(wanted):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not _session_members(wanted):
+            return
+        time.sleep(0.02)
+    for pid in _session_members(wanted):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,1 @@
+"""The tmux server as a supervised program: owns every shell."""

@@ -1,0 +1,142 @@
+"""`python -m services.tmuxd`: prepare the shells' environment, then become the tmux server.
+
+Runs `tmux -D` in the foreground so supervisord owns it. If a tmux server from an earlier run still
+serves the socket (supervisord was killed, the server outlived it), adopt it instead of failing:
+wait for it to exit and forward SIGTERM, so its shells survive a supervisord crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from services import state
+from services.config import PROJECT_ROOT, ConfigError, Settings
+
+log = logging.getLogger("tmuxd")
+
+TEMPLATE = Path(__file__).with_name("tmux.conf")
+# Never leak into shells: a nested TMUX confuses tmux; the app's own OAuth client would make the
+# Databricks CLI in the terminal act as the app instead of its owner.
+SCRUBBED = (
+    "TMUX",
+    "TMUX_PANE",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "SUPERVISOR_ENABLED",
+    "SUPERVISOR_PROCESS_NAME",
+    "SUPERVISOR_GROUP_NAME",
+    "SUPERVISOR_SERVER_URL",
+)
+
+
+def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k not in SCRUBBED}
+    venv_bin = str(Path(sys.executable).parent)
+    path = [str(settings.state_bin), str(settings.local_bin), venv_bin]
+    path += [p for p in base.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":") if p and p not in path]
+    env["PATH"] = ":".join(path)
+    env["HOME"] = str(settings.home)
+    env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
+    env.setdefault("SHELL", "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh")
+    env.setdefault("LANG", "C.UTF-8")
+    if settings.databricks_host:
+        env["DATABRICKS_HOST"] = settings.databricks_host
+    return env
+
+
+def render_config(settings: Settings) -> Path:
+    terminal = "tmux-256color" if _has_terminfo("tmux-256color") else "screen-256color"
+    target = settings.state_dir / "tmux.conf"
+    state.atomic_write_bytes(target, TEMPLATE.read_text().replace("@DEFAULT_TERMINAL@", terminal).encode())
+    return target
+
+
+def _has_terminfo(name: str) -> bool:
+    dirs = ["/etc/terminfo", "/lib/terminfo", "/usr/share/terminfo", "/usr/lib/terminfo"]
+    return any(Path(d, name[0], name).exists() for d in dirs)
+
+
+def write_supervisorctl_wrapper(settings: Settings) -> None:
+    """`supervisorctl` inside the browser terminal talks to this app's supervisord."""
+    script = (
+        "#!/bin/sh\n"
+        f"CODING_AGENTS_STATE_DIR='{settings.state_dir}' exec '{sys.executable}' "
+        f"-m supervisor.supervisorctl -c '{PROJECT_ROOT / 'supervisord.conf'}' \"$@\"\n"
+    )
+    state.atomic_write_bytes(settings.state_bin / "supervisorctl", script.encode(), mode=0o755)
+
+
+def running_server_pid(settings: Settings) -> int | None:
+    """PID of a live tmux server on our socket, or None (no socket, or a stale one)."""
+    if not settings.tmux_socket.exists():
+        return None
+    result = subprocess.run(
+        [settings.tmux_bin, "-S", str(settings.tmux_socket), "display-message", "-p", "#{pid}"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    try:
+        return int(result.stdout.strip()) if result.returncode == 0 else None
+    except ValueError:
+        return None
+
+
+def adopt(pid: int) -> int:
+    """Stay in the foreground while an existing tmux server lives; forward SIGTERM/SIGINT to it."""
+    log.info("adopting the running tmux server (pid %d); its shells are kept", pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return 0
+    while True:
+        try:
+            select.select([fd], [], [])
+            return 0
+        except InterruptedError:
+            continue
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s tmuxd %(levelname)s %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    for folder in (settings.state_dir, settings.state_bin, settings.log_dir):
+        state.ensure_dir(folder)
+    settings.projects_dir.mkdir(parents=True, exist_ok=True)
+    settings.local_bin.mkdir(parents=True, exist_ok=True)
+    if not Path(settings.tmux_bin).exists():
+        log.error("tmux not found at %s: install tmux or run scripts/run to fetch it", settings.tmux_bin)
+        return 3
+    write_supervisorctl_wrapper(settings)
+    config = render_config(settings)
+    pid = running_server_pid(settings)
+    if pid is not None:
+        return adopt(pid)
+    settings.tmux_socket.unlink(missing_ok=True)  # stale socket of a dead server
+    env = shell_environment(settings, os.environ)
+    os.chdir(settings.projects_dir)
+    argv = [settings.tmux_bin, "-D", "-u", "-S", str(settings.tmux_socket), "-f", str(config)]
+    log.info("starting %s", " ".join(argv))
+    os.execve(settings.tmux_bin, argv, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

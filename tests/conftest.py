@@ -1,0 +1,119 @@
+"""Fixtures: every test gets its own tmux server, state dir, port and HOME; nothing is shared."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.process import Subprocess
+
+from services.config import Settings
+from services.gateway.__main__ import build_policy
+from services.gateway.app import make_app
+from services.gateway.context import GatewayContext
+from services.gateway.longpoll import PollRegistry
+from services.tmux import TmuxSessions
+from tests.helpers import free_port, short_tempdir, stack_env, start_tmuxd, wait_until
+
+TOKEN = "test-token-0123456789"
+
+
+@dataclass
+class Stack:
+    """One isolated copy of the system's environment (the processes are started by fixtures)."""
+
+    root: Path
+    home: Path
+    state_dir: Path
+    port: int
+    token: str
+    env: dict[str, str]
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    root = short_tempdir()
+    home, state_dir = root / "home", root / "state"
+    home.mkdir()
+    port = free_port()
+    yield Stack(root, home, state_dir, port, TOKEN, stack_env(home, state_dir, port, TOKEN))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def tmux(stack: Stack) -> Iterator[TmuxSessions]:
+    """A real tmux server started the production way (services.tmuxd), on the stack's socket."""
+    settings = stack.settings
+    proc = start_tmuxd(stack.env)
+    sessions = TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin, settings.projects_dir)
+    wait_until(sessions.is_running, timeout=10, what="tmux server")
+    yield sessions
+    subprocess.run(
+        [settings.tmux_bin, "-S", str(settings.tmux_socket), "kill-server"], capture_output=True, check=False
+    )
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Gateway:
+    url: str
+    token: str
+    ctx: GatewayContext
+    http: AsyncHTTPClient
+
+    async def fetch(
+        self, path: str, method: str = "GET", auth: bool = True, **kwargs: object
+    ) -> HTTPResponse:
+        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
+        if auth:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        if method in ("POST", "PUT") and "body" not in kwargs:
+            kwargs["body"] = b""
+        return await self.http.fetch(
+            self.url + path,
+            method=method,
+            headers=headers,
+            raise_error=False,
+            follow_redirects=False,
+            **kwargs,
+        )
+
+
+@pytest.fixture
+async def gateway(stack: Stack, tmux: TmuxSessions) -> AsyncIterator[Gateway]:
+    """The gateway application in-process on a free port, attached to the stack's tmux server."""
+    settings = stack.settings
+    Subprocess.initialize()
+    ctx = GatewayContext(
+        settings=settings,
+        sessions=tmux,
+        policy=build_policy(settings),
+        attach_env=stack.env,
+        polls=PollRegistry(),
+    )
+    tmux.ensure("main")
+    server = HTTPServer(make_app(ctx, "test-cookie-secret"))
+    server.listen(stack.port, "127.0.0.1")
+    http = AsyncHTTPClient(force_instance=True)
+    yield Gateway(f"http://127.0.0.1:{stack.port}", stack.token, ctx, http)
+    await ctx.close_all()
+    server.stop()
+    await server.close_all_connections()
+    http.close()
+    ctx.executor.shutdown(wait=True)
+    Subprocess.uninitialize()

@@ -1,0 +1,209 @@
+"""The WebSocket terminal transport against a real tmux server and real shells."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import struct
+import termios
+
+import pytest
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClosedError
+
+from services.gateway import protocol
+from tests.conftest import Gateway
+from tests.helpers import TermClient, async_wait_until
+
+
+def pty_size(tty: str) -> tuple[int, int]:
+    fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY)  # never become this tty's controlling process
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    finally:
+        os.close(fd)
+    return rows, cols
+
+
+async def connect(gw: Gateway, session: str = "main", **kwargs: object) -> TermClient:
+    client = await TermClient.connect(gw.url, session, gw.token, **kwargs)  # type: ignore[arg-type]
+    await client.wait_ready()
+    return client
+
+
+async def test_hello_is_the_first_message(gateway: Gateway) -> None:
+    client = await TermClient.connect(gateway.url, "main", gateway.token)
+    first = await client.conn.read_message()
+    assert isinstance(first, str)
+    assert json.loads(first) == {"type": "hello", "session": "main", "protocol": 1, "transport": "websocket"}
+    client.close()
+
+
+async def test_input_reaches_the_shell(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    # The shell computes the marker, so seeing it proves execution rather than the input's echo.
+    await client.type("echo $((40+2))done\r")
+    await client.wait_text("42done")
+    client.close()
+
+
+async def test_binary_input_frames_reach_the_shell(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    await client.conn.write_message(b"echo $((50+5))bin\r", binary=True)
+    await client.wait_text("55bin")
+    client.close()
+
+
+async def test_resize_changes_the_shell_size(gateway: Gateway) -> None:
+    client = await connect(gateway, cols=90, rows=25)
+    # `read` parks the shell outside readline, whose SIGWINCH redraw can swallow keys typed in the
+    # same instant; the size is printed only after the resize has landed.
+    await client.type(
+        "echo size=$(tput cols)x$(tput lines); read -r _; echo size=$(tput cols)x$(tput lines)\r"
+    )
+    await client.wait_text("size=90x25")
+    await client.send({"type": "resize", "cols": 132, "rows": 40})
+    [tty] = gateway.ctx.sessions._run("display-message", "-p", "-t", "=main:", "#{pane_tty}")
+    # tmux applies pane resizes on a timer; wait for the shell's PTY itself to change.
+    await async_wait_until(lambda: pty_size(tty) == (40, 132), what="pane PTY 132x40")
+    await client.type("\r")
+    await client.wait_text("size=132x40")
+    client.close()
+
+
+async def test_split_utf8_arrives_whole(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    await client.type(
+        "for i in $(seq 400); do printf '€ü😀%.0s' 1 2 3 4 5 6 7 8 9 10; done; echo END$((1+1))\r"
+    )
+    await client.wait_text("END2", timeout=20)
+    text = bytes(client.output).decode("utf-8")  # strict: a split sequence anywhere would raise
+    assert "€ü😀€ü😀" in text
+    client.close()
+
+
+async def test_ping_gets_pong(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    await client.send({"type": "ping"})
+    await client.wait_message("pong")
+    client.close()
+
+
+async def test_reattach_shows_earlier_output(gateway: Gateway) -> None:
+    first = await connect(gateway)
+    await first.type("echo $((1000+337))marker\r")
+    await first.wait_text("1337marker")
+    first.close()
+    await first.wait_closed()
+    second = await TermClient.connect(gateway.url, "main", gateway.token)
+    await second.wait_ready()
+    # The replay alone (before `ready`) must hold the marker: it repaints without waiting for tmux.
+    assert "1337marker" in second.text
+    second.close()
+
+
+async def test_two_clients_both_see_output(gateway: Gateway) -> None:
+    a = await connect(gateway)
+    b = await connect(gateway)
+    await a.type("echo $((300+33))both\r")
+    await asyncio.gather(a.wait_text("333both"), b.wait_text("333both"))
+    a.close()
+    b.close()
+
+
+async def test_acks_release_a_paused_pty(gateway: Gateway) -> None:
+    client = await TermClient.connect(gateway.url, "main", gateway.token, auto_ack=False)
+    await client.wait_ready()
+    await client.type("seq 1 3000000\r")
+    [channel] = list(gateway.ctx.channels)
+    await client.read_until(lambda c: channel.paused, timeout=30)
+    assert channel.unacked > protocol.HIGH_WATER or channel._sink.backed_up()
+    # Drain what was already in flight; while paused and unacked, output must stop growing.
+    await asyncio.sleep(0)
+    received = len(client.output)
+    with pytest.raises(AssertionError):
+        await client.read_until(lambda c: len(c.output) > received + 2 * protocol.HIGH_WATER, timeout=1.0)
+    assert channel.paused
+    await client.send({"type": "ack", "bytes": len(client.output)})
+    await async_wait_until(lambda: not channel.paused, what="channel resumed")
+    before = len(client.output)
+    await client.read_until(lambda c: len(c.output) > before, timeout=10)
+    await client.type("\x03")
+    client.close()
+
+
+async def test_session_exit_sends_exit_and_closes_normally(gateway: Gateway) -> None:
+    await gateway.ctx.run_blocking(gateway.ctx.sessions.create, "doomed")
+    client = await connect(gateway, "doomed")
+    await client.type("exit\r")
+    await client.wait_message("exit")
+    assert await client.wait_closed() == protocol.CLOSE_NORMAL
+
+
+async def test_missing_session_closes_with_4404(gateway: Gateway) -> None:
+    client = await TermClient.connect(gateway.url, "nosuch", gateway.token)
+    assert await client.wait_closed() == protocol.CLOSE_NO_SESSION
+    assert any(m["type"] == "error" and "nosuch" in m["message"] for m in client.messages)
+
+
+BAD_MESSAGES = [
+    pytest.param("{not json", "not valid JSON", id="malformed-json"),
+    pytest.param('"just a string"', "JSON object", id="not-an-object"),
+    pytest.param('{"type":"explode"}', "unknown message type", id="unknown-type"),
+    pytest.param('{"type":"resize","cols":0,"rows":10}', "cols", id="resize-zero"),
+    pytest.param('{"type":"resize","cols":-1,"rows":10}', "cols", id="resize-negative"),
+    pytest.param('{"type":"resize","cols":100000,"rows":10}', "cols", id="resize-huge"),
+    pytest.param('{"type":"resize","cols":"x","rows":10}', "cols", id="resize-string"),
+    pytest.param('{"type":"resize","cols":80,"rows":true}', "rows", id="resize-bool"),
+    pytest.param('{"type":"input","data":42}', "data", id="input-not-string"),
+    pytest.param('{"type":"ack","bytes":-5}', "ack", id="ack-negative"),
+]
+
+
+@pytest.mark.parametrize(("frame", "error"), BAD_MESSAGES)
+async def test_bad_messages_get_a_clear_error_and_the_connection_lives(
+    gateway: Gateway, frame: str, error: str
+) -> None:
+    client = await connect(gateway)
+    await client.conn.write_message(frame)
+    message = await client.wait_message("error")
+    assert error in message["message"]
+    await client.type("echo $((7*11))alive\r")
+    await client.wait_text("77alive")
+    client.close()
+
+
+async def test_oversized_frame_closes_only_that_connection(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    with contextlib.suppress(WebSocketClosedError):
+        await client.conn.write_message(b"x" * (10 * 1024 * 1024), binary=True)
+    assert await client.wait_closed() == 1009
+    other = await connect(gateway)
+    await other.type("echo $((9*9))fine\r")
+    await other.wait_text("81fine")
+    other.close()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..%2Fx", "a;b", "%24(id)", "x" * 200, "a%20b", "%E2%82%AC"],
+    ids=["dotdot", "semicolon", "subst", "long", "space", "unicode"],
+)
+async def test_hostile_session_names_are_refused_before_upgrade(gateway: Gateway, name: str) -> None:
+    with pytest.raises(HTTPClientError) as err:
+        await TermClient.connect(gateway.url, name, gateway.token)
+    assert err.value.code == 400
+
+
+@pytest.mark.parametrize("query", ["cols=0&rows=10", "cols=x&rows=10", "cols=100000&rows=5", "cols=80"])
+async def test_bad_initial_size_is_a_400(gateway: Gateway, query: str) -> None:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    url = gateway.url.replace("http", "ws") + f"/api/sessions/main/ws?{query}"
+    with pytest.raises(HTTPClientError) as err:
+        await websocket_connect(HTTPRequest(url, headers={"Authorization": f"Bearer {gateway.token}"}))
+    assert err.value.code == 400

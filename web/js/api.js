@@ -1,0 +1,80 @@
+/**
+ * The gateway's session REST API. Requests rely on the auth cookie, which fetch() sends by
+ * default for same-origin URLs.
+ */
+
+/** A failed API call; `message` is the gateway's `{"error"}` text, safe to show the user. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, 0 when the request never got an answer
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+/**
+ * @param {string} path
+ * @param {RequestInit} [init]
+ * @returns {Promise<Response>}
+ */
+async function request(path, init = {}) {
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "the gateway is not reachable");
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, await errorText(response));
+  }
+  return response;
+}
+
+/**
+ * The gateway answers errors with `{"error": text}`; anything else (a proxy's HTML page) gets a
+ * generic message rather than markup in a toast.
+ * @param {Response} response
+ */
+export async function errorText(response) {
+  try {
+    const body = await response.json();
+    if (typeof body?.error === "string") return body.error;
+  } catch {
+    // not JSON
+  }
+  return `request failed (HTTP ${response.status})`;
+}
+
+/**
+ * @typedef {{name: string, created: number, clients: number, last_activity: number,
+ *            command: string, windows: number}} SessionInfo
+ */
+
+/** @returns {Promise<SessionInfo[]>} */
+export async function listSessions() {
+  const response = await request("/api/sessions");
+  return (await response.json()).sessions;
+}
+
+/**
+ * @param {{name?: string, cols: number, rows: number}} options the size is the new shell's first
+ *   window size, so it starts out matching this browser instead of tmux's default
+ * @returns {Promise<SessionInfo>}
+ */
+export async function createSession(options) {
+  const response = await request("/api/sessions", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(options),
+  });
+  return (await response.json()).session;
+}
+
+/** @param {string} name */
+export async function deleteSession(name) {
+  await request(`/api/sessions/${encodeURIComponent(name)}`, { method: "DELETE" });
+}

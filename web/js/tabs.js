@@ -1,0 +1,106 @@
+/**
+ * The session tabs in the top bar. Pure view: it reports clicks and leaves the REST calls and
+ * switching to main.js.
+ */
+
+/**
+ * @typedef {import("./api.js").SessionInfo} SessionInfo
+ * @typedef {{onSelect(name: string): void, onCreate(): void, onClose(name: string): void}} TabActions
+ */
+
+export class SessionTabs {
+  #list;
+  #actions;
+  /** @type {SessionInfo[]} */
+  #sessions = [];
+  #current = "";
+  /** Skips rebuilding the DOM when the periodic refresh changes nothing the tabs show. */
+  #renderedKey = "";
+
+  /**
+   * @param {HTMLElement} list the `<ul>` that holds one `<li>` per session
+   * @param {HTMLButtonElement} newButton
+   * @param {TabActions} actions
+   */
+  constructor(list, newButton, actions) {
+    this.#list = list;
+    this.#actions = actions;
+    newButton.addEventListener("click", () => actions.onCreate());
+    list.addEventListener("click", (event) => {
+      const button = /** @type {HTMLElement} */ (event.target).closest("button");
+      if (!button) return;
+      const name = button.closest("li").dataset.session;
+      if (button.classList.contains("tab-close")) {
+        actions.onClose(name);
+      } else if (name !== this.#current) {
+        actions.onSelect(name);
+      }
+    });
+  }
+
+  /** @param {SessionInfo[]} sessions */
+  setSessions(sessions) {
+    this.#sessions = sessions;
+    this.#render();
+  }
+
+  /** @param {string} name */
+  setCurrent(name) {
+    this.#current = name;
+    this.#render();
+  }
+
+  #render() {
+    const names = this.#sessions.map((session) => session.name);
+    // Keep a tab for the open session even when it is gone, so the bar shows where you are.
+    const missing = names.includes(this.#current) ? null : this.#current;
+    const key = JSON.stringify([this.#sessions, this.#current]);
+    if (key === this.#renderedKey) return;
+    this.#renderedKey = key;
+
+    const items = this.#sessions.map((session) => this.#tab(session.name, describe(session)));
+    if (missing) items.push(this.#tab(missing, "this session does not exist", "missing"));
+    this.#list.replaceChildren(...items);
+    this.#list.querySelector('[aria-selected="true"]')?.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  /**
+   * @param {string} name
+   * @param {string} title
+   * @param {string} [extraClass]
+   */
+  #tab(name, title, extraClass) {
+    const item = document.createElement("li");
+    item.dataset.session = name;
+    item.className = "tab";
+    if (extraClass) item.classList.add(extraClass);
+
+    const select = document.createElement("button");
+    select.type = "button";
+    select.className = "tab-name";
+    select.setAttribute("role", "tab");
+    select.setAttribute("aria-selected", String(name === this.#current));
+    select.title = title;
+    select.textContent = name;
+    // Tabs must never steal focus from the terminal, or the next keystroke goes nowhere.
+    select.tabIndex = -1;
+
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "tab-close";
+    close.setAttribute("aria-label", `Close session ${name}`);
+    close.title = `Close session ${name}`;
+    close.textContent = "×";
+    close.tabIndex = -1;
+
+    item.append(select, close);
+    return item;
+  }
+}
+
+/** @param {SessionInfo} session */
+function describe(session) {
+  const windows = session.windows === 1 ? "1 window" : `${session.windows} windows`;
+  const clients = session.clients === 1 ? "1 client" : `${session.clients} clients`;
+  return `${session.name}: ${session.command || "shell"} · ${windows} · ${clients}`;
+}

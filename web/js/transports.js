@@ -1,0 +1,324 @@
+/**
+ * The two ways to carry the terminal protocol (PROTOCOL.md): a WebSocket, and an HTTP long-poll
+ * fallback for proxies that block WebSockets. Both present the same small interface so
+ * TerminalConnection never cares which one is live:
+ *
+ *   new XTransport(session, cols, rows, handlers); transport.start();
+ *   transport.send(message)      - a client JSON message
+ *   transport.sendBinary(string) - raw input bytes, one char per byte (xterm's onBinary)
+ *   transport.close()            - stop for good; no handler fires afterwards
+ *
+ * handlers: onMessage(object), onOutput(Uint8Array), onClose({code, reason}).
+ */
+
+import { PROTOCOL } from "/js/protocol.js";
+
+/** What a transport reports when the network, not the gateway, ended it (as browsers do). */
+export const CLOSE_ABNORMAL = 1006;
+
+/**
+ * The long-poll channel's last message. protocol.js does not export this name yet, so fall back
+ * to the value longpoll.py sends.
+ */
+const POLL_CLOSED = PROTOCOL.CLOSED ?? "closed";
+
+/** Long enough for the gateway's own wait plus a slow network, short enough to notice a dead one. */
+const POLL_TIMEOUT_MS = (PROTOCOL.POLL_WAIT_SECONDS + 15) * 1000;
+
+/** Keystrokes typed within this window travel in one POST instead of one request each. */
+const POLL_SEND_DELAY_MS = 5;
+
+/**
+ * @typedef {{onMessage(message: any): void, onOutput(data: Uint8Array): void,
+ *            onClose(info: {code: number, reason: string}): void}} TransportHandlers
+ */
+
+/** @param {string} session */
+function sessionPath(session) {
+  return `/api/sessions/${encodeURIComponent(session)}`;
+}
+
+/** @param {string} binary one char per byte, as xterm's onBinary gives it */
+function binaryStringToBytes(binary) {
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i) & 0xff;
+  return bytes;
+}
+
+/** @param {string} text */
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} base64 */
+function base64ToBytes(base64) {
+  return binaryStringToBytes(atob(base64));
+}
+
+export class WebSocketTransport {
+  /** @type {"websocket"} */
+  name = "websocket";
+  #handlers;
+  #url;
+  /** @type {WebSocket | null} */
+  #socket = null;
+  #closed = false;
+
+  /**
+   * @param {string} session
+   * @param {number} cols
+   * @param {number} rows
+   * @param {TransportHandlers} handlers
+   */
+  constructor(session, cols, rows, handlers) {
+    this.#handlers = handlers;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.#url = `${scheme}//${location.host}${sessionPath(session)}/ws?cols=${cols}&rows=${rows}`;
+  }
+
+  start() {
+    let socket;
+    try {
+      socket = new WebSocket(this.#url);
+    } catch (error) {
+      // Report asynchronously, like a failed handshake, so callers see one code path.
+      setTimeout(() => this.#finish(CLOSE_ABNORMAL, String(error)));
+      return;
+    }
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (event) => {
+      if (this.#closed) return;
+      if (typeof event.data === "string") {
+        const message = parseJson(event.data);
+        if (message) this.#handlers.onMessage(message);
+      } else {
+        this.#handlers.onOutput(new Uint8Array(event.data));
+      }
+    };
+    // A failed handshake fires `error` and then `close` (1006); reporting only the close is enough.
+    socket.onclose = (event) => this.#finish(event.code, event.reason);
+    this.#socket = socket;
+  }
+
+  /** @param {object} message */
+  send(message) {
+    if (this.#socket?.readyState === WebSocket.OPEN) this.#socket.send(JSON.stringify(message));
+  }
+
+  /** @param {string} binary */
+  sendBinary(binary) {
+    if (this.#socket?.readyState === WebSocket.OPEN) this.#socket.send(binaryStringToBytes(binary));
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket?.close(1000, "client closed");
+  }
+
+  /** @param {number} code @param {string} reason */
+  #finish(code, reason) {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handlers.onClose({ code, reason });
+  }
+}
+
+export class LongPollTransport {
+  /** @type {"longpoll"} */
+  name = "longpoll";
+  #handlers;
+  #base;
+  #openUrl;
+  /** @type {string | null} */
+  #connUrl = null;
+  /** @type {object[]} */
+  #outbox = [];
+  #sendScheduled = false;
+  #sending = false;
+  #closed = false;
+  /** Aborts whatever request is in flight when the transport closes. */
+  #abort = new AbortController();
+
+  /**
+   * @param {string} session
+   * @param {number} cols
+   * @param {number} rows
+   * @param {TransportHandlers} handlers
+   */
+  constructor(session, cols, rows, handlers) {
+    this.#handlers = handlers;
+    this.#base = sessionPath(session);
+    this.#openUrl = `${this.#base}/poll?cols=${cols}&rows=${rows}`;
+  }
+
+  start() {
+    this.#open();
+  }
+
+  /** @param {object} message */
+  send(message) {
+    if (this.#closed) return;
+    this.#outbox.push(message);
+    this.#scheduleSend();
+  }
+
+  /**
+   * The long-poll body is JSON, so raw bytes can only travel as an input string; the gateway
+   * re-encodes it as UTF-8. onBinary is rare (legacy X10 mouse reports), so that is acceptable.
+   * @param {string} binary
+   */
+  sendBinary(binary) {
+    this.send({ type: PROTOCOL.INPUT, data: binary });
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    this.#release();
+  }
+
+  /**
+   * Tell the gateway to stop this connection's attach client now rather than after its idle
+   * timeout. keepalive lets the DELETE outlive a closing page.
+   */
+  #release() {
+    if (this.#connUrl) {
+      fetch(this.#connUrl, { method: "DELETE", keepalive: true }).catch(() => {});
+    }
+  }
+
+  async #open() {
+    const response = await this.#fetch(this.#openUrl, { method: "POST" });
+    if (!response) return;
+    if (!response.ok) {
+      this.#failHttp(response);
+      return;
+    }
+    const { conn } = await response.json();
+    this.#connUrl = `${this.#base}/poll/${encodeURIComponent(conn)}`;
+    this.#scheduleSend();
+    this.#pollLoop();
+  }
+
+  async #pollLoop() {
+    while (!this.#closed) {
+      const response = await this.#fetch(this.#connUrl, {}, POLL_TIMEOUT_MS);
+      if (!response) return;
+      if (!response.ok) {
+        this.#failHttp(response);
+        return;
+      }
+      let messages;
+      try {
+        ({ messages } = await response.json());
+      } catch {
+        this.#fail(CLOSE_ABNORMAL, "the poll answer was cut off");
+        return;
+      }
+      for (const message of messages) {
+        if (this.#closed) return;
+        if (message.type === PROTOCOL.OUTPUT) {
+          this.#handlers.onOutput(base64ToBytes(message.data));
+        } else if (message.type === POLL_CLOSED) {
+          this.#connUrl = null; // the gateway already dropped it: nothing to release
+          this.#fail(message.code, message.reason);
+          return;
+        } else {
+          this.#handlers.onMessage(message);
+        }
+      }
+    }
+  }
+
+  #scheduleSend() {
+    if (this.#sendScheduled || this.#sending || !this.#connUrl) return;
+    this.#sendScheduled = true;
+    setTimeout(() => {
+      this.#sendScheduled = false;
+      this.#sendOutbox();
+    }, POLL_SEND_DELAY_MS);
+  }
+
+  /** One POST in flight at a time keeps keystrokes in order. */
+  async #sendOutbox() {
+    if (this.#closed || this.#outbox.length === 0) return;
+    const batch = this.#outbox.splice(0);
+    this.#sending = true;
+    const response = await this.#fetch(this.#connUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(batch),
+    });
+    this.#sending = false;
+    if (!response) return;
+    if (response.status === 400) {
+      // The good messages were applied; the gateway names the bad ones.
+      this.#handlers.onMessage({ type: PROTOCOL.ERROR, message: (await response.json()).error });
+    } else if (!response.ok) {
+      this.#failHttp(response);
+      return;
+    }
+    if (this.#outbox.length) this.#scheduleSend();
+  }
+
+  /**
+   * fetch() that turns a network failure or timeout into closing the transport.
+   * @param {string} url
+   * @param {RequestInit} init
+   * @param {number} [timeoutMs]
+   * @returns {Promise<Response | null>} null once the transport is closed
+   */
+  async #fetch(url, init, timeoutMs = 20_000) {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), timeoutMs);
+    const stop = () => timeout.abort();
+    this.#abort.signal.addEventListener("abort", stop);
+    try {
+      const response = await fetch(url, { ...init, signal: timeout.signal });
+      return this.#closed ? null : response;
+    } catch {
+      this.#fail(CLOSE_ABNORMAL, "the network request failed");
+      return null;
+    } finally {
+      clearTimeout(timer);
+      this.#abort.signal.removeEventListener("abort", stop);
+    }
+  }
+
+  /**
+   * Map HTTP answers onto the WebSocket close codes, so both transports end the same way.
+   * A 404 on the open means no session; on a poll it means the connection expired.
+   * @param {Response} response
+   */
+  async #failHttp(response) {
+    const isOpen = this.#connUrl === null;
+    let reason = `HTTP ${response.status}`;
+    try {
+      reason = (await response.json()).error ?? reason;
+    } catch {
+      // not JSON: keep the status
+    }
+    const codes = {
+      400: PROTOCOL.CLOSE_BAD_REQUEST,
+      401: PROTOCOL.CLOSE_UNAUTHORIZED,
+      403: PROTOCOL.CLOSE_FORBIDDEN,
+      404: isOpen ? PROTOCOL.CLOSE_NO_SESSION : CLOSE_ABNORMAL,
+    };
+    this.#fail(codes[response.status] ?? CLOSE_ABNORMAL, reason);
+  }
+
+  /** @param {number} code @param {string} reason */
+  #fail(code, reason) {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    this.#release();
+    this.#handlers.onClose({ code, reason });
+  }
+}
