@@ -8,6 +8,7 @@ targets use tmux's `=name` exact-match form so `ma` never resolves to `main`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -32,6 +33,7 @@ _LIST_FORMAT = _FIELD_SEP.join(
         "#{session_activity}",
         "#{pane_current_command}",
         "#{session_windows}",
+        "#{session_id}",
     ]
 )
 
@@ -116,8 +118,9 @@ class TmuxSessions:
             message = " ".join(result.stderr).strip() or f"tmux {args[0]} failed"
             if "no server running" in message or "error connecting" in message:
                 raise TmuxError("tmux server is not running")
-            if "can't find session" in message:
-                raise SessionNotFound(args[-1].lstrip("=").rstrip(":"))
+            # "no current target": the server has no sessions at all.
+            if any(m in message for m in ("can't find session", "can't find window", "no current target")):
+                raise SessionNotFound(_target_name(args))
             raise TmuxError(message)
         return list(result.stdout)
 
@@ -139,13 +142,13 @@ class TmuxSessions:
         sessions = []
         for line in lines:
             parts = line.split(_FIELD_SEP)
-            if len(parts) != 6:
+            if len(parts) != 7:
                 continue
-            name, created, clients, activity, command, windows = parts
-            sessions.append(
-                SessionInfo(name, int(created), int(clients), int(activity), command, int(windows))
-            )
-        return sorted(sessions, key=lambda s: (s.created, s.name))
+            name, created, clients, activity, command, windows, session_id = parts
+            info = SessionInfo(name, int(created), int(clients), int(activity), command, int(windows))
+            sessions.append((int(session_id.lstrip("$")), info))
+        # Session ids grow with each new session: creation order, finer than `created` seconds.
+        return [info for _, info in sorted(sessions, key=lambda pair: pair[0])]
 
     def exists(self, name: str) -> bool:
         validate_session_name(name)
@@ -250,6 +253,14 @@ class TmuxSessions:
     def set_environment(self, key: str, value: str) -> None:
         """Set a variable for every new pane (tmux global environment)."""
         self._run("set-environment", "-g", key, value)
+
+
+def _target_name(args: tuple[str, ...]) -> str:
+    """The session name inside a `-t =name[:]` argument, for error messages."""
+    for flag, value in itertools.pairwise(args):
+        if flag == "-t":
+            return value.removeprefix("=").split(":", 1)[0]
+    return "?"
 
 
 def _session_members(sids: set[int]) -> list[int]:

@@ -42,7 +42,7 @@ def short_tempdir(prefix: str = "ca-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+def wait_until(check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -71,7 +71,7 @@ async def async_wait_until(
             last = exc
         else:
             if last:
-                return last  # type: ignore[no-any-return]  # awaited or plain, checked truthy
+                return last
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")
 

@@ -59,7 +59,7 @@ class PollSink:
         messages, self._messages = self._messages, []
         if self.closed is not None:
             code, reason = self.closed
-            messages.append({"type": "closed", "code": code, "reason": reason})
+            messages.append({"type": protocol.CLOSED, "code": code, "reason": reason})
         if self.channel is not None:
             self.channel.update_flow()
         return messages

@@ -20,6 +20,7 @@ EXIT = "exit"
 ERROR = "error"
 PONG = "pong"
 OUTPUT = "output"  # long-poll only: WebSocket output travels as binary frames
+CLOSED = "closed"  # long-poll only: the WebSocket close frame's equivalent, with code and reason
 
 # Client -> server text frames.
 INPUT = "input"
@@ -143,6 +144,7 @@ def protocol_js() -> str:
         "ERROR": ERROR,
         "PONG": PONG,
         "OUTPUT": OUTPUT,
+        "CLOSED": CLOSED,
         "INPUT": INPUT,
         "RESIZE": RESIZE,
         "ACK": ACK,

@@ -40,7 +40,10 @@ export class TerminalConnection extends EventTarget {
   transport = "websocket";
   /** While reconnecting: when the next attempt starts (ms since the epoch). */
   retryAt = 0;
-  /** True from `hello` until the replay has been rendered: input must not reach the shell. */
+  /**
+   * True from `hello` until the replay has been rendered: input must not reach the shell.
+   * `state` turns CONNECTED when this turns false.
+   */
   replaying = false;
 
   #term;
@@ -146,8 +149,11 @@ export class TerminalConnection extends EventTarget {
       case PROTOCOL.READY:
         // Leave replay mode only once xterm has parsed every replayed byte: a write callback
         // runs after all earlier writes, so nothing in the replay can answer into the shell.
+        // Only then is the terminal usable, so only then is it "connected".
         this.#term.write("", () => {
-          if (transport === this.#live) this.replaying = false;
+          if (transport !== this.#live) return;
+          this.replaying = false;
+          this.#setState(ConnectionState.CONNECTED);
         });
         break;
       case PROTOCOL.EXIT:
@@ -171,7 +177,6 @@ export class TerminalConnection extends EventTarget {
     this.replaying = true;
     this.#term.reset();
     this.#sendSize(); // the window may have changed while the connection was being set up
-    this.#setState(ConnectionState.CONNECTED);
   }
 
   /** @param {Transport} transport @param {Uint8Array} data */
@@ -196,7 +201,9 @@ export class TerminalConnection extends EventTarget {
     if (transport !== this.#live) return;
     this.#live = null;
     this.#clearTimers();
-    if (code === PROTOCOL.CLOSE_NORMAL) {
+    // A normal close ends the session only after a hello; before one, something in between
+    // (a proxy) closed the socket, which is a failed attempt like any other.
+    if (code === PROTOCOL.CLOSE_NORMAL && this.#helloSeen) {
       this.#finish(ConnectionState.ENDED);
       return;
     }

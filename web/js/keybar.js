@@ -24,6 +24,24 @@ function controlCode(char) {
   return null;
 }
 
+/** localStorage throws in some private-browsing modes; the bar then just forgets. */
+function readPreference() {
+  try {
+    return localStorage.getItem(STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} value */
+function savePreference(value) {
+  try {
+    localStorage.setItem(STORAGE_KEY, value);
+  } catch {
+    // not remembered
+  }
+}
+
 export class KeyBar {
   #bar;
   #toggle;
@@ -50,7 +68,7 @@ export class KeyBar {
     });
     toggle.addEventListener("click", () => this.#setVisible(this.#bar.hidden, true));
 
-    const saved = localStorage.getItem(STORAGE_KEY);
+    const saved = readPreference();
     const touch = window.matchMedia("(pointer: coarse)").matches;
     this.#setVisible(saved === null ? touch : saved === "shown", false);
   }
@@ -110,7 +128,7 @@ export class KeyBar {
   #setVisible(visible, remember) {
     this.#bar.hidden = !visible;
     this.#toggle.setAttribute("aria-pressed", String(visible));
-    if (remember) localStorage.setItem(STORAGE_KEY, visible ? "shown" : "hidden");
+    if (remember) savePreference(visible ? "shown" : "hidden");
     if (!visible) this.#setCtrl(false);
     this.#term.focus();
   }

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.config import ConfigError, Settings, normalize_host
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = Settings.from_env({"HOME": str(tmp_path)})
+    assert s.port == 8000
+    assert s.state_dir == tmp_path / ".coding-agents"
+    assert s.bind_host == "127.0.0.1" and not s.apps_mode
+    assert s.anthropic_model == "databricks-claude-opus-4-6"
+    assert s.gemini_model == "databricks-gemini-3-1-pro"
+    assert s.tmux_socket == s.state_dir / "tmux.sock"
+
+
+def test_apps_mode_binds_everywhere(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {"HOME": str(tmp_path), "DATABRICKS_APP_NAME": "agents", "DATABRICKS_APP_PORT": "8123"}
+    )
+    assert s.apps_mode and s.bind_host == "0.0.0.0" and s.port == 8123
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("abc", "must be a port number"), ("0", "between 1 and 65535"), ("70000", "between 1 and 65535")],
+)
+def test_bad_port_is_a_clear_error(tmp_path: Path, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"HOME": str(tmp_path), "DATABRICKS_APP_PORT": raw})
+
+
+@pytest.mark.parametrize("home", [None, "", "/"])
+def test_unusable_home_falls_back(home: str | None) -> None:
+    env = {} if home is None else {"HOME": home}
+    assert Settings.from_env(env).home != Path("/")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("adb-1.azuredatabricks.net", "https://adb-1.azuredatabricks.net"),
+        (" https://x.cloud.databricks.com/ ", "https://x.cloud.databricks.com"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("", ""),
+    ],
+)
+def test_normalize_host(raw: str, expected: str) -> None:
+    assert normalize_host(raw) == expected

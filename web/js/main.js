@@ -1,0 +1,227 @@
+/**
+ * Page wiring: one terminal, one connection to the session named in the URL, and the bar around
+ * them. Each piece lives in its own module; this one only connects them.
+ */
+
+import * as api from "./api.js";
+import { enableCopyOnSelect } from "./clipboard.js";
+import { ConnectionState, TerminalConnection } from "./connection.js";
+import { KeyBar } from "./keybar.js";
+import { SearchBox } from "./search.js";
+import { installShortcuts } from "./shortcuts.js";
+import { ConnectionIndicator, Toast } from "./status.js";
+import { SessionTabs } from "./tabs.js";
+import { createTerminal } from "./terminal.js";
+
+const DEFAULT_SESSION = "main";
+/** The gateway's rule (services/tmux.py); anything else in `?s=` falls back to the default. */
+const SESSION_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+const TAB_REFRESH_MS = 5_000;
+
+const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+const container = byId("terminal");
+const { term, search, fit } = createTerminal(container);
+const toast = new Toast(byId("toast"));
+const indicator = new ConnectionIndicator(byId("connection"));
+const searchBox = new SearchBox(byId("search"), search, term);
+const keyBar = new KeyBar(byId("keybar"), /** @type {HTMLButtonElement} */ (byId("keybar-toggle")), term);
+const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ (byId("new-session")), {
+  onSelect: (name) => openSession(name),
+  onCreate: () => createAndOpenSession(),
+  onClose: (name) => closeSession(name),
+});
+const overlay = {
+  box: byId("session-overlay"),
+  text: byId("session-overlay-text"),
+  button: byId("session-overlay-create"),
+};
+
+const forceLongPoll = new URLSearchParams(location.search).get("transport") === "poll";
+/** Set once a connection had to fall back to long-poll: later sessions on this page skip WebSocket. */
+let longPollLearned = false;
+/** @type {TerminalConnection | null} */
+let connection = null;
+let currentSession = "";
+let terminalTitle = "";
+/** @type {api.SessionInfo[]} */
+let knownSessions = [];
+
+installShortcuts(term, { find: () => searchBox.open() });
+enableCopyOnSelect(term, container);
+term.onTitleChange((title) => {
+  terminalTitle = title;
+  updateTitle();
+});
+overlay.button.addEventListener("click", () => recreateCurrentSession());
+
+trackVisualViewport();
+let fitFrame = 0;
+new ResizeObserver(() => {
+  cancelAnimationFrame(fitFrame);
+  fitFrame = requestAnimationFrame(fit);
+}).observe(container);
+fit(); // before connecting, so the first attach already has this window's size
+
+openSession(sessionFromUrl());
+refreshTabs();
+setInterval(() => {
+  if (document.visibilityState === "visible") refreshTabs();
+}, TAB_REFRESH_MS);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") refreshTabs();
+});
+// A long-poll connection is only released by its DELETE; a WebSocket closes by itself.
+window.addEventListener("pagehide", () => connection?.close());
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) openSession(currentSession, { reopen: true });
+});
+
+function sessionFromUrl() {
+  const name = new URLSearchParams(location.search).get("s");
+  return name && SESSION_NAME.test(name) ? name : DEFAULT_SESSION;
+}
+
+/**
+ * Attach the terminal to `name`, replacing the current connection.
+ * @param {string} name
+ * @param {{reopen?: boolean}} [options] reopen: reconnect even if `name` is already shown
+ */
+function openSession(name, { reopen = false } = {}) {
+  if (name === currentSession && connection && !reopen) return;
+  if (connection) {
+    longPollLearned ||= connection.longPollOnly;
+    connection.close();
+  }
+  currentSession = name;
+  terminalTitle = "";
+  updateTitle();
+  const url = new URL(location.href);
+  url.searchParams.set("s", name);
+  history.replaceState(history.state, "", url);
+  tabs.setCurrent(name);
+  overlay.box.hidden = true;
+  term.reset(); // the old session's screen must not linger under the new one's
+
+  const opened = new TerminalConnection(term, name, {
+    longPollOnly: forceLongPoll || longPollLearned,
+    transformInput: keyBar.transformInput,
+  });
+  opened.addEventListener("statechange", () => {
+    if (opened === connection) onStateChange(opened);
+  });
+  opened.addEventListener("notice", (event) => {
+    if (opened === connection) toast.show(/** @type {CustomEvent} */ (event).detail.message);
+  });
+  connection = opened;
+  window.__terminal = { term, connection };
+  indicator.show(opened);
+  opened.start();
+  term.focus();
+}
+
+/** @param {TerminalConnection} changed */
+function onStateChange(changed) {
+  indicator.show(changed);
+  if (changed.state === ConnectionState.ENDED || changed.state === ConnectionState.MISSING) {
+    showSessionGone(changed.state);
+    refreshTabs();
+  } else if (changed.state === ConnectionState.CONNECTED) {
+    overlay.box.hidden = true;
+  }
+}
+
+/** @param {string} state ENDED or MISSING */
+function showSessionGone(state) {
+  const name = currentSession;
+  overlay.text.textContent =
+    state === ConnectionState.ENDED ? `Session “${name}” has ended.` : `There is no session “${name}”.`;
+  overlay.button.textContent = state === ConnectionState.ENDED ? `Start “${name}” again` : `Create “${name}”`;
+  overlay.box.hidden = false;
+}
+
+async function recreateCurrentSession() {
+  const name = currentSession;
+  try {
+    await api.createSession({ name, cols: term.cols, rows: term.rows });
+  } catch (error) {
+    // 409: someone else created it meanwhile, which is just as good.
+    if (!(error instanceof api.ApiError && error.status === 409)) {
+      toast.show(error.message);
+      return;
+    }
+  }
+  refreshTabs();
+  openSession(name, { reopen: true });
+}
+
+async function createAndOpenSession() {
+  try {
+    const session = await api.createSession({ cols: term.cols, rows: term.rows });
+    await refreshTabs();
+    openSession(session.name);
+  } catch (error) {
+    toast.show(error.message);
+    term.focus();
+  }
+}
+
+/** @param {string} name */
+async function closeSession(name) {
+  if (!confirm(`Close session “${name}”? Everything running in it will be stopped.`)) {
+    term.focus();
+    return;
+  }
+  const position = knownSessions.findIndex((session) => session.name === name);
+  const wasCurrent = name === currentSession;
+  // Detach first, so the terminal does not flash "session ended" on its way to the next one.
+  if (wasCurrent) connection?.close();
+  try {
+    await api.deleteSession(name);
+  } catch (error) {
+    if (!(error instanceof api.ApiError && error.status === 404)) {
+      toast.show(error.message);
+      if (wasCurrent) openSession(name, { reopen: true });
+      return;
+    }
+  }
+  const remaining = (await refreshTabs()) ?? knownSessions.filter((session) => session.name !== name);
+  if (wasCurrent) {
+    // The neighbour that slid into the closed tab's place, as browsers do with their own tabs.
+    const next = remaining[Math.min(Math.max(position, 0), remaining.length - 1)];
+    openSession(next ? next.name : DEFAULT_SESSION, { reopen: true });
+  } else {
+    term.focus();
+  }
+}
+
+/** @returns {Promise<api.SessionInfo[] | null>} null when the list could not be fetched */
+async function refreshTabs() {
+  try {
+    knownSessions = await api.listSessions();
+  } catch {
+    return null; // the connection indicator already tells the user the gateway is unreachable
+  }
+  tabs.setSessions(knownSessions);
+  return knownSessions;
+}
+
+function updateTitle() {
+  document.title = terminalTitle ? `${currentSession} · ${terminalTitle}` : currentSession;
+}
+
+/**
+ * iOS Safari neither resizes the layout for its on-screen keyboard nor supports
+ * `interactive-widget`; sizing the page to the visual viewport keeps the prompt above the keyboard.
+ * Multiplying by the scale keeps pinch-zoom from shrinking the layout.
+ */
+function trackVisualViewport() {
+  const viewport = window.visualViewport;
+  if (!viewport) return;
+  const update = () => {
+    const height = Math.round(viewport.height * viewport.scale);
+    document.documentElement.style.setProperty("--viewport-height", `${height}px`);
+  };
+  viewport.addEventListener("resize", update);
+  update();
+}
