@@ -91,15 +91,25 @@ class PaneSnapshot:
 class TmuxSessions:
     """Session management over one tmux server, shared by the gateway and command-line tools."""
 
-    def __init__(self, server: libtmux.Server, start_directory: Path | None = None) -> None:
+    def __init__(
+        self, server: libtmux.Server, start_directory: Path | None = None, shell_path: str | None = None
+    ) -> None:
         self.server = server
         self.start_directory = start_directory
+        # tmux gives a new pane the PATH of the client that created it, not the server's; session
+        # creation therefore runs its client with the shells' PATH.
+        self.shell_path = shell_path
 
     @classmethod
     def for_socket(
-        cls, socket_path: Path, tmux_bin: str, start_directory: Path | None = None
+        cls,
+        socket_path: Path,
+        tmux_bin: str,
+        start_directory: Path | None = None,
+        shell_path: str | None = None,
     ) -> TmuxSessions:
-        return cls(libtmux.Server(socket_path=str(socket_path), tmux_bin=tmux_bin), start_directory)
+        server = libtmux.Server(socket_path=str(socket_path), tmux_bin=tmux_bin)
+        return cls(server, start_directory, shell_path)
 
     @property
     def socket_path(self) -> str:
@@ -186,12 +196,24 @@ class TmuxSessions:
         if self.start_directory is not None:
             self.start_directory.mkdir(parents=True, exist_ok=True)
             args += ["-c", str(self.start_directory)]
-        try:
-            self._run(*args)
-        except TmuxError as exc:
-            if "duplicate session" in str(exc):
-                raise SessionExists(name) from None
-            raise
+        env = dict(os.environ)
+        if self.shell_path is not None:
+            env["PATH"] = self.shell_path
+        proc = subprocess.run(
+            [self.tmux_bin, "-S", self.socket_path, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if proc.returncode != 0:
+            message = proc.stderr.strip() or "tmux new-session failed"
+            if "duplicate session" in message:
+                raise SessionExists(name)
+            if "no server running" in message or "error connecting" in message:
+                raise TmuxError("tmux server is not running")
+            raise TmuxError(message)
         return self.get(name)
 
     def ensure(self, name: str, cols: int = 120, rows: int = 36) -> SessionInfo:

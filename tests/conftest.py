@@ -19,6 +19,7 @@ from services.gateway.__main__ import build_policy
 from services.gateway.app import make_app
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
+from services.shell_env import shell_path
 from services.tmux import TmuxSessions
 from tests.helpers import free_port, short_tempdir, stack_env, start_tmuxd, wait_until
 
@@ -56,7 +57,9 @@ def tmux(stack: Stack) -> Iterator[TmuxSessions]:
     """A real tmux server started the production way (services.tmuxd), on the stack's socket."""
     settings = stack.settings
     proc = start_tmuxd(stack.env)
-    sessions = TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin, settings.projects_dir)
+    sessions = TmuxSessions.for_socket(
+        settings.tmux_socket, settings.tmux_bin, settings.projects_dir, shell_path(settings, stack.env)
+    )
     wait_until(sessions.is_running, timeout=10, what="tmux server")
     yield sessions
     subprocess.run(

@@ -42,7 +42,9 @@ def short_tempdir(prefix: str = "ca-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def wait_until(check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+def wait_until(
+    check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

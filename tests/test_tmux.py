@@ -10,6 +10,7 @@ from services.tmux import (
     TmuxSessions,
     validate_session_name,
 )
+from tests.conftest import Stack
 from tests.helpers import wait_until
 
 
@@ -53,6 +54,23 @@ def test_shells_get_a_clean_environment(tmux: TmuxSessions) -> None:
     env = dict(line.split("=", 1) for line in tmux._run("show-environment", "-g") if "=" in line)
     assert "TMUX" not in env and "DATABRICKS_CLIENT_SECRET" not in env
     assert env["PATH"].split(":")[0].endswith("/bin")
+
+
+def test_shell_path_has_the_agents_and_helpers(tmux: TmuxSessions, stack: Stack) -> None:
+    tmux.create("paths")
+    tmux._run("send-keys", "-t", "=paths:", 'echo "P=$PATH"', "Enter")
+    line = wait_until(
+        lambda: next(
+            (ln for ln in tmux._run("capture-pane", "-p", "-J", "-t", "=paths:") if ln.startswith("P=")), None
+        ),
+        what="PATH printed",
+    )
+    path = line[2:].split(":")
+    # Shell rc files may prepend their own folders; ours must still beat the system's.
+    system = path.index("/usr/bin")
+    assert path.index(str(stack.settings.state_bin)) < system
+    assert path.index(str(stack.settings.local_bin)) < system
+    assert (stack.settings.state_bin / "supervisorctl").exists()
 
 
 def test_create_get_exists_kill(tmux: TmuxSessions) -> None:

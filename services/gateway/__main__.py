@@ -18,6 +18,7 @@ from services.gateway.app import make_app
 from services.gateway.auth import AccessPolicy, LocalTokenPolicy
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
+from services.shell_env import shell_path
 from services.tmux import TmuxError, TmuxSessions
 
 log = logging.getLogger("gateway")
@@ -41,7 +42,12 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.ctx = GatewayContext(
             settings=settings,
-            sessions=TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin, settings.projects_dir),
+            sessions=TmuxSessions.for_socket(
+                settings.tmux_socket,
+                settings.tmux_bin,
+                settings.projects_dir,
+                shell_path(settings, os.environ),
+            ),
             policy=build_policy(settings),
             attach_env=dict(os.environ),
             polls=PollRegistry(),

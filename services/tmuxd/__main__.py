@@ -13,42 +13,15 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from services import state
 from services.config import PROJECT_ROOT, ConfigError, Settings
+from services.shell_env import shell_environment
 
 log = logging.getLogger("tmuxd")
 
 TEMPLATE = Path(__file__).with_name("tmux.conf")
-# Never leak into shells: a nested TMUX confuses tmux; the app's own OAuth client would make the
-# Databricks CLI in the terminal act as the app instead of its owner.
-SCRUBBED = (
-    "TMUX",
-    "TMUX_PANE",
-    "DATABRICKS_CLIENT_ID",
-    "DATABRICKS_CLIENT_SECRET",
-    "SUPERVISOR_ENABLED",
-    "SUPERVISOR_PROCESS_NAME",
-    "SUPERVISOR_GROUP_NAME",
-    "SUPERVISOR_SERVER_URL",
-)
-
-
-def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in SCRUBBED}
-    venv_bin = str(Path(sys.executable).parent)
-    path = [str(settings.state_bin), str(settings.local_bin), venv_bin]
-    path += [p for p in base.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":") if p and p not in path]
-    env["PATH"] = ":".join(path)
-    env["HOME"] = str(settings.home)
-    env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
-    env.setdefault("SHELL", "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh")
-    env.setdefault("LANG", "C.UTF-8")
-    if settings.databricks_host:
-        env["DATABRICKS_HOST"] = settings.databricks_host
-    return env
 
 
 def render_config(settings: Settings) -> Path:

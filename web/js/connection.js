@@ -38,6 +38,8 @@ export class TerminalConnection extends EventTarget {
   state = ConnectionState.CONNECTING;
   /** @type {"websocket" | "longpoll"} the transport in use or being tried */
   transport = "websocket";
+  /** @type {string} the tmux session this connection attaches to */
+  session;
   /** While reconnecting: when the next attempt starts (ms since the epoch). */
   retryAt = 0;
   /**

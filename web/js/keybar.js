@@ -128,8 +128,10 @@ export class KeyBar {
   #setVisible(visible, remember) {
     this.#bar.hidden = !visible;
     this.#toggle.setAttribute("aria-pressed", String(visible));
-    if (remember) savePreference(visible ? "shown" : "hidden");
     if (!visible) this.#setCtrl(false);
-    this.#term.focus();
+    if (remember) {
+      savePreference(visible ? "shown" : "hidden");
+      this.#term.focus();
+    }
   }
 }

@@ -17,6 +17,7 @@ const DEFAULT_SESSION = "main";
 /** The gateway's rule (services/tmux.py); anything else in `?s=` falls back to the default. */
 const SESSION_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 const TAB_REFRESH_MS = 5_000;
+const LONG_POLL_LEARNED_KEY = "long-poll-learned";
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -38,8 +39,12 @@ const overlay = {
 };
 
 const forceLongPoll = new URLSearchParams(location.search).get("transport") === "poll";
-/** Set once a connection had to fall back to long-poll: later sessions on this page skip WebSocket. */
-let longPollLearned = false;
+/**
+ * Set once a connection had to fall back to long-poll. Remembered for the tab's lifetime
+ * (sessionStorage), so reloads and other sessions skip the WebSocket attempts, which behind a
+ * proxy that swallows upgrades cost a timeout each.
+ */
+let longPollLearned = readTabFlag(LONG_POLL_LEARNED_KEY);
 /** @type {TerminalConnection | null} */
 let connection = null;
 let currentSession = "";
@@ -54,6 +59,8 @@ term.onTitleChange((title) => {
   updateTitle();
 });
 overlay.button.addEventListener("click", () => recreateCurrentSession());
+// Clicking the bar must not take focus from the terminal, or the next keystroke goes nowhere.
+byId("topbar").addEventListener("mousedown", (event) => event.preventDefault());
 
 trackVisualViewport();
 let fitFrame = 0;
@@ -89,10 +96,7 @@ function sessionFromUrl() {
  */
 function openSession(name, { reopen = false } = {}) {
   if (name === currentSession && connection && !reopen) return;
-  if (connection) {
-    longPollLearned ||= connection.longPollOnly;
-    connection.close();
-  }
+  connection?.close();
   currentSession = name;
   terminalTitle = "";
   updateTitle();
@@ -128,6 +132,10 @@ function onStateChange(changed) {
     refreshTabs();
   } else if (changed.state === ConnectionState.CONNECTED) {
     overlay.box.hidden = true;
+    if (changed.longPollOnly && !forceLongPoll && !longPollLearned) {
+      longPollLearned = true;
+      writeTabFlag(LONG_POLL_LEARNED_KEY);
+    }
   }
 }
 
@@ -224,4 +232,22 @@ function trackVisualViewport() {
   };
   viewport.addEventListener("resize", update);
   update();
+}
+
+/** @param {string} key */
+function readTabFlag(key) {
+  try {
+    return sessionStorage.getItem(key) === "1";
+  } catch {
+    return false; // storage disabled: just not remembered
+  }
+}
+
+/** @param {string} key */
+function writeTabFlag(key) {
+  try {
+    sessionStorage.setItem(key, "1");
+  } catch {
+    // storage disabled: just not remembered
+  }
 }

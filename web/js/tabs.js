@@ -16,6 +16,8 @@ export class SessionTabs {
   #current = "";
   /** Skips rebuilding the DOM when the periodic refresh changes nothing the tabs show. */
   #renderedKey = "";
+  /** Scroll only when the current tab changes, not on refreshes, so a scrolled strip stays put. */
+  #scrolledTo = "";
 
   /**
    * @param {HTMLElement} list the `<ul>` that holds one `<li>` per session
@@ -54,14 +56,18 @@ export class SessionTabs {
     const names = this.#sessions.map((session) => session.name);
     // Keep a tab for the open session even when it is gone, so the bar shows where you are.
     const missing = names.includes(this.#current) ? null : this.#current;
-    const key = JSON.stringify([this.#sessions, this.#current]);
+    const shown = this.#sessions.map((session) => [session.name, describe(session)]);
+    const key = JSON.stringify([shown, this.#current]);
     if (key === this.#renderedKey) return;
     this.#renderedKey = key;
 
-    const items = this.#sessions.map((session) => this.#tab(session.name, describe(session)));
+    const items = shown.map(([name, title]) => this.#tab(name, title));
     if (missing) items.push(this.#tab(missing, "this session does not exist", "missing"));
     this.#list.replaceChildren(...items);
-    this.#list.querySelector('[aria-selected="true"]')?.scrollIntoView({ block: "nearest", inline: "nearest" });
+    if (this.#scrolledTo !== this.#current) {
+      this.#scrolledTo = this.#current;
+      this.#list.querySelector('[aria-selected="true"]')?.scrollIntoView({ block: "nearest", inline: "nearest" });
+    }
   }
 
   /**
@@ -82,7 +88,7 @@ export class SessionTabs {
     select.setAttribute("aria-selected", String(name === this.#current));
     select.title = title;
     select.textContent = name;
-    // Tabs must never steal focus from the terminal, or the next keystroke goes nowhere.
+    // Out of the Tab order: Tab belongs to the shell (completion).
     select.tabIndex = -1;
 
     const close = document.createElement("button");

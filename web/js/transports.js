@@ -12,6 +12,7 @@
  */
 
 import { PROTOCOL } from "/js/protocol.js";
+import { errorText } from "./api.js";
 
 /** What a transport reports when the network, not the gateway, ended it (as browsers do). */
 export const CLOSE_ABNORMAL = 1006;
@@ -200,7 +201,13 @@ export class LongPollTransport {
       this.#failHttp(response);
       return;
     }
-    const { conn } = await response.json();
+    let conn;
+    try {
+      ({ conn } = await response.json());
+    } catch {
+      this.#fail(CLOSE_ABNORMAL, "the open answer was cut off");
+      return;
+    }
     this.#connUrl = `${this.#base}/poll/${encodeURIComponent(conn)}`;
     this.#scheduleSend();
     this.#pollLoop();
@@ -221,12 +228,14 @@ export class LongPollTransport {
         this.#fail(CLOSE_ABNORMAL, "the poll answer was cut off");
         return;
       }
+      if (messages.some((message) => message.type === POLL_CLOSED)) {
+        this.#connUrl = null; // the gateway already dropped it: nothing to release
+      }
       for (const message of messages) {
         if (this.#closed) return;
         if (message.type === PROTOCOL.OUTPUT) {
           this.#handlers.onOutput(base64ToBytes(message.data));
         } else if (message.type === POLL_CLOSED) {
-          this.#connUrl = null; // the gateway already dropped it: nothing to release
           this.#fail(message.code, message.reason);
           return;
         } else {
@@ -259,7 +268,7 @@ export class LongPollTransport {
     if (!response) return;
     if (response.status === 400) {
       // The good messages were applied; the gateway names the bad ones.
-      this.#handlers.onMessage({ type: PROTOCOL.ERROR, message: (await response.json()).error });
+      this.#handlers.onMessage({ type: PROTOCOL.ERROR, message: await errorText(response) });
     } else if (!response.ok) {
       this.#failHttp(response);
       return;
@@ -297,18 +306,14 @@ export class LongPollTransport {
    * @param {Response} response
    */
   async #failHttp(response) {
-    const isOpen = this.#connUrl === null;
-    let reason = `HTTP ${response.status}`;
-    try {
-      reason = (await response.json()).error ?? reason;
-    } catch {
-      // not JSON: keep the status
-    }
+    const duringOpen = this.#connUrl === null;
+    if (response.status === 404) this.#connUrl = null; // gone already: nothing to release
+    const reason = await errorText(response);
     const codes = {
       400: PROTOCOL.CLOSE_BAD_REQUEST,
       401: PROTOCOL.CLOSE_UNAUTHORIZED,
       403: PROTOCOL.CLOSE_FORBIDDEN,
-      404: isOpen ? PROTOCOL.CLOSE_NO_SESSION : CLOSE_ABNORMAL,
+      404: duringOpen ? PROTOCOL.CLOSE_NO_SESSION : CLOSE_ABNORMAL,
     };
     this.#fail(codes[response.status] ?? CLOSE_ABNORMAL, reason);
   }

@@ -1,0 +1,43 @@
+"""The environment every shell starts with, shared by the tmux server and session creators."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from services.config import Settings
+
+# Never leak into shells: a nested TMUX confuses tmux; the app's own OAuth client would make the
+# Databricks CLI in the terminal act as the app instead of its owner.
+SCRUBBED = (
+    "TMUX",
+    "TMUX_PANE",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "SUPERVISOR_ENABLED",
+    "SUPERVISOR_PROCESS_NAME",
+    "SUPERVISOR_GROUP_NAME",
+    "SUPERVISOR_SERVER_URL",
+)
+
+
+def shell_path(settings: Settings, base: Mapping[str, str]) -> str:
+    """Helpers and user-installed agents first, then the inherited PATH.
+
+    Not the app's venv: `python` in the terminal should be the user's, not the gateway's.
+    """
+    path = [str(settings.state_bin), str(settings.local_bin)]
+    path += [p for p in base.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":") if p and p not in path]
+    return ":".join(path)
+
+
+def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k not in SCRUBBED}
+    env["PATH"] = shell_path(settings, base)
+    env["HOME"] = str(settings.home)
+    env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
+    env.setdefault("SHELL", "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh")
+    env.setdefault("LANG", "C.UTF-8")
+    if settings.databricks_host:
+        env["DATABRICKS_HOST"] = settings.databricks_host
+    return env

@@ -1,0 +1,104 @@
+"""The whole system started the way users start it: scripts/run, supervisord in the foreground."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from services.config import PROJECT_ROOT
+from tests.conftest import Stack
+from tests.helpers import wait_until
+
+
+@dataclass
+class RunningApp:
+    stack: Stack
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.port}"
+
+    def ctl(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(PROJECT_ROOT / "scripts" / "ctl"), *args],
+            env=self.stack.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return result.stdout + result.stderr
+
+    def program_pid(self, name: str) -> int:
+        out = self.ctl("pid", name).strip()
+        return int(out) if out.isdigit() and out != "0" else 0
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        logs = self.stack.state_dir / "logs"
+        return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.glob("*.log")))
+
+
+def start_app(stack: Stack) -> RunningApp:
+    proc = subprocess.Popen(
+        [str(PROJECT_ROOT / "scripts" / "run")],
+        env=stack.env,
+        stdout=open(stack.root / "run.out", "wb"),  # noqa: SIM115  # closed with the process
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    app = RunningApp(stack, proc)
+    try:
+        wait_until(app.healthy, timeout=60, what="gateway /health")
+        wait_until(lambda: "RUNNING" in app.ctl("status", "tmux"), timeout=30, what="tmux RUNNING")
+    except AssertionError:
+        stop_app(app)
+        raise AssertionError((stack.root / "run.out").read_text() + app.log()) from None
+    return app
+
+
+def stop_app(app: RunningApp) -> None:
+    if app.proc.poll() is None:
+        app.proc.send_signal(signal.SIGTERM)
+        try:
+            app.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(app.proc.pid, signal.SIGKILL)
+            app.proc.wait()
+    # Whatever outlived supervisord (a test may have killed it hard) must not leak into other tests.
+    settings = app.stack.settings
+    subprocess.run(
+        [settings.tmux_bin, "-S", str(settings.tmux_socket), "kill-server"], capture_output=True, check=False
+    )
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(app.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def app(stack: Stack) -> Iterator[RunningApp]:
+    running = start_app(stack)
+    yield running
+    stop_app(running)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return re.split(r"\) ", f.read(), maxsplit=1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

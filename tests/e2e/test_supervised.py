@@ -1,0 +1,84 @@
+"""End to end under a real supervisord: survival of shells, stop on SIGTERM, operator commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from tests.e2e.conftest import RunningApp, process_alive
+from tests.helpers import TermClient, async_wait_until, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+async def shell_pid(client: TermClient, tag: str) -> int:
+    await client.type(f"echo {tag}=$$\r")
+    await client.read_until(lambda c: re.search(rf"{tag}=(\d+)", c.text) is not None)
+    match = re.search(rf"{tag}=(\d+)", client.text)
+    assert match
+    return int(match.group(1))
+
+
+async def test_shell_survives_a_gateway_kill(app: RunningApp) -> None:
+    client = await TermClient.connect(app.url, "main", app.stack.token)
+    await client.wait_ready()
+    before = await shell_pid(client, "BEFORE")
+    await client.type("echo $((123*3))history\r")
+    await client.wait_text("369history")
+    gateway = app.program_pid("gateway")
+    os.kill(gateway, signal.SIGKILL)
+    await client.wait_closed()
+    await async_wait_until(
+        lambda: app.program_pid("gateway") not in (0, gateway) and app.healthy(),
+        timeout=30,
+        what="gateway restarted by supervisord",
+    )
+    again = await TermClient.connect(app.url, "main", app.stack.token)
+    await again.wait_ready()
+    assert "369history" in again.text  # history intact, replayed
+    assert await shell_pid(again, "AFTER") == before  # the very same shell process
+    again.close()
+
+
+async def test_supervisorctl_works_inside_the_browser_terminal(app: RunningApp) -> None:
+    client = await TermClient.connect(app.url, "main", app.stack.token, cols=120)
+    await client.wait_ready()
+    await client.type("supervisorctl status\r")
+    await client.read_until(lambda c: re.search(r"gateway\s+RUNNING", c.text) is not None, timeout=20)
+    assert re.search(r"tmux\s+RUNNING", client.text)
+    client.close()
+
+
+def test_scripts_ctl_restart_keeps_shells(app: RunningApp) -> None:
+    pids_before = app.ctl("pid", "tmux")
+    out = app.ctl("restart", "gateway")
+    assert "gateway: started" in out
+    assert app.ctl("pid", "tmux") == pids_before
+    wait_until(app.healthy, timeout=20, what="gateway back")
+
+
+async def test_sigterm_stops_everything_within_15_seconds(app: RunningApp) -> None:
+    client = await TermClient.connect(app.url, "main", app.stack.token)
+    await client.wait_ready()
+    shell = await shell_pid(client, "SHELL")
+    pids = {
+        "supervisord": app.proc.pid,
+        "gateway": app.program_pid("gateway"),
+        "tmuxd": app.program_pid("tmux"),
+        "shell": shell,
+    }
+    assert all(pids.values()), pids
+    started = time.monotonic()
+    app.proc.send_signal(signal.SIGTERM)
+    wait_until(
+        lambda: not any(process_alive(p) for p in pids.values()),
+        timeout=15,
+        what=f"all of {pids} gone",
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 15
+    client.close()
