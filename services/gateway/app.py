@@ -28,7 +28,8 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         routes,
         cookie_secret=cookie_secret,
         websocket_ping_interval=protocol.PING_INTERVAL_SECONDS,
-        websocket_ping_timeout=protocol.PING_INTERVAL_SECONDS * 3,
+        # Tornado caps the timeout at the interval: a peer silent for two intervals is dropped.
+        websocket_ping_timeout=protocol.PING_INTERVAL_SECONDS,
         websocket_max_message_size=protocol.MAX_MESSAGE_BYTES,
         xsrf_cookies=False,  # SameSite=Strict cookie plus Origin checks on every mutating request
         compress_response=False,

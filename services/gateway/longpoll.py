@@ -94,10 +94,13 @@ class PollRegistry:
         conn.last_seen = time.monotonic()
         return conn
 
-    def remove(self, conn_id: str) -> None:
+    def remove(self, conn_id: str, code: int = protocol.CLOSE_NORMAL, reason: str = "closed") -> None:
+        """Close a connection; a poll waiting on it returns at once with a `closed` message."""
         conn = self._conns.pop(conn_id, None)
         if conn is not None:
             conn.channel.close()
+            if conn.sink.closed is None:
+                conn.sink.close(code, reason)
 
     def expire_idle(self) -> int:
         """Close connections whose client stopped polling (tab closed, network gone)."""
@@ -106,12 +109,12 @@ class PollRegistry:
             c.id for c in self._conns.values() if not c.polling and now - c.last_seen > self.idle_timeout
         ]
         for conn_id in stale:
-            self.remove(conn_id)
+            self.remove(conn_id, protocol.CLOSE_TERMINAL_LOST, "idle long-poll connection expired")
         return len(stale)
 
     def close_all(self) -> None:
         for conn_id in list(self._conns):
-            self.remove(conn_id)
+            self.remove(conn_id, protocol.CLOSE_TERMINAL_LOST, "gateway stopping; reconnect")
 
     def __len__(self) -> int:
         return len(self._conns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from services.gateway import protocol
 from tests.conftest import Gateway
-from tests.helpers import strip_ansi
+from tests.helpers import async_wait_until, strip_ansi
 
 
 class PollClient:
@@ -115,6 +116,19 @@ async def test_unknown_connection_and_session(gateway: Gateway) -> None:
     # A connection id is only valid with the session it was opened for.
     wrong = client.base.replace("/main/", "/other/")
     assert (await gateway.fetch(wrong)).code == 404
+
+
+async def test_delete_wakes_a_waiting_poll(gateway: Gateway) -> None:
+    client = await PollClient.open(gateway)
+    while not any(m["type"] == protocol.READY for m in client.messages):
+        await client.poll()
+    polls = gateway.ctx.polls
+    assert polls is not None
+    waiting = asyncio.ensure_future(client.poll())
+    await async_wait_until(lambda: any(c.polling for c in polls._conns.values()), what="poll parked")
+    assert (await gateway.fetch(client.base, "DELETE")).code == 204
+    messages = await asyncio.wait_for(waiting, 5)  # not the 25 s long-poll wait
+    assert messages[-1]["type"] == protocol.CLOSED
 
 
 async def test_idle_connections_expire(gateway: Gateway) -> None:

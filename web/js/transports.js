@@ -17,12 +17,6 @@ import { errorText } from "./api.js";
 /** What a transport reports when the network, not the gateway, ended it (as browsers do). */
 export const CLOSE_ABNORMAL = 1006;
 
-/**
- * The long-poll channel's last message. protocol.js does not export this name yet, so fall back
- * to the value longpoll.py sends.
- */
-const POLL_CLOSED = PROTOCOL.CLOSED ?? "closed";
-
 /** Long enough for the gateway's own wait plus a slow network, short enough to notice a dead one. */
 const POLL_TIMEOUT_MS = (PROTOCOL.POLL_WAIT_SECONDS + 15) * 1000;
 
@@ -228,14 +222,14 @@ export class LongPollTransport {
         this.#fail(CLOSE_ABNORMAL, "the poll answer was cut off");
         return;
       }
-      if (messages.some((message) => message.type === POLL_CLOSED)) {
+      if (messages.some((message) => message.type === PROTOCOL.CLOSED)) {
         this.#connUrl = null; // the gateway already dropped it: nothing to release
       }
       for (const message of messages) {
         if (this.#closed) return;
         if (message.type === PROTOCOL.OUTPUT) {
           this.#handlers.onOutput(base64ToBytes(message.data));
-        } else if (message.type === POLL_CLOSED) {
+        } else if (message.type === PROTOCOL.CLOSED) {
           this.#fail(message.code, message.reason);
           return;
         } else {

@@ -1,0 +1,319 @@
+"""Benchmark the terminal core; every figure is printed beside a baseline measured in this run.
+
+Starts a private copy of the whole system with scripts/run (own port, state dir and HOME), then:
+keystroke echo, flood throughput, cold start, reconnect and gateway memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import TermClient, free_port, stack_env  # noqa: E402
+
+TOKEN = "bench-token-0123456789"
+KEYS = 300
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def row(label: str, value: str, baseline: str, target: str) -> None:
+    print(f"{label:<44} {value:>22}   baseline {baseline:<22} target {target}")
+
+
+def bare_pty_echo(samples: int) -> list[float]:
+    """Keystroke -> echo through a bare PTY running bash (readline echo), no tmux, no web."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], {"PS1": "$ ", "TERM": "xterm-256color"})
+    try:
+        read_until(fd, b"$ ", 5)
+        times = []
+        for i in range(samples):
+            key = b"abcdefghij"[i % 10 : i % 10 + 1]
+            start = time.perf_counter()
+            os.write(fd, key)
+            read_until(fd, key, 5)
+            times.append((time.perf_counter() - start) * 1000)
+            if i % 50 == 49:
+                os.write(fd, b"\x15")  # Ctrl-U keeps the line short
+                time.sleep(0.01)
+                drain(fd)
+        return times
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while needle not in data:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(f"{needle!r} not seen")
+        data += os.read(fd, 65536)
+    return data
+
+
+def drain(fd: int) -> None:
+    while select.select([fd], [], [], 0)[0]:
+        os.read(fd, 65536)
+
+
+def bare_pty_seq() -> float:
+    """`seq 1 2000000` writing into a bare PTY that is read as fast as possible."""
+    start = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("seq", ["seq", "1", "2000000"])
+    try:
+        while True:
+            try:
+                if not os.read(fd, 65536):
+                    break
+            except OSError:
+                break
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return time.perf_counter() - start
+
+
+async def ws_echo(client: TermClient, samples: int) -> list[float]:
+    times = []
+    for i in range(samples):
+        key = "abcdefghij"[i % 10]
+        before = len(client.output)
+        start = time.perf_counter()
+        await client.type(key)
+        needle = key.encode()
+
+        def echoed(c: TermClient, since: int = before, k: bytes = needle) -> bool:
+            return k in c.output[since:]
+
+        await client.read_until(echoed, timeout=5)
+        times.append((time.perf_counter() - start) * 1000)
+        if i % 50 == 49:
+            await client.type("\x15")
+            await asyncio.sleep(0.02)
+    return times
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def program_pid(env: dict[str, str], name: str) -> int:
+    out = subprocess.run([str(ROOT / "scripts/ctl"), "pid", name], env=env, capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def wait_prompt(client: TermClient, timeout: float = 10) -> None:
+    await client.read_until(lambda c: re.search(r"[$#] $", c.text.rstrip("\r\n ") + " ") is not None, timeout)
+
+
+async def timed_seq(client: TermClient, tag: str) -> float:
+    await client.type(f"s=$(date +%s%N); seq 1 2000000; echo {tag}=$(( ($(date +%s%N)-s)/1000000 ))ms\r")
+    pattern = re.compile(rf"{tag}=(\d+)ms".encode())
+    # Only the tail: decoding megabytes per frame would make this client the bottleneck.
+    await client.read_until(lambda c: pattern.search(c.output[-4096:]) is not None, timeout=120)
+    match = pattern.search(client.output[-4096:])
+    assert match
+    return int(match.group(1)) / 1000
+
+
+async def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="ca-bench-", dir="/tmp"))
+    home, state = root / "home", root / "state"
+    home.mkdir()
+    port = free_port()
+    env = stack_env(home, state, port, TOKEN)
+    url = f"http://127.0.0.1:{port}"
+    print(f"# scripts/bench — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores")
+
+    # Cold start: scripts/run until a prompt is on screen (deps installed already).
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts/run")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        while not healthy(url):
+            await asyncio.sleep(0.01)
+        client: TermClient | None = None
+        while client is None:
+            try:
+                client = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
+                await client.wait_ready(5)
+            except Exception:
+                client = None
+                await asyncio.sleep(0.02)
+        await wait_prompt(client)
+        cold = time.perf_counter() - start
+        bash_start = time.perf_counter()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvpe("bash", ["bash", "--norc", "-i"], {"PS1": "$ ", "TERM": "xterm"})
+        read_until(fd, b"$ ", 5)
+        bare_start = time.perf_counter() - bash_start
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        row(
+            "cold scripts/run -> first prompt",
+            f"{cold:.2f} s",
+            f"bare bash {bare_start * 1000:.0f} ms",
+            "< 1.5 s",
+        )
+
+        # Keystroke echo.
+        bare = bare_pty_echo(KEYS)
+        ours = await ws_echo(client, KEYS)
+        b50, b99 = statistics.median(bare), percentile(bare, 99)
+        o50, o99 = statistics.median(ours), percentile(ours, 99)
+        row(
+            "keystroke echo median / p99 (WS+tmux)",
+            f"{o50:.2f} / {o99:.2f} ms",
+            f"PTY {b50:.2f} / {b99:.2f} ms",
+            f"median <= {1.3 * b50 + 1:.2f} ms, p99 <= 5 ms",
+        )
+
+        # Flood with a client attached vs none, while another session's echo is measured.
+        env_tmux = [os.environ.get("CODING_AGENTS_TMUX", "tmux"), "-S", str(state / "tmux.sock")]
+        subprocess.run([*env_tmux, "new-session", "-d", "-s", "flood2", "-x", "120", "-y", "40"], check=True)
+        subprocess.run([*env_tmux, "new-session", "-d", "-s", "other", "-x", "120", "-y", "40"], check=True)
+        await client.type("clear\r")
+        detached = bare_pty_seq()
+        subprocess.run(
+            [
+                *env_tmux,
+                "send-keys",
+                "-t",
+                "=flood2:",
+                "s=$(date +%s%N); seq 1 2000000 >/dev/tty; echo NOCLIENT=$(( ($(date +%s%N)-s)/1000000 ))ms",
+                "Enter",
+            ],
+            check=True,
+        )
+        no_client = None
+        for _ in range(1200):
+            out = subprocess.run(
+                [*env_tmux, "capture-pane", "-p", "-t", "=flood2:"], capture_output=True, text=True
+            ).stdout
+            if m := re.search(r"NOCLIENT=(\d+)ms", out):
+                no_client = int(m.group(1)) / 1000
+                break
+            await asyncio.sleep(0.1)
+        other = await TermClient.connect(url, "other", TOKEN, cols=120, rows=40)
+        await other.wait_ready()
+        flood = asyncio.create_task(timed_seq(client, "ATTACHED"))
+        during: list[float] = []
+        while not flood.done():
+            during += await ws_echo(other, 10)
+        attached = await flood
+        row(
+            "seq 1 2000000, client attached",
+            f"{attached:.2f} s",
+            f"no client {no_client or float('nan'):.2f} s",
+            f"<= {1.2 * (no_client or 0):.2f} s (bare PTY {detached:.2f} s)",
+        )
+        row(
+            "other session echo p99 during the flood",
+            f"{percentile(during, 99):.2f} ms",
+            f"idle p99 {o99:.2f} ms",
+            "<= 20 ms",
+        )
+
+        # Reconnect after a reload: time from connect to replay done.
+        await client.type("clear; echo reconnect-marker\r")
+        await client.wait_text("reconnect-marker")
+        client.close()
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            again = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
+            await again.wait_ready()
+            times.append((time.perf_counter() - t0) * 1000)
+            again.close()
+        row("reconnect after reload -> screen shown", f"{statistics.median(times):.0f} ms", "-", "< 150 ms")
+
+        # Memory with 10 attached sessions.
+        gw = program_pid(env, "gateway")
+        idle_rss = rss_mb(gw)
+        clients = []
+        for i in range(10):
+            subprocess.run(
+                [*env_tmux, "new-session", "-d", "-s", f"m{i}", "-x", "120", "-y", "40"], check=True
+            )
+            c = await TermClient.connect(url, f"m{i}", TOKEN, cols=120, rows=40)
+            await c.wait_ready()
+            await c.type(f"echo session{i}\r")
+            clients.append(c)
+        for i, c in enumerate(clients):
+            await c.wait_text(f"session{i}")
+        row(
+            "gateway RSS, 10 attached sessions", f"{rss_mb(gw):.1f} MB", f"idle {idle_rss:.1f} MB", "<= 60 MB"
+        )
+        for c in clients:
+            c.close()
+
+        # Gateway kill: time until a new connection shows the screen again.
+        t0 = time.perf_counter()
+        os.kill(gw, signal.SIGKILL)
+        back = None
+        while back is None:
+            try:
+                back = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
+                await back.wait_ready(5)
+            except Exception:
+                back = None
+                await asyncio.sleep(0.02)
+        back_s = time.perf_counter() - t0
+        row("gateway kill -9 -> terminal back", f"{back_s:.2f} s", f"cold start {cold:.2f} s", "< 2 s")
+        back.close()
+        other.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
