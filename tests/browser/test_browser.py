@@ -1,0 +1,119 @@
+"""Debian Chromium driven by Playwright against the app started with scripts/run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import Stack
+from tests.e2e.conftest import RunningApp, start_app, stop_app
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def app(stack: Stack) -> Iterator[RunningApp]:
+    running = start_app(stack)
+    yield running
+    stop_app(running)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def screen(page: Page) -> str:
+    return str(
+        page.evaluate(
+            """() => {
+              const b = window.__terminal.term.buffer.active; const out = [];
+              for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
+              return out.join('\\n');
+            }"""
+        )
+    )
+
+
+def indicator(page: Page) -> dict[str, str]:
+    return dict(
+        page.evaluate(
+            """() => { const c = document.getElementById('connection');
+                       return {state: c.dataset.state, transport: c.dataset.transport}; }"""
+        )
+    )
+
+
+def open_terminal(browser: Browser, app: RunningApp, query: str = "", no_websocket: bool = False) -> Page:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    if no_websocket:
+        page.add_init_script("delete window.WebSocket;")
+    page.goto(f"{app.url}/?token={app.stack.token}{query}")
+    assert "token=" not in page.url  # the token left the address bar
+    wait_until(lambda: indicator(page)["state"] == "connected", timeout=15, what="connected")
+    assert not errors, errors
+    return page
+
+
+def type_and_see(page: Page, command: str, expected: str) -> None:
+    page.locator(".xterm").click()
+    page.keyboard.type(command)
+    page.keyboard.press("Enter")
+    wait_until(lambda: expected in screen(page), timeout=15, what=f"{expected!r} on screen")
+
+
+def test_type_reload_and_see_it_again(browser: Browser, app: RunningApp) -> None:
+    page = open_terminal(browser, app)
+    assert indicator(page)["transport"] == "websocket"
+    type_and_see(page, "echo hello $((6*7))", "hello 42")
+    page.reload()
+    wait_until(lambda: indicator(page)["state"] == "connected", timeout=15, what="reconnected after reload")
+    wait_until(lambda: "hello 42" in screen(page), timeout=10, what="screen restored after reload")
+
+
+def test_page_reconnects_by_itself_after_a_gateway_restart(browser: Browser, app: RunningApp) -> None:
+    page = open_terminal(browser, app)
+    type_and_see(page, "echo before $((2*21))", "before 42")
+    # Record every indicator change: the reconnect can finish before a poll from here would see it.
+    page.evaluate(
+        """() => { window.__states = [];
+                   new MutationObserver(() => window.__states.push(
+                       document.getElementById('connection').dataset.state))
+                     .observe(document.getElementById('connection'), {attributes: true}); }"""
+    )
+    assert "gateway: started" in app.ctl("restart", "gateway")
+    wait_until(
+        lambda: (
+            page.evaluate("window.__states").count("connected") >= 1
+            and indicator(page)["state"] == "connected"
+        ),
+        timeout=30,
+        what="reconnected by itself",
+    )
+    states = page.evaluate("window.__states")
+    assert any(state != "connected" for state in states), states
+    type_and_see(page, "echo after $((3*14))", "after 42")
+    assert "before 42" in screen(page)
+
+
+def test_long_poll_fallback_when_websocket_is_unavailable(browser: Browser, app: RunningApp) -> None:
+    page = open_terminal(browser, app, no_websocket=True)
+    assert indicator(page)["transport"] == "longpoll"
+    type_and_see(page, "echo polled $((40+2))", "polled 42")
