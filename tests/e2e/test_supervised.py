@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import signal
+import subprocess
 import time
 
 import pytest
 
+from services.config import PROJECT_ROOT
 from tests.e2e.conftest import RunningApp, process_alive
 from tests.helpers import TermClient, async_wait_until, wait_until
 
@@ -82,3 +86,37 @@ async def test_sigterm_stops_everything_within_15_seconds(app: RunningApp) -> No
     elapsed = time.monotonic() - started
     assert elapsed < 15
     client.close()
+
+
+def test_scripts_attach_joins_the_browser_session(app: RunningApp) -> None:
+    bad = subprocess.run(
+        [str(PROJECT_ROOT / "scripts/attach"), "a;b"], env=app.stack.env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "invalid session name" in bad.stderr
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(
+            str(PROJECT_ROOT / "scripts/attach"), ["attach", "main"], {**app.stack.env, "TERM": "xterm"}
+        )
+    try:
+        tmux = [app.stack.settings.tmux_bin, "-S", str(app.stack.settings.tmux_socket)]
+        wait_until(
+            lambda: subprocess.run(
+                [*tmux, "list-clients", "-t", "=main"], capture_output=True, text=True
+            ).stdout.strip(),
+            what="a tmux client on main",
+        )
+        os.write(fd, b"echo attached$((2+3))\r")
+        seen = b""
+
+        def shows_marker() -> bool:
+            nonlocal seen
+            while select.select([fd], [], [], 0)[0]:
+                seen += os.read(fd, 65536)
+            return b"attached5" in seen
+
+        wait_until(shows_marker, what="marker through scripts/attach")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
