@@ -120,12 +120,19 @@ async def test_unknown_connection_and_session(gateway: Gateway) -> None:
 
 async def test_delete_wakes_a_waiting_poll(gateway: Gateway) -> None:
     client = await PollClient.open(gateway)
-    while not any(m["type"] == protocol.READY for m in client.messages):
-        await client.poll()
     polls = gateway.ctx.polls
     assert polls is not None
-    waiting = asyncio.ensure_future(client.poll())
-    await async_wait_until(lambda: any(c.polling for c in polls._conns.values()), what="poll parked")
+    # Poll until one has nothing to return and parks (tmux's attach redraw may still be arriving).
+    for _ in range(50):
+        waiting = asyncio.ensure_future(client.poll())
+        await async_wait_until(
+            lambda w=waiting: w.done() or any(c.polling for c in polls._conns.values()),
+            what="poll answered or parked",
+        )
+        if not waiting.done():
+            break
+    else:
+        raise AssertionError("no poll ever parked")
     assert (await gateway.fetch(client.base, "DELETE")).code == 204
     messages = await asyncio.wait_for(waiting, 5)  # not the 25 s long-poll wait
     assert messages[-1]["type"] == protocol.CLOSED
