@@ -153,6 +153,17 @@ async def timed_seq(client: TermClient, tag: str) -> float:
     return int(match.group(1)) / 1000
 
 
+async def connect_when_up(url: str) -> TermClient:
+    """Retry until the gateway accepts a terminal connection and has replayed the screen."""
+    while True:
+        try:
+            client = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
+            await client.wait_ready(5)
+            return client
+        except Exception:
+            await asyncio.sleep(0.02)
+
+
 async def seq_without_client(tmux: list[str], tag: str) -> float:
     """The same flood in a session nobody is attached to (tmux still parses every byte)."""
     command = f"s=$(date +%s%N); seq 1 2000000; echo {tag}=$(( ($(date +%s%N)-s)/1000000 ))ms"
@@ -187,14 +198,7 @@ async def main() -> None:
     try:
         while not healthy(url):
             await asyncio.sleep(0.01)
-        client: TermClient | None = None
-        while client is None:
-            try:
-                client = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
-                await client.wait_ready(5)
-            except Exception:
-                client = None
-                await asyncio.sleep(0.02)
+        client = await connect_when_up(url)
         await wait_prompt(client)
         cold = time.perf_counter() - start
         bash_start = time.perf_counter()
@@ -290,14 +294,7 @@ async def main() -> None:
         # Gateway kill: time until a new connection shows the screen again.
         t0 = time.perf_counter()
         os.kill(gw, signal.SIGKILL)
-        back = None
-        while back is None:
-            try:
-                back = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
-                await back.wait_ready(5)
-            except Exception:
-                back = None
-                await asyncio.sleep(0.02)
+        back = await connect_when_up(url)
         back_s = time.perf_counter() - t0
         row("gateway kill -9 -> terminal back", f"{back_s:.2f} s", f"cold start {cold:.2f} s", "< 2 s")
         back.close()
