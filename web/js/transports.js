@@ -189,39 +189,35 @@ export class LongPollTransport {
   }
 
   async #open() {
-    const response = await this.#fetch(this.#openUrl, { method: "POST" });
-    if (!response) return;
-    if (!response.ok) {
-      this.#failHttp(response);
-      return;
-    }
-    let conn;
-    try {
-      ({ conn } = await response.json());
-    } catch {
-      this.#fail(CLOSE_ABNORMAL, "the open answer was cut off");
-      return;
-    }
+    const opened = await this.#fetchJson(this.#openUrl, { method: "POST" }, undefined, "open");
+    if (!opened) return;
+    const { conn } = opened;
     this.#connUrl = `${this.#base}/poll/${encodeURIComponent(conn)}`;
     this.#scheduleSend();
     this.#pollLoop();
   }
 
+  /** The parsed JSON answer, or null after reporting the failure (the transport is then closed). */
+  async #fetchJson(url, init, timeoutMs, what) {
+    const response = await this.#fetch(url, init, timeoutMs);
+    if (!response) return null;
+    if (!response.ok) {
+      this.#failHttp(response);
+      return null;
+    }
+    try {
+      return await response.json();
+    } catch {
+      this.#fail(CLOSE_ABNORMAL, `the ${what} answer was cut off`);
+      return null;
+    }
+  }
+
   async #pollLoop() {
     while (!this.#closed) {
-      const response = await this.#fetch(this.#connUrl, {}, POLL_TIMEOUT_MS);
-      if (!response) return;
-      if (!response.ok) {
-        this.#failHttp(response);
-        return;
-      }
-      let messages;
-      try {
-        ({ messages } = await response.json());
-      } catch {
-        this.#fail(CLOSE_ABNORMAL, "the poll answer was cut off");
-        return;
-      }
+      const answer = await this.#fetchJson(this.#connUrl, {}, POLL_TIMEOUT_MS, "poll");
+      if (!answer) return;
+      const { messages } = answer;
       if (messages.some((message) => message.type === PROTOCOL.CLOSED)) {
         this.#connUrl = null; // the gateway already dropped it: nothing to release
       }
