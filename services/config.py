@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ DEFAULT_PORT = 8000
 DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
 DEFAULT_GEMINI_MODEL = "databricks-gemini-3-1-pro"
 DEFAULT_SESSION = "main"
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,13 @@ def _port(env: Mapping[str, str]) -> int:
     return port
 
 
+def _owner(env: Mapping[str, str]) -> str:
+    owner = env.get("CODING_AGENTS_OWNER", "").strip()
+    if owner and not EMAIL.fullmatch(owner):
+        raise ConfigError(f"CODING_AGENTS_OWNER must be an e-mail address, got {owner[:100]!r}")
+    return owner
+
+
 def normalize_host(raw: str) -> str:
     """Workspace URL with a scheme and no trailing slash; Apps may inject it without `https://`."""
     host = raw.strip().rstrip("/")
@@ -74,12 +83,20 @@ class Settings:
     anthropic_model: str
     gemini_model: str
     tmux_bin: str
+    # The owner's PAT: kept out of repr so a logged or asserted Settings never shows it.
+    databricks_token: str = field(default="", repr=False)
+    owner_override: str = ""
+    gateway_host: str = ""
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def bind_host(self) -> str:
         # Apps mode must listen on all interfaces or the Apps proxy answers 502.
         return "0.0.0.0" if self.apps_mode else "127.0.0.1"
+
+    @property
+    def has_workspace(self) -> bool:
+        return bool(self.databricks_host and self.databricks_token)
 
     @property
     def tmux_socket(self) -> Path:
@@ -123,6 +140,9 @@ class Settings:
             anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
             gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
+            databricks_token=env.get("DATABRICKS_TOKEN", "").strip(),
+            owner_override=_owner(env),
+            gateway_host=normalize_host(env.get("DATABRICKS_GATEWAY_HOST", "")),
         )
 
 

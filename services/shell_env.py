@@ -31,8 +31,14 @@ def shell_path(settings: Settings, base: Mapping[str, str]) -> str:
     return ":".join(path)
 
 
+# On Databricks Apps the owner's PAT lives in ~/.databrickscfg (0600), not in every process's
+# environment; with the token gone the CLI and SDK must be told to read that profile.
+APPS_SCRUBBED = ("DATABRICKS_TOKEN", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CONFIG_FILE")
+
+
 def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in SCRUBBED}
+    scrubbed = SCRUBBED + APPS_SCRUBBED if settings.apps_mode else SCRUBBED
+    env = {k: v for k, v in base.items() if k not in scrubbed}
     env["PATH"] = shell_path(settings, base)
     env["HOME"] = str(settings.home)
     env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
@@ -40,4 +46,7 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env.setdefault("LANG", "C.UTF-8")
     if settings.databricks_host:
         env["DATABRICKS_HOST"] = settings.databricks_host
+        if settings.apps_mode:
+            # The SDK skips ~/.databrickscfg when DATABRICKS_HOST is set unless a profile is named.
+            env.setdefault("DATABRICKS_CONFIG_PROFILE", "DEFAULT")
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import subprocess
@@ -14,16 +15,25 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.process import Subprocess
 
+from services import databricks
 from services.config import Settings
 from services.gateway.__main__ import build_policy
 from services.gateway.app import make_app
+from services.gateway.auth import AccessPolicy
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
+from services.gateway.owner import OwnerResolver
 from services.shell_env import shell_path
 from services.tmux import TmuxSessions
+from tests.fake_workspace import FakeWorkspace
 from tests.helpers import free_port, short_tempdir, stack_env, start_tmuxd, wait_until
 
 TOKEN = "test-token-0123456789"
+OWNER_TOKEN = "dapi-owner-0123456789abcdef"
+OWNER_EMAIL = "Alice@Example.com"
+OWNER_NAME = "Alice Example"
+APP_CLIENT_ID = "app-sp-client-id"
+APP_CLIENT_SECRET = "app-sp-secret-do-not-leak"
 
 
 @dataclass
@@ -78,6 +88,7 @@ class Gateway:
     token: str
     ctx: GatewayContext
     http: AsyncHTTPClient
+    resolver: OwnerResolver | None = None
 
     async def fetch(
         self, path: str, method: str = "GET", auth: bool = True, **kwargs: object
@@ -98,14 +109,71 @@ class Gateway:
 
 
 @pytest.fixture
+def workspace() -> Iterator[FakeWorkspace]:
+    """A fake workspace on 127.0.0.1 whose only user (the app owner) holds OWNER_TOKEN."""
+    ws = FakeWorkspace()
+    ws.add_user(OWNER_TOKEN, OWNER_EMAIL, OWNER_NAME)
+    ws.start()
+    yield ws
+    ws.stop()
+
+
+def apps_env(stack: Stack, workspace: FakeWorkspace, **extra: str) -> dict[str, str]:
+    """The stack's environment as Databricks Apps would set it, pointed at the fake workspace."""
+    env = {k: v for k, v in stack.env.items() if k != "CODING_AGENTS_TOKEN"}
+    env.update(
+        DATABRICKS_APP_NAME="coding-agents-test",
+        DATABRICKS_HOST=workspace.url,
+        DATABRICKS_TOKEN=OWNER_TOKEN,
+        # Injected by the Apps runtime for the app's service principal; must never reach a shell.
+        DATABRICKS_CLIENT_ID=APP_CLIENT_ID,
+        DATABRICKS_CLIENT_SECRET=APP_CLIENT_SECRET,
+        DATABRICKS_WORKSPACE_ID="1234567890",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
 async def gateway(stack: Stack, tmux: TmuxSessions) -> AsyncIterator[Gateway]:
     """The gateway application in-process on a free port, attached to the stack's tmux server."""
+    async with serve_gateway(stack, tmux, build_policy(stack.settings)) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def apps_gateway(stack: Stack, tmux: TmuxSessions, workspace: FakeWorkspace) -> AsyncIterator[Gateway]:
+    async with serve_apps_gateway(stack, tmux, workspace) as gw:
+        yield gw
+
+
+@contextlib.asynccontextmanager
+async def serve_apps_gateway(
+    stack: Stack, tmux: TmuxSessions, workspace: FakeWorkspace
+) -> AsyncIterator[Gateway]:
+    """The gateway in Apps mode, its owner looked up in the fake workspace (fast retries)."""
+    stack.env = apps_env(stack, workspace)
+    settings = stack.settings
+    resolver = OwnerResolver(
+        lambda: databricks.lookup_owner(settings, timeout=1), first_retry=0.05, max_retry=0.2
+    )
+    task = asyncio.create_task(resolver.run())
+    try:
+        async with serve_gateway(stack, tmux, build_policy(settings, resolver)) as gw:
+            gw.resolver = resolver
+            yield gw
+    finally:
+        task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(stack: Stack, tmux: TmuxSessions, policy: AccessPolicy) -> AsyncIterator[Gateway]:
     settings = stack.settings
     Subprocess.initialize()
     ctx = GatewayContext(
         settings=settings,
         sessions=tmux,
-        policy=build_policy(settings),
+        policy=policy,
         attach_env=stack.env,
         polls=PollRegistry(),
     )

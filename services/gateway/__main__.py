@@ -12,13 +12,15 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.process import Subprocess
 
-from services import state
+from services import databricks, identity, state
 from services.config import DEFAULT_SESSION, ConfigError, Settings
+from services.databricks import Owner
 from services.gateway.app import make_app
-from services.gateway.auth import AccessPolicy, LocalTokenPolicy
+from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
-from services.shell_env import shell_path
+from services.gateway.owner import OwnerResolver
+from services.shell_env import shell_environment, shell_path
 from services.tmux import TmuxError, TmuxSessions
 
 log = logging.getLogger("gateway")
@@ -30,8 +32,20 @@ def local_token(settings: Settings) -> str:
     return state.secret_file(settings.state_dir / "token")
 
 
-def build_policy(settings: Settings) -> AccessPolicy:
+def build_policy(settings: Settings, resolver: OwnerResolver | None = None) -> AccessPolicy:
+    if settings.apps_mode:
+        if resolver is None:
+            raise ValueError("Apps mode needs an owner resolver")
+        return AppsOwnerPolicy(resolver)
     return LocalTokenPolicy(local_token(settings), settings.port, settings.allowed_hosts)
+
+
+def owner_resolver(settings: Settings) -> OwnerResolver:
+    def found(owner: Owner) -> None:
+        databricks.save_owner(settings, owner)
+        identity.apply(settings, owner)
+
+    return OwnerResolver(lambda: databricks.lookup_owner(settings), found)
 
 
 class Gateway:
@@ -40,6 +54,7 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = asyncio.Event()
+        self.resolver = owner_resolver(settings) if settings.apps_mode else None
         self.ctx = GatewayContext(
             settings=settings,
             sessions=TmuxSessions.for_socket(
@@ -48,8 +63,8 @@ class Gateway:
                 settings.projects_dir,
                 shell_path(settings, os.environ),
             ),
-            policy=build_policy(settings),
-            attach_env=dict(os.environ),
+            policy=build_policy(settings, self.resolver),
+            attach_env=shell_environment(settings, os.environ),
             polls=PollRegistry(),
         )
         self.server: HTTPServer | None = None
@@ -78,6 +93,7 @@ class Gateway:
         self.server.listen(self.settings.port, self.settings.bind_host)
         log.info("listening on http://%s:%d", self.settings.bind_host, self.settings.port)
         default_session = asyncio.create_task(self.ensure_default_session())
+        owner_lookup = asyncio.create_task(self.resolver.run()) if self.resolver else None
         assert self.ctx.polls is not None
         expiry = PeriodicCallback(self.expire_idle_polls, 10_000)
         expiry.start()
@@ -88,6 +104,8 @@ class Gateway:
         log.info("stopping")
         expiry.stop()
         default_session.cancel()
+        if owner_lookup is not None:
+            owner_lookup.cancel()
         self.server.stop()
         await self.ctx.close_all()
         await self.server.close_all_connections()

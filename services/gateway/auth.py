@@ -1,8 +1,8 @@
 """Who may use the gateway: access policies checked on every route but /health.
 
-Local mode (this module's LocalTokenPolicy): a bearer token, exchanged once for a signed cookie.
-Databricks Apps mode plugs in another AccessPolicy with the same interface. Every policy fails
-closed: an exception anywhere in a check means no access.
+Local mode (LocalTokenPolicy): a bearer token, exchanged once for a signed cookie. Databricks Apps
+mode (AppsOwnerPolicy): the proxy's identity header, owner only. Every policy fails closed: an
+exception anywhere in a check means no access.
 """
 
 from __future__ import annotations
@@ -16,14 +16,21 @@ from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPServerRequest
 
+from services.gateway.owner import OwnerResolver
+
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated requester; `user` is what the session cookie is bound to."""
+    """The authenticated requester; `user` is what the session cookie is bound to.
+
+    `fresh` marks an identity proven by this very request (not by the cookie), so the cookie can be
+    (re)issued.
+    """
 
     user: str
+    fresh: bool = False
 
 
 class Denied(Exception):
@@ -52,6 +59,8 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
 class AccessPolicy(ABC):
     cookie_name: str
     secure_cookie: bool = False
+    cookie_max_age_days: int = 30
+    accepts_query_token: bool = False
 
     @abstractmethod
     def check_host(self, request: HTTPServerRequest) -> None:
@@ -92,6 +101,7 @@ class LocalTokenPolicy(AccessPolicy):
         self._hosts = {*LOCAL_HOSTNAMES, *extra_hosts}
         # Cookies ignore ports: name them per port so two copies on one machine do not collide.
         self.cookie_name = f"coding_agents_{port}"
+        self.accepts_query_token = True
 
     def check_host(self, request: HTTPServerRequest) -> None:
         hostname = split_host(request.host)
@@ -121,3 +131,48 @@ class LocalTokenPolicy(AccessPolicy):
         if self._token_ok(token):
             return Principal(self._fingerprint)
         raise Denied(401, "invalid access token")
+
+
+class AppsOwnerPolicy(AccessPolicy):
+    """Databricks Apps mode: the Apps proxy signs users in; only the app's owner gets through.
+
+    Identity is the proxy's X-Forwarded-Email. A signed cookie bound to the owner covers requests
+    the proxy forwards without identity headers (it has dropped them on WebSocket upgrades).
+    """
+
+    cookie_name = "coding_agents_session"
+    secure_cookie = True  # TLS ends at the Apps proxy; the browser only ever sees https
+    cookie_max_age_days = 1
+
+    def __init__(self, resolver: OwnerResolver) -> None:
+        self._resolver = resolver
+
+    def check_host(self, request: HTTPServerRequest) -> None:
+        # Only the Apps proxy reaches this port; its Host may be internal, so there is nothing to pin.
+        return
+
+    def public_host(self, request: HTTPServerRequest) -> str:
+        return request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+
+    @staticmethod
+    def binding(owner_key: str) -> str:
+        """Cookie value: names the owner, so a changed owner invalidates every old cookie."""
+        return "owner:" + owner_key
+
+    def authenticate(self, request: HTTPServerRequest, cookie_user: str | None) -> Principal:
+        owner = self._resolver.owner
+        if owner is None:
+            self._resolver.retry_now()
+            reason = self._resolver.status.reason
+            raise Denied(503, f"the app cannot tell who its owner is yet ({reason}); retrying")
+        email = request.headers.get("X-Forwarded-Email", "").strip()
+        if email:
+            if email.lower() == owner.key:
+                return Principal(self.binding(owner.key), fresh=True)
+            raise Denied(403, f"this app belongs to {owner.email}, you are {email[:200]}")
+        if cookie_user is not None and hmac.compare_digest(cookie_user, self.binding(owner.key)):
+            return Principal(cookie_user)
+        raise Denied(401, "no signed-in user: open this app through its Databricks Apps URL")
+
+    def login_with_query_token(self, token: str) -> Principal:
+        raise Denied(400, "access tokens are not used on Databricks Apps; open the app's URL")

@@ -29,7 +29,7 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
-COOKIE_MAX_AGE_DAYS = 30
+RETRY_AFTER_SECONDS = 5
 
 
 class AccessMixin:
@@ -44,15 +44,20 @@ class AccessMixin:
         policy.check_host(handler.request)
         if handler.request.method not in ("GET", "HEAD", "OPTIONS"):
             policy.check_origin(handler.request)
-        raw = handler.get_signed_cookie(policy.cookie_name, max_age_days=COOKIE_MAX_AGE_DAYS)
+        raw = handler.get_signed_cookie(policy.cookie_name, max_age_days=policy.cookie_max_age_days)
         cookie_user = raw.decode() if raw else None
         self.principal = policy.authenticate(handler.request, cookie_user)
+        # Proven by the proxy's header on a plain request: (re)issue the cookie that lets a later
+        # WebSocket upgrade without identity headers in.
+        renew = self.principal.fresh and cookie_user != self.principal.user
+        if renew and not isinstance(handler, WebSocketHandler):
+            self._remember(handler, self.principal)
 
     def _remember(self, handler: web.RequestHandler, principal: Principal) -> None:
         handler.set_signed_cookie(
             self.ctx.policy.cookie_name,
             principal.user,
-            expires_days=COOKIE_MAX_AGE_DAYS,
+            expires_days=self.ctx.policy.cookie_max_age_days,
             httponly=True,
             samesite="Strict",
             secure=self.ctx.policy.secure_cookie,
@@ -84,6 +89,8 @@ class BaseHandler(AccessMixin, web.RequestHandler):
 
     def fail(self, status: int, message: str) -> None:
         self.set_status(status)
+        if status == 503:
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         if self.request.path.startswith("/api/"):
             self.finish({"error": message})
         else:
@@ -113,11 +120,22 @@ class BaseHandler(AccessMixin, web.RequestHandler):
         return body
 
 
+TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not your app",
+    404: "Not found",
+    503: "Not ready yet",
+}
+
+
 def error_page(status: int, message: str) -> str:
+    # A 503 is temporary (owner lookup, tmux starting): the page retries by itself.
+    refresh = f"<meta http-equiv=refresh content={RETRY_AFTER_SECONDS}>" if status == 503 else ""
     return (
-        "<!doctype html><meta charset=utf-8><title>Coding Agents</title>"
+        f"<!doctype html><meta charset=utf-8>{refresh}<title>Coding Agents</title>"
         "<style>body{font:16px system-ui;background:#111;color:#ddd;padding:3em}</style>"
-        f"<h1>{status}</h1><p>{html.escape(message)}</p>"
+        f"<h1>{status} {TITLES.get(status, '')}</h1><p>{html.escape(message)}</p>"
     )
 
 
@@ -131,7 +149,7 @@ class HealthHandler(BaseHandler):
 class IndexHandler(BaseHandler):
     def prepare(self) -> None:
         token = self.get_query_argument("token", None)
-        if token is None:
+        if token is None or not self.ctx.policy.accepts_query_token:
             super().prepare()
             return
         # The start URL: trade the token for a cookie and take it out of the address bar.
@@ -170,6 +188,8 @@ class StaticHandler(AccessMixin, web.StaticFileHandler):
             self._check_access(self)
         except Denied as denied:
             self.set_status(denied.status)
+            if denied.status == 503:
+                self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
             self.finish(error_page(denied.status, denied.message))
 
     def set_extra_headers(self, path: str) -> None:

@@ -55,13 +55,14 @@ class RunningApp:
 
 
 def start_app(stack: Stack) -> RunningApp:
-    proc = subprocess.Popen(
-        [str(PROJECT_ROOT / "scripts" / "run")],
-        env=stack.env,
-        stdout=open(stack.root / "run.out", "wb"),  # noqa: SIM115  # closed with the process
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(stack.root / "run.out", "wb") as out:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen(
+            [str(PROJECT_ROOT / "scripts" / "run")],
+            env=stack.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     app = RunningApp(stack, proc)
     try:
         wait_until(app.healthy, timeout=60, what="gateway /health")

@@ -1,0 +1,139 @@
+"""The one way every process talks to the workspace: databricks-sdk clients and the app's owner.
+
+Databricks Apps injects the app's service-principal client id/secret next to the owner's PAT, and
+the SDK refuses mixed credentials; clients here always name their auth type, so each acts as exactly
+one identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
+from databricks.sdk.errors.base import DatabricksError
+
+from services import state
+from services.config import Settings
+
+# A slow or unreachable workspace must surface as an error quickly, not after the SDK's 5-minute
+# default retry window: callers retry on their own schedule and show the reason meanwhile.
+DEFAULT_TIMEOUT_SECONDS = 4
+OWNER_FILE = "owner.json"
+
+
+class _HostMetadataNoise(logging.Filter):
+    """The SDK probes /.well-known/databricks-config on every client and warns when it is absent,
+    which workspaces without unified hosts answer with 404: one line per call, telling nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "host metadata" not in record.getMessage()
+
+
+logging.getLogger("databricks.sdk").addFilter(_HostMetadataNoise())
+
+
+class WorkspaceUnavailable(Exception):
+    """The workspace could not answer who we are; the message is safe to show the user."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The one person this app serves."""
+
+    email: str
+    display_name: str
+    source: str  # where the identity came from, for status pages and logs
+
+    @property
+    def key(self) -> str:
+        """E-mail addresses compare case-insensitively (IdPs and SCIM disagree on case)."""
+        return self.email.strip().lower()
+
+    def to_json(self) -> dict[str, str]:
+        return {"email": self.email, "display_name": self.display_name, "source": self.source}
+
+
+def pat_client(host: str, token: str, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
+    """A client acting as the owner of `token`, whatever else the environment holds."""
+    config = Config(
+        host=host,
+        token=token,
+        auth_type="pat",
+        retry_timeout_seconds=timeout,
+        http_timeout_seconds=timeout,
+    )
+    return WorkspaceClient(config=config)
+
+
+def owner_client(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
+    if not settings.databricks_host:
+        raise WorkspaceUnavailable("DATABRICKS_HOST is not set")
+    if not settings.databricks_token:
+        raise WorkspaceUnavailable("DATABRICKS_TOKEN is not set (add the owner's PAT as an app resource)")
+    return pat_client(settings.databricks_host, settings.databricks_token, timeout)
+
+
+def _scim_email(user: Any) -> str:
+    if user.user_name and "@" in user.user_name:
+        return str(user.user_name)
+    for email in user.emails or []:
+        if email.primary and email.value:
+            return str(email.value)
+    for email in user.emails or []:
+        if email.value:
+            return str(email.value)
+    return str(user.user_name or "")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a user: the workspace's own message when it gave one, else the exception."""
+    if isinstance(exc, DatabricksError):
+        code = f" ({exc.error_code})" if getattr(exc, "error_code", None) else ""
+        return f"{exc}{code}".strip()
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> Owner:
+    """CODING_AGENTS_OWNER if set, else the user behind DATABRICKS_TOKEN (SCIM Me).
+
+    Raises WorkspaceUnavailable with the reason when neither is available.
+    """
+    if settings.owner_override:
+        name = settings.owner_override.split("@", 1)[0]
+        return Owner(settings.owner_override, name, "CODING_AGENTS_OWNER")
+    client = owner_client(settings, timeout)
+    try:
+        me = client.current_user.me()
+    except Exception as exc:  # any failure (network, 401, bad JSON) means: owner unknown
+        raise WorkspaceUnavailable(
+            f"cannot ask {settings.databricks_host} who owns DATABRICKS_TOKEN: {describe_error(exc)}"
+        ) from exc
+    email = _scim_email(me)
+    if "@" not in email:
+        raise WorkspaceUnavailable(
+            f"DATABRICKS_TOKEN belongs to {email or 'an identity'} without an e-mail address "
+            "(a service principal?): use a user's PAT or set CODING_AGENTS_OWNER"
+        )
+    return Owner(email, str(me.display_name or email.split("@", 1)[0]), "DATABRICKS_TOKEN")
+
+
+def save_owner(settings: Settings, owner: Owner) -> None:
+    """Publish the owner for other processes (setup, sync); holds no secret."""
+    state.atomic_write_json(
+        settings.state_dir / OWNER_FILE, {**owner.to_json(), "resolved_at": time.time()}, mode=0o644
+    )
+
+
+def load_owner(settings: Settings) -> Owner | None:
+    path: Path = settings.state_dir / OWNER_FILE
+    try:
+        data = state.read_json(path)
+        return Owner(str(data["email"]), str(data["display_name"]), str(data["source"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

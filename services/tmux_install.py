@@ -1,0 +1,194 @@
+"""`python -m services.tmux_install`: put a pinned static tmux into ~/.local/bin.
+
+A bootstrap step, not a supervised process: the Databricks Apps runtime has no tmux, so scripts/run
+calls this when none is on PATH. Only bytes whose sha256 is known are ever installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import http.client
+import io
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.config import ConfigError, Settings
+
+DEFAULT_URL = (
+    "https://github.com/mjakob-gh/build-static-tmux/releases/download/v3.7b/tmux.linux-{arch}.stripped.gz"
+)
+# The published checksum of the v3.7b amd64 asset. It could not be re-downloaded and checked from the
+# machine this was written on; a wrong value fails closed (checksum mismatch), never installs.
+DEFAULT_SHA256 = {"amd64": "92ac102a1f9b33b21d891a836b4b5b5c8c5d2eeac4bae4dfd34d565bbed598bf"}
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+TIMEOUT = 30.0
+MAX_DOWNLOAD = 20 * 1024 * 1024
+# A static tmux is a few MB; the cap only stops a runaway gzip from filling the disk.
+MAX_BINARY = 64 * 1024 * 1024
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class InstallError(Exception):
+    """Installation failed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    sha256: str
+
+
+def resolve_source(env: Mapping[str, str], machine: str | None = None, system: str | None = None) -> Source:
+    """The URL and checksum to install from; refuses any URL whose checksum is unknown."""
+    url = env.get("CODING_AGENTS_TMUX_URL", "").strip()
+    sha256 = env.get("CODING_AGENTS_TMUX_SHA256", "").strip().lower()
+    if not url:
+        system = platform.system() if system is None else system
+        if system != "Linux":  # the default builds are Linux ELF binaries
+            raise InstallError(f"no static tmux build for {system}: install tmux (e.g. brew install tmux)")
+        machine = platform.machine() if machine is None else machine
+        arch = ARCHES.get(machine.lower())
+        if arch is None:
+            raise InstallError(
+                f"no static tmux build for machine {machine!r}: install tmux, "
+                "or set CODING_AGENTS_TMUX_URL and CODING_AGENTS_TMUX_SHA256"
+            )
+        url = DEFAULT_URL.format(arch=arch)
+        sha256 = sha256 or DEFAULT_SHA256.get(arch, "")
+    if not sha256:
+        raise InstallError(f"no known sha256 for {url}: set CODING_AGENTS_TMUX_SHA256 to its checksum")
+    if not SHA256_HEX.fullmatch(sha256):
+        raise InstallError(f"CODING_AGENTS_TMUX_SHA256 must be 64 hex digits, got {sha256!r}")
+    return Source(url, sha256)
+
+
+def download(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            data: bytes = response.read(MAX_DOWNLOAD + 1)
+    except urllib.error.HTTPError as exc:
+        raise InstallError(f"download failed: HTTP {exc.code} {exc.reason} from {url}") from None
+    except urllib.error.URLError as exc:
+        raise InstallError(f"cannot reach {url}: {exc.reason}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # mid-body timeouts, resets, bad URLs
+        raise InstallError(f"cannot download {url}: {exc}") from None
+    if len(data) > MAX_DOWNLOAD:
+        raise InstallError(f"download from {url} is larger than {MAX_DOWNLOAD} bytes")
+    return data
+
+
+def verify(data: bytes, source: Source) -> None:
+    got = hashlib.sha256(data).hexdigest()
+    if got != source.sha256:
+        raise InstallError(f"checksum mismatch for {source.url}: expected {source.sha256}, got {got}")
+
+
+def gunzip(data: bytes, url: str) -> bytes:
+    if not data.startswith(b"\x1f\x8b"):
+        raise InstallError(f"not a gzip file: {url}")
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
+            binary = archive.read(MAX_BINARY + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InstallError(f"corrupt gzip file from {url}: {exc}") from None
+    if len(binary) > MAX_BINARY:
+        raise InstallError(f"tmux from {url} unpacks to more than {MAX_BINARY} bytes")
+    return binary
+
+
+def tmux_version(path: Path, label: str) -> str:
+    """`tmux -V` of the binary at path, e.g. "tmux 3.7b"; InstallError naming label if it does not run."""
+    try:
+        # argv[0] "tmux": `tmux -V` prints its program name, and the temp file's name is not that.
+        result = subprocess.run(
+            ["tmux", "-V"],
+            executable=path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InstallError(f"{label} does not run: {detail}") from None
+    out = result.stdout.strip()
+    if result.returncode != 0 or not out.startswith("tmux "):
+        detail = (out or result.stderr.strip())[:200]
+        raise InstallError(f"{label} does not run as tmux (exit {result.returncode}): {detail!r}")
+    return out
+
+
+def install(binary: bytes, target: Path, url: str) -> str:
+    """Write, test-run, then atomically rename into place; nothing is left behind on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmux-", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        # Closed before it runs: executing a file still open for writing fails with ETXTBSY.
+        with os.fdopen(fd, "wb") as f:
+            f.write(binary)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.chmod(0o755)
+        version = tmux_version(tmp, f"tmux from {url}")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return version
+
+
+def run(target: Path, env: Mapping[str, str], force: bool = False) -> str:
+    """Install tmux at target unless a working one is there; returns the message to print."""
+    if not force and target.exists():
+        try:
+            return f"{tmux_version(target, str(target))} already installed at {target}"
+        except InstallError:
+            pass  # a broken leftover: replace it
+    source = resolve_source(env)
+    _say(f"downloading tmux from {source.url}")
+    data = download(source.url)
+    verify(data, source)
+    version = install(gunzip(data, source.url), target, source.url)
+    return f"installed {version} into {target}"
+
+
+def _say(message: str) -> None:
+    print(f"[coding-agents] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.tmux_install", description="Install a pinned static tmux."
+    )
+    parser.add_argument("--force", action="store_true", help="reinstall even if a working tmux is there")
+    args = parser.parse_args(argv)
+    env = os.environ if env is None else env
+    try:
+        target = Settings.from_env(env).local_bin / "tmux"
+        _say(run(target, env, force=args.force))
+    except (InstallError, ConfigError) as exc:
+        _say(f"error: {exc}")
+        return 1
+    except OSError as exc:  # ~/.local/bin not writable, disk full
+        _say(f"error: cannot install tmux: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

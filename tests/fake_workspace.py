@@ -1,0 +1,322 @@
+"""A fake Databricks workspace: real HTTP on 127.0.0.1, spoken to by the real databricks-sdk.
+
+It answers the REST paths the app calls (shapes in shared notes, databricks-apps.md §8-9), records
+every request, and has switches to fail (500), hang, refuse the token (401) or go down entirely.
+Later features extend it with more paths; keep each handler small and the state in FakeWorkspace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class User:
+    email: str
+    display_name: str
+    id: str = "4242"
+
+    def scim(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "userName": self.email,
+            "displayName": self.display_name,
+            "active": True,
+            "emails": [{"value": self.email, "primary": True, "type": "work"}],
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        }
+
+
+@dataclass
+class FakeWorkspace:
+    """State and switches; `url` is what DATABRICKS_HOST should be set to."""
+
+    tokens: dict[str, User] = field(default_factory=dict)
+    mode: str = "ok"  # ok | fail | hang | unauthorized
+    files: dict[str, bytes] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=lambda: {"/"})
+    endpoints: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"name": "databricks-claude-opus-4-6", "task": "llm/v1/chat", "state": {"ready": "READY"}},
+        ]
+    )
+    requests: list[Recorded] = field(default_factory=list)
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+    _release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_user(self, token: str, email: str, display_name: str) -> User:
+        user = User(email, display_name, id=str(4242 + len(self.tokens)))
+        self.tokens[token] = user
+        return user
+
+    def start(self) -> FakeWorkspace:
+        """Listen (again, on the same port after stop()) and serve in a daemon thread."""
+        self._release.clear()
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-workspace", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Go down: the port refuses connections until start() is called again."""
+        self._release.set()  # let hanging requests finish
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def calls(self, path_pattern: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if re.search(path_pattern, r.path)]
+
+
+Route = Callable[["_Handler", FakeWorkspace, Recorded], tuple[int, Any]]
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, Any]:
+    return status, {"error_code": code, "message": message}
+
+
+def _me(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    return 200, h.user.scim() if h.user else {}
+
+
+def _endpoints(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    return 200, {"endpoints": ws.endpoints}
+
+
+def _json(req: Recorded) -> dict[str, Any]:
+    try:
+        value = json.loads(req.body or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _norm(path: str) -> str:
+    # The workspace API accepts both /Users/... and /Workspace/Users/...
+    path = "/" + path.strip("/")
+    return path[len("/Workspace") :] or "/" if path.startswith("/Workspace/") else path
+
+
+def _mkdirs(ws: FakeWorkspace, path: str) -> None:
+    parts = path.strip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        ws.dirs.add("/" + "/".join(parts[:i]))
+
+
+def _ws_mkdirs(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    path = _norm(str(_json(req).get("path", "")))
+    with ws.lock:
+        if path in ws.files:
+            return _error(400, "RESOURCE_ALREADY_EXISTS", f"{path} exists and is a file")
+        _mkdirs(ws, path)
+    return 200, {}
+
+
+def _ws_import(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    content_type = req.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        fields = _multipart(req.body, content_type)
+        path = _norm(fields.get("path", b"").decode())
+        content = fields.get("content", b"")
+        overwrite = fields.get("overwrite", b"false").decode().lower() == "true"
+    else:
+        body = _json(req)
+        path = _norm(str(body.get("path", "")))
+        content = base64.b64decode(body.get("content", "") or "")
+        overwrite = bool(body.get("overwrite", False))
+    parent = path.rsplit("/", 1)[0] or "/"
+    with ws.lock:
+        if parent not in ws.dirs:
+            return _error(404, "RESOURCE_DOES_NOT_EXIST", f"The parent folder ({parent}) does not exist.")
+        if path in ws.files and not overwrite:
+            return _error(400, "RESOURCE_ALREADY_EXISTS", f"{path} already exists.")
+        ws.files[path] = content
+    return 200, {}
+
+
+def _ws_status(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    path = _norm(req.query.get("path", [""])[0])
+    with ws.lock:
+        if path in ws.files:
+            return 200, {"object_type": "FILE", "path": path, "size": len(ws.files[path])}
+        if path in ws.dirs:
+            return 200, {"object_type": "DIRECTORY", "path": path}
+    return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({path}) doesn't exist.")
+
+
+def _ws_list(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    path = _norm(req.query.get("path", [""])[0])
+    with ws.lock:
+        if path not in ws.dirs:
+            return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({path}) doesn't exist.")
+        prefix = path.rstrip("/") + "/"
+        objects = [
+            {"object_type": "DIRECTORY", "path": d}
+            for d in sorted(ws.dirs)
+            if d.startswith(prefix) and "/" not in d[len(prefix) :]
+        ] + [
+            {"object_type": "FILE", "path": f, "size": len(data)}
+            for f, data in sorted(ws.files.items())
+            if f.startswith(prefix) and "/" not in f[len(prefix) :]
+        ]
+    return 200, {"objects": objects} if objects else {}
+
+
+def _ws_delete(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    body = _json(req)
+    path = _norm(str(body.get("path", "")))
+    with ws.lock:
+        if path in ws.files:
+            del ws.files[path]
+            return 200, {}
+        if path not in ws.dirs:
+            return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({path}) doesn't exist.")
+        prefix = path.rstrip("/") + "/"
+        children = [p for p in [*ws.files, *ws.dirs] if p.startswith(prefix)]
+        if children and not body.get("recursive"):
+            return _error(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty.")
+        for f in [f for f in ws.files if f.startswith(prefix)]:
+            del ws.files[f]
+        ws.dirs -= {d for d in ws.dirs if d.startswith(prefix) or d == path}
+    return 200, {}
+
+
+def _ws_export(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
+    path = _norm(req.query.get("path", [""])[0])
+    with ws.lock:
+        if path not in ws.files:
+            return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({path}) doesn't exist.")
+        data = ws.files[path]
+    if req.query.get("direct_download", ["false"])[0] == "true":
+        return 200, data
+    return 200, {"content": base64.b64encode(data).decode()}
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/api/2.0/preview/scim/v2/Me"): _me,
+    ("GET", "/api/2.0/serving-endpoints"): _endpoints,
+    ("POST", "/api/2.0/workspace/mkdirs"): _ws_mkdirs,
+    ("POST", "/api/2.0/workspace/import"): _ws_import,
+    ("GET", "/api/2.0/workspace/get-status"): _ws_status,
+    ("GET", "/api/2.0/workspace/list"): _ws_list,
+    ("POST", "/api/2.0/workspace/delete"): _ws_delete,
+    ("GET", "/api/2.0/workspace/export"): _ws_export,
+}
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    fields: dict[str, bytes] = {}
+    for part in body.split(b"--" + boundary):
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        match = re.search(rb'name="([^"]+)"', head)
+        if match:
+            fields[match.group(1).decode()] = value.removesuffix(b"\r\n")
+    return fields
+
+
+class _Handler(BaseHTTPRequestHandler):
+    workspace: FakeWorkspace
+    user: User | None = None
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # requests are recorded instead of printed
+
+    def _serve(self, method: str) -> None:
+        ws = self.workspace
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        req = Recorded(
+            method,
+            parts.path,
+            parse_qs(parts.query),
+            {k.lower(): v for k, v in self.headers.items()},
+            self.rfile.read(length) if length else b"",
+        )
+        with ws.lock:
+            ws.requests.append(req)
+        if parts.path == "/.well-known/databricks-config":
+            self._reply(*_error(404, "NOT_FOUND", "no discovery document"))
+            return
+        if ws.mode == "hang":
+            ws._release.wait(60)
+            return self._reply(*_error(503, "TEMPORARILY_UNAVAILABLE", "released"))
+        if ws.mode == "fail":
+            return self._reply(*_error(500, "INTERNAL_ERROR", "the fake workspace is failing on purpose"))
+        auth = req.headers.get("authorization", "")
+        self.user = (
+            ws.tokens.get(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
+        )
+        if ws.mode == "unauthorized" or self.user is None:
+            return self._reply(*_error(401, "UNAUTHENTICATED", "Invalid access token."))
+        route = ROUTES.get((method, parts.path))
+        if route is None:
+            return self._reply(*_error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {parts.path}"))
+        self._reply(*route(self, ws, req))
+
+    def _reply(self, status: int, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header(
+            "Content-Type", "application/octet-stream" if isinstance(payload, bytes) else "application/json"
+        )
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+
+def _handler_for(ws: FakeWorkspace) -> type[_Handler]:
+    return type("FakeWorkspaceHandler", (_Handler,), {"workspace": ws})
+
+
+def wait_for_requests(ws: FakeWorkspace, pattern: str, count: int = 1, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(ws.calls(pattern)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"fake workspace saw {len(ws.calls(pattern))} of {count} calls to {pattern}")
+        time.sleep(0.02)

@@ -1,0 +1,39 @@
+"""What shells inherit: never the app's own credentials; on Apps, the owner's PAT only via the profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.config import Settings
+from services.shell_env import shell_environment
+
+APP_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "TMUX": "/tmp/tmux-0/default,1,0",
+    "DATABRICKS_HOST": "adb-1.azuredatabricks.net/",
+    "DATABRICKS_TOKEN": "dapi-owner",
+    "DATABRICKS_CLIENT_ID": "app-sp",
+    "DATABRICKS_CLIENT_SECRET": "app-sp-secret",
+    "DATABRICKS_AUTH_TYPE": "oauth-m2m",
+    "SUPERVISOR_SERVER_URL": "unix:///x.sock",
+    "EDITOR": "micro",
+}
+
+
+def test_apps_shells_act_as_the_owner_through_the_profile(tmp_path: Path) -> None:
+    base = {**APP_ENV, "HOME": str(tmp_path), "DATABRICKS_APP_NAME": "agents"}
+    env = shell_environment(Settings.from_env(base), base)
+    for gone in ("TMUX", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+        assert gone not in env, gone
+    assert "DATABRICKS_AUTH_TYPE" not in env and "SUPERVISOR_SERVER_URL" not in env
+    assert env["DATABRICKS_HOST"] == "https://adb-1.azuredatabricks.net"
+    assert env["DATABRICKS_CONFIG_PROFILE"] == "DEFAULT"
+    assert env["EDITOR"] == "micro" and env["HOME"] == str(tmp_path)
+
+
+def test_local_shells_keep_the_users_own_token_but_never_app_credentials(tmp_path: Path) -> None:
+    base = {**APP_ENV, "HOME": str(tmp_path)}
+    env = shell_environment(Settings.from_env(base), base)
+    assert env["DATABRICKS_TOKEN"] == "dapi-owner"  # the laptop user's own environment
+    assert "DATABRICKS_CLIENT_SECRET" not in env and "TMUX" not in env
+    assert "DATABRICKS_CONFIG_PROFILE" not in env
