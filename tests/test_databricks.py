@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,19 @@ def test_lookup_failures_name_the_reason(
         databricks.lookup_owner(settings_for(tmp_path, workspace.url), timeout=1)
 
 
-def test_unreachable_workspace_fails_within_the_timeout(tmp_path: Path, workspace: FakeWorkspace) -> None:
-    workspace.stop()
+@pytest.mark.parametrize("fault", ["down", "hang"])
+def test_unreachable_or_hanging_workspace_fails_within_the_timeout(
+    tmp_path: Path, workspace: FakeWorkspace, fault: str
+) -> None:
+    if fault == "down":
+        workspace.stop()
+    else:
+        workspace.mode = "hang"
+    started = time.monotonic()
     with pytest.raises(WorkspaceUnavailable, match=r"cannot ask http://127\.0\.0\.1"):
         databricks.lookup_owner(settings_for(tmp_path, workspace.url), timeout=1)
+    # Bounded by the client's timeouts, not the SDK's default five-minute retry window.
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize(
