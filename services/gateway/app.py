@@ -18,6 +18,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/", handlers.IndexHandler, init),
         (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
         (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
+        (r"/api/setup-status", handlers.SetupStatusHandler, init),
         (r"/api/sessions", handlers.SessionsHandler, init),
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),

@@ -16,6 +16,7 @@ from services.gateway.auth import Denied, Principal
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
+from services.setup.status import read_status, status_path
 from services.tmux import (
     InvalidSessionName,
     SessionExists,
@@ -143,7 +144,23 @@ class HealthHandler(BaseHandler):
     public = True
 
     def get(self) -> None:
-        self.write({"status": "ok"})
+        # Public, so nothing but the overall setup state: no step names, reasons or versions.
+        try:
+            setup_state = read_status(status_path(self.ctx.settings)).state.value
+        except (OSError, ValueError):
+            setup_state = "unknown"
+        self.write({"status": "ok", "setup": setup_state})
+
+
+class SetupStatusHandler(BaseHandler):
+    """`GET /api/setup-status`: the runner's status file as written (README, "Setup status")."""
+
+    async def get(self) -> None:
+        try:
+            status = await self.ctx.run_blocking(read_status, status_path(self.ctx.settings))
+        except (OSError, ValueError) as exc:
+            raise web.HTTPError(500, f"setup status unreadable: {exc}") from None
+        self.write(status.to_json())
 
 
 class IndexHandler(BaseHandler):
