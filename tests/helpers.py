@@ -95,6 +95,8 @@ def stack_env(home: Path, state_dir: Path, port: int, token: str, **extra: str) 
         "DATABRICKS_APP_PORT": str(port),
         "CODING_AGENTS_TOKEN": token,
         "CODING_AGENTS_PYTHON": sys.executable,
+        # The real registry installs ~1 GB of agents: tests that want setup name their own registry.
+        "CODING_AGENTS_SETUP": "off",
     }
     env.update(extra)
     return env

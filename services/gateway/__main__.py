@@ -12,9 +12,8 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.process import Subprocess
 
-from services import databricks, identity, state
+from services import databricks, state
 from services.config import DEFAULT_SESSION, ConfigError, Settings
-from services.databricks import Owner
 from services.gateway.app import make_app
 from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
 from services.gateway.context import GatewayContext
@@ -41,11 +40,10 @@ def build_policy(settings: Settings, resolver: OwnerResolver | None = None) -> A
 
 
 def owner_resolver(settings: Settings) -> OwnerResolver:
-    def found(owner: Owner) -> None:
-        databricks.save_owner(settings, owner)
-        identity.apply(settings, owner)
-
-    return OwnerResolver(lambda: databricks.lookup_owner(settings), found)
+    # Published for the other processes; the setup runner writes the owner's git and CLI identity.
+    return OwnerResolver(
+        lambda: databricks.lookup_owner(settings), lambda owner: databricks.save_owner(settings, owner)
+    )
 
 
 class Gateway:

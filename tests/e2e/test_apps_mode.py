@@ -21,6 +21,13 @@ from tests.helpers import TermClient, strip_ansi, wait_until
 pytestmark = pytest.mark.slow
 
 PROXY_HOST = "coding-agents-test-1234.aws.databricksapps.com"
+IDENTITY_ONLY = """
+tools:
+  git-identity:
+    title: Workspace identity
+    kind: builtin
+    run: workspace_identity
+"""
 
 
 def as_user(email: str | None, **extra: str) -> dict[str, str]:
@@ -46,7 +53,10 @@ def apps_app(stack: Stack, workspace: FakeWorkspace) -> Iterator[RunningApp]:
     (stack.home / ".databrickscfg").write_text(
         "[staging]\nhost = https://staging.example.com\ntoken = keep\n"
     )
-    stack.env = apps_env(stack, workspace)
+    # Setup runs under supervisord as in production, with only the identity step of agents.yaml.
+    registry = stack.root / "identity-only.yaml"
+    registry.write_text(IDENTITY_ONLY)
+    stack.env = apps_env(stack, workspace, CODING_AGENTS_SETUP="on", CODING_AGENTS_REGISTRY=str(registry))
     app = start_app(stack)
     yield app
     stop_app(app)

@@ -1,0 +1,152 @@
+"""`python -m services.setup`: install and configure everything agents.yaml names.
+
+Run by supervisord once per start (program `setup`), and by hand: `--retry-failed` reruns what
+failed last time, `--only ID` one step. Every step is idempotent, so a full rerun skips what is in
+place in milliseconds. Exit status: 0 all good, 1 a step failed, 2 bad registry or settings,
+3 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from services import state
+from services.config import ConfigError, Settings
+from services.setup import builtins
+from services.setup.registry import DEFAULT_REGISTRY, Registry, RegistryError, load
+from services.setup.runner import DEFAULT_CONCURRENCY, Runner
+from services.setup.status import SetupStatus, StepState, read_status, status_path
+from services.setup.steps import BuiltinStep, Command, Download, NpmAgent, Step
+from services.shell_env import shell_path
+from services.tmux import TmuxError, TmuxSessions
+
+log = logging.getLogger("setup")
+
+
+def build_steps(registry: Registry) -> list[Step]:
+    steps: list[Step] = [NpmAgent(agent) for agent in registry.agents]
+    for tool in registry.tools:
+        if tool.kind == "download":
+            steps.append(Download(tool))
+        elif tool.kind == "command":
+            steps.append(Command(tool))
+        else:
+            steps.append(BuiltinStep(tool, builtins.BUILTINS[tool.run[0]]))
+    return steps
+
+
+def registry_path(env: dict[str, str]) -> Path:
+    raw = env.get("CODING_AGENTS_REGISTRY", "").strip()
+    return Path(raw) if raw else DEFAULT_REGISTRY
+
+
+def step_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = shell_path(settings, os.environ)
+    env["HOME"] = str(settings.home)
+    env.pop("DATABRICKS_CLIENT_ID", None)
+    env.pop("DATABRICKS_CLIENT_SECRET", None)
+    return env
+
+
+def tell_tmux(settings: Settings) -> None:
+    """New panes get the PATH with ~/.local/bin (shells started earlier already search it)."""
+    sessions = TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin)
+    # No tmux server (a test, or a run by hand without the app): nothing to tell.
+    with contextlib.suppress(TmuxError):
+        sessions.set_environment("PATH", shell_path(settings, os.environ))
+
+
+async def run_until_stopped(runner: Runner, only: set[str] | None) -> SetupStatus:
+    """SIGTERM/SIGINT cancel the run, which kills every step's process group on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    return await runner.run(only)
+
+
+def acquire_lock(settings: Settings) -> int | None:
+    lock_path = state.ensure_dir(settings.state_dir / "setup") / "lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        log.error("setup is already running (pid %s); wait for it or stop it first", holder)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.setup", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", action="append", metavar="ID", help="run only this step (repeatable)")
+    parser.add_argument("--retry-failed", action="store_true", help="rerun the steps that failed last time")
+    parser.add_argument("--list", action="store_true", help="print the steps and exit")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    env = dict(os.environ)
+    if env.get("CODING_AGENTS_SETUP", "").strip().lower() == "off":
+        log.info("setup is off (CODING_AGENTS_SETUP=off); nothing to do")
+        return 0
+    try:
+        settings = Settings.from_env(env)
+        registry = load(registry_path(env))
+    except (ConfigError, RegistryError) as exc:
+        log.error("%s", exc)
+        return 2
+    steps = build_steps(registry)
+    if args.list:
+        for step in steps:
+            after = f" (after {', '.join(step.after)})" if step.after else ""
+            print(f"{step.id:20} {step.kind:9} {step.version:10} {step.title}{after}")
+        return 0
+    only: set[str] | None = None
+    if args.only:
+        unknown = sorted(set(args.only) - {s.id for s in steps})
+        if unknown:
+            log.error("no such step: %s (see --list)", ", ".join(unknown))
+            return 2
+        only = set(args.only)
+    path = status_path(settings)
+    if args.retry_failed:
+        try:
+            previous = read_status(path)
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the last status (%s); run without --retry-failed", exc)
+            return 2
+        only = {s.id for s in previous.steps if s.state in (StepState.FAILED, StepState.PENDING)}
+        if not only:
+            log.info("nothing failed last time; nothing to retry")
+            return 0
+    lock = acquire_lock(settings)
+    if lock is None:
+        return 3
+    try:
+        runner = Runner(
+            steps, settings, path, settings.log_dir / "setup", step_environment(settings), args.concurrency
+        )
+        status = asyncio.run(run_until_stopped(runner, only))
+    except asyncio.CancelledError:
+        return 1
+    finally:
+        os.close(lock)
+    tell_tmux(settings)
+    return 1 if any(s.state == StepState.FAILED for s in status.steps) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Steps written in Python, named from agents.yaml (`kind: builtin`, `run: NAME`), and the agents'
+configurers (`configurer: NAME`). A name missing here is a registry error, not a runtime surprise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from services.setup.steps import StepContext, StepFailed, StepSkipped
+
+Builtin = Callable[[StepContext], None]
+
+OWNER_ATTEMPTS = 3
+
+
+def workspace_identity(ctx: StepContext) -> None:
+    """git author and the CLI profile of the owner (Apps mode; a laptop keeps its own)."""
+    settings = ctx.settings
+    if not settings.apps_mode:
+        raise StepSkipped("local mode: your own git identity and ~/.databrickscfg are left as they are")
+    # databricks-sdk takes a second to import: only runs that talk to the workspace pay for it.
+    from services import databricks, identity
+    from services.databricks import WorkspaceUnavailable
+
+    for attempt in range(1, OWNER_ATTEMPTS + 1):
+        try:
+            owner = databricks.lookup_owner(settings)
+            break
+        except WorkspaceUnavailable as exc:
+            ctx.log.line(f"attempt {attempt}: {exc}")
+            if attempt == OWNER_ATTEMPTS:
+                raise StepFailed(str(exc)) from None
+            time.sleep(2**attempt)
+    identity.apply(settings, owner)
+    ctx.log.line(f"git user {owner.display_name} <{owner.email}>")
+    if settings.has_workspace:
+        ctx.log.line(f"~/.databrickscfg [DEFAULT] → {settings.databricks_host} (0600)")
+
+
+BUILTINS: dict[str, Builtin] = {
+    "workspace_identity": workspace_identity,
+}
+
+# Agent configurers, run after their agent's install step (filled by the model-wiring work).
+CONFIGURERS: dict[str, Builtin] = {}

@@ -1,0 +1,390 @@
+"""agents.yaml, loaded in named stages: read (YAML) → validate (every rule, every entry) → build
+(frozen dataclasses). Each broken rule is one line naming the file, the entry and the fix, and all
+of them are reported at once, so a bad registry is fixed in one edit, not one error per run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from services.config import PROJECT_ROOT
+
+DEFAULT_REGISTRY = PROJECT_ROOT / "agents.yaml"
+DEFAULT_TIMEOUT = 600.0
+FAMILIES = ("anthropic", "gemini", "openai")
+TOOL_KINDS = ("download", "builtin", "command")
+ARCHES = ("amd64", "arm64")
+ENTRY_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# Exact versions only: a range or a tag ("latest", "^1.2") would install whatever is newest today.
+PINNED = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+NPM_PACKAGE = re.compile(r"(?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*")
+BINARY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+COMMON_KEYS = {"title", "after", "timeout"}
+AGENT_KEYS = COMMON_KEYS | {
+    "package",
+    "version",
+    "binary",
+    "launch",
+    "family",
+    "model",
+    "model_env",
+    "configurer",
+}
+AGENT_REQUIRED = ("title", "package", "version", "binary", "launch", "family", "model")
+TOOL_KEYS: dict[str, set[str]] = {
+    "download": COMMON_KEYS | {"kind", "version", "binary", "member", "url", "sha256", "sha256_url"},
+    "builtin": COMMON_KEYS | {"kind", "run"},
+    "command": COMMON_KEYS | {"kind", "version", "run", "check"},
+}
+TOOL_REQUIRED: dict[str, tuple[str, ...]] = {
+    "download": ("title", "version", "binary", "member", "url"),
+    "builtin": ("title", "run"),
+    "command": ("title", "run"),
+}
+
+
+class RegistryError(ValueError):
+    """The registry cannot be used; one line per broken rule."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{path}: " + "\n  ".join(["invalid registry:", *problems]))
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    title: str
+    package: str
+    version: str
+    binary: str
+    launch: str
+    family: str
+    model: str
+    model_env: str = ""
+    configurer: str = ""
+    after: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+
+    def current_model(self, env: Mapping[str, str]) -> str:
+        return (env.get(self.model_env, "").strip() if self.model_env else "") or self.model
+
+
+@dataclass(frozen=True)
+class Tool:
+    id: str
+    title: str
+    kind: str
+    version: str = ""
+    binary: str = ""
+    member: str = ""
+    url: Mapping[str, str] = field(default_factory=dict)  # arch → URL, {version} filled in
+    sha256: Mapping[str, str] = field(default_factory=dict)  # arch → hex digest
+    sha256_url: str = ""  # a published checksum file; {url} is the asset's URL
+    run: tuple[str, ...] = ()  # builtin: (function name,); command: argv
+    check: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    agents: tuple[Agent, ...]
+    tools: tuple[Tool, ...]
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    @property
+    def ids(self) -> list[str]:
+        return [a.id for a in self.agents] + [t.id for t in self.tools]
+
+
+# --- stage 1: read -------------------------------------------------------------------------------
+
+
+def read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RegistryError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RegistryError(path, [f"not valid YAML: {where}{problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RegistryError(path, ["the top level must be a mapping with 'agents' and 'tools'"])
+    return data
+
+
+# --- stage 2: validate ---------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, known_builtins: set[str], known_configurers: set[str]) -> None:
+        self.problems: list[str] = []
+        self.builtins = known_builtins
+        self.configurers = known_configurers
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def keys(self, where: str, entry: dict[str, Any], allowed: set[str], required: tuple[str, ...]) -> None:
+        for key in sorted(set(entry) - allowed):
+            self.add(where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+        for key in required:
+            if key not in entry or entry[key] in (None, ""):
+                self.add(where, f"missing field {key!r}")
+
+    def string(
+        self, where: str, entry: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None
+    ) -> None:
+        value = entry.get(key)
+        if value is None:
+            return
+        if not isinstance(value, str):
+            self.add(where, f"{key!r} must be a string, got {type(value).__name__}")
+        elif pattern is not None and not pattern.fullmatch(value):
+            self.add(where, f"{key!r} {value!r} does not match {pattern.pattern}")
+
+    def version(self, where: str, entry: dict[str, Any]) -> None:
+        value = entry.get("version")
+        if value is None:
+            return
+        if not isinstance(value, str) or not PINNED.fullmatch(value):
+            self.add(where, f'unpinned version {value!r}: give an exact version such as "1.2.3" (quote it)')
+
+    def common(self, where: str, entry: dict[str, Any]) -> None:
+        self.string(where, entry, "title")
+        after = entry.get("after", [])
+        if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+            self.add(where, "'after' must be a list of entry ids")
+        timeout = entry.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            self.add(where, f"'timeout' must be a positive number of seconds, got {timeout!r}")
+
+    def agent(self, where: str, entry: dict[str, Any]) -> None:
+        self.keys(where, entry, AGENT_KEYS, AGENT_REQUIRED)
+        self.common(where, entry)
+        self.version(where, entry)
+        self.string(where, entry, "package", NPM_PACKAGE)
+        self.string(where, entry, "binary", BINARY)
+        self.string(where, entry, "launch")
+        self.string(where, entry, "model")
+        self.string(where, entry, "model_env", ENV_NAME)
+        family = entry.get("family")
+        if family is not None and family not in FAMILIES:
+            self.add(where, f"unknown family {family!r} (one of: {', '.join(FAMILIES)})")
+        configurer = entry.get("configurer")
+        if configurer is not None and configurer not in self.configurers:
+            known = ", ".join(sorted(self.configurers)) or "none defined"
+            self.add(where, f"unknown configurer {configurer!r} (known: {known})")
+
+    def tool(self, where: str, entry: dict[str, Any]) -> None:
+        kind = entry.get("kind")
+        if kind not in TOOL_KINDS:
+            self.add(where, f"unknown kind {kind!r} (one of: {', '.join(TOOL_KINDS)})")
+            return
+        self.keys(where, entry, TOOL_KEYS[kind], TOOL_REQUIRED[kind])
+        self.common(where, entry)
+        self.version(where, entry)
+        if kind == "download":
+            self.download(where, entry)
+        elif kind == "builtin":
+            run = entry.get("run")
+            if run is not None and run not in self.builtins:
+                known = ", ".join(sorted(self.builtins)) or "none defined"
+                self.add(where, f"unknown builtin {run!r} (known: {known})")
+        else:
+            for key in ("run", "check"):
+                value = entry.get(key)
+                if value is not None and (
+                    not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
+                ):
+                    self.add(where, f"{key!r} must be a non-empty list of strings (an argv)")
+
+    def download(self, where: str, entry: dict[str, Any]) -> None:
+        self.string(where, entry, "binary", BINARY)
+        self.string(where, entry, "member")
+        urls = entry.get("url")
+        if urls is not None:
+            if not isinstance(urls, dict) or not urls:
+                self.add(where, "'url' must map an architecture (amd64, arm64) to a URL")
+                urls = {}
+            for arch, url in urls.items():
+                if arch not in ARCHES:
+                    self.add(where, f"unknown architecture {arch!r} in 'url' (one of: {', '.join(ARCHES)})")
+                elif not isinstance(url, str) or not _fetchable(url):
+                    self.add(where, f"url for {arch} must be https:// (http:// only for localhost): {url!r}")
+        sums = entry.get("sha256")
+        if sums is None and not entry.get("sha256_url"):
+            self.add(where, "needs 'sha256' (per architecture) or 'sha256_url': downloads are verified")
+        if sums is not None:
+            if not isinstance(sums, dict):
+                self.add(where, "'sha256' must map an architecture to a hex digest")
+            else:
+                for arch, digest in sums.items():
+                    if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+                        self.add(where, f"sha256 for {arch!r} must be 64 lower-case hex digits")
+                for arch in (urls or {}) if isinstance(urls, dict) else {}:
+                    if arch not in sums and not entry.get("sha256_url"):
+                        self.add(where, f"no sha256 for {arch}")
+        self.string(where, entry, "sha256_url")
+
+    def graph(self, entries: dict[str, dict[str, Any]], where: Callable[[str], str]) -> None:
+        for entry_id, entry in entries.items():
+            after = entry.get("after", [])
+            if not isinstance(after, list):
+                continue
+            for dep in after:
+                if dep not in entries:
+                    self.add(where(entry_id), f"'after' names {dep!r}, which is not an entry")
+                elif dep == entry_id:
+                    self.add(where(entry_id), "'after' names the entry itself")
+        cycle = _find_cycle({k: [d for d in v.get("after", []) if d in entries] for k, v in entries.items()})
+        if cycle:
+            self.add(where(cycle[0]), "'after' makes a cycle: " + " → ".join([*cycle, cycle[0]]))
+
+
+def _fetchable(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.netloc)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str]:
+        if node in visiting:
+            return visiting[visiting.index(node) :]
+        if node in done:
+            return []
+        visiting.append(node)
+        for dep in graph.get(node, []):
+            if cycle := visit(dep):
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return []
+
+    for node in graph:
+        if cycle := visit(node):
+            return cycle
+    return []
+
+
+def validate(
+    path: Path, data: dict[str, Any], known_builtins: set[str], known_configurers: set[str]
+) -> list[str]:
+    checker = _Checker(known_builtins, known_configurers)
+    for key in sorted(set(data) - {"agents", "tools"}):
+        checker.add("top level", f"unknown key {key!r} (allowed: agents, tools)")
+    sections: dict[str, dict[str, Any]] = {}
+    for section in ("agents", "tools"):
+        value = data.get(section) or {}
+        if not isinstance(value, dict):
+            checker.add(section, "must be a mapping of entry id → entry")
+            value = {}
+        sections[section] = value
+    seen: dict[str, str] = {}
+    for section, entries in sections.items():
+        for entry_id, entry in entries.items():
+            where = f"{section}.{entry_id}"
+            if not isinstance(entry_id, str) or not ENTRY_ID.fullmatch(entry_id):
+                checker.add(where, "ids are 1-32 lower-case letters, digits and '-'")
+            if entry_id in seen:
+                checker.add(where, f"id also used in {seen[entry_id]}")
+            seen[str(entry_id)] = section
+            if not isinstance(entry, dict):
+                checker.add(where, "must be a mapping of fields")
+                continue
+            (checker.agent if section == "agents" else checker.tool)(where, entry)
+    everything = {
+        str(k): v for entries in sections.values() for k, v in entries.items() if isinstance(v, dict)
+    }
+    checker.graph(everything, lambda entry_id: f"{seen.get(entry_id, '?')}.{entry_id}")
+    return checker.problems
+
+
+# --- stage 3: build ------------------------------------------------------------------------------
+
+
+def build(path: Path, data: dict[str, Any]) -> Registry:
+    agents = tuple(
+        Agent(
+            id=agent_id,
+            title=e["title"],
+            package=e["package"],
+            version=e["version"],
+            binary=e["binary"],
+            launch=e["launch"],
+            family=e["family"],
+            model=e["model"],
+            model_env=e.get("model_env", ""),
+            configurer=e.get("configurer", ""),
+            after=tuple(e.get("after", [])),
+            timeout=float(e.get("timeout", DEFAULT_TIMEOUT)),
+        )
+        for agent_id, e in (data.get("agents") or {}).items()
+    )
+    tools = []
+    for tool_id, e in (data.get("tools") or {}).items():
+        version = str(e.get("version", ""))
+        run = e.get("run", ())
+        tools.append(
+            Tool(
+                id=tool_id,
+                title=e["title"],
+                kind=e["kind"],
+                version=version,
+                binary=e.get("binary", ""),
+                member=str(e.get("member", "")).replace("{version}", version),
+                url={a: u.replace("{version}", version) for a, u in (e.get("url") or {}).items()},
+                sha256=dict(e.get("sha256") or {}),
+                sha256_url=e.get("sha256_url", ""),
+                run=(run,) if isinstance(run, str) else tuple(run),
+                check=tuple(e.get("check", ())),
+                after=tuple(e.get("after", [])),
+                timeout=float(e.get("timeout", DEFAULT_TIMEOUT)),
+            )
+        )
+    return Registry(path, agents, tuple(tools))
+
+
+def load(
+    path: Path = DEFAULT_REGISTRY,
+    known_builtins: set[str] | None = None,
+    known_configurers: set[str] | None = None,
+) -> Registry:
+    """Read, validate and build; RegistryError lists every problem found."""
+    if known_builtins is None or known_configurers is None:
+        from services.setup import builtins  # the step implementations define the valid names
+
+        known_builtins = set(builtins.BUILTINS) if known_builtins is None else known_builtins
+        known_configurers = set(builtins.CONFIGURERS) if known_configurers is None else known_configurers
+    data = read(path)
+    problems = validate(path, data, known_builtins, known_configurers)
+    if problems:
+        raise RegistryError(path, problems)
+    return build(path, data)

@@ -1,0 +1,379 @@
+"""One class per kind of setup step. Each is idempotent: `current()` says, in milliseconds, whether
+the pinned version is already in place (then the step is skipped), and `run()` installs it or raises
+StepFailed with a one-line reason taken from the tool's own output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import signal
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.config import Settings
+from services.setup.registry import Agent, Tool
+from services.setup.status import LOG_TAIL_LINES
+
+if TYPE_CHECKING:
+    from services.setup.builtins import Builtin
+
+MAX_DOWNLOAD = 200 * 1024 * 1024
+DOWNLOAD_TIMEOUT = 30.0  # per socket operation; the step's own timeout bounds the whole download
+KILL_GRACE_SECONDS = 2.0
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+class StepFailed(Exception):
+    """The step did not do its job; `reason` is one line for the status page."""
+
+    def __init__(self, reason: str, exit_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+class StepSkipped(Exception):
+    """Raised by a builtin that does not apply here (e.g. no workspace); `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class StepLog:
+    """A step's log file plus the tail shown on the status page."""
+
+    path: Path
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    on_line: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  # closed by close()
+        self._file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+    def line(self, text: str) -> None:
+        text = text.rstrip()
+        if not text:
+            return
+        self._file.write(text + "\n")
+        self._file.flush()
+        self.tail.append(text[:300])
+        if self.on_line is not None:
+            self.on_line()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class StepContext:
+    settings: Settings
+    env: Mapping[str, str]  # environment for the step's processes
+    log: StepLog
+
+
+class Step(ABC):
+    kind: str
+
+    def __init__(
+        self, id: str, title: str, after: tuple[str, ...], timeout: float, version: str = ""
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.after = after
+        self.timeout = timeout
+        self.version = version
+        self.agent = False
+
+    @abstractmethod
+    async def current(self, ctx: StepContext) -> str | None:
+        """Why nothing needs doing (the step is skipped), or None to run it."""
+
+    @abstractmethod
+    async def run(self, ctx: StepContext) -> None:
+        """Do the work; raise StepFailed (or StepSkipped) otherwise."""
+
+
+async def run_process(argv: list[str], ctx: StepContext, cwd: Path | None = None) -> int:
+    """Run argv in its own process group, its output line by line into the step's log.
+
+    Cancellation (the step's timeout) kills the whole group: npm's children included.
+    """
+    ctx.log.line("$ " + " ".join(argv))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(ctx.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise StepFailed(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    assert proc.stdout is not None
+    try:
+        async for raw in proc.stdout:
+            ctx.log.line(raw.decode("utf-8", errors="replace"))
+        return await proc.wait()
+    except asyncio.CancelledError:
+        await _kill_group(proc)
+        raise
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
+            return
+        except TimeoutError:
+            continue
+
+
+def last_lines(ctx: StepContext, count: int = 2) -> str:
+    return " | ".join(list(ctx.log.tail)[-count:])
+
+
+# --- npm agents ----------------------------------------------------------------------------------
+
+NPM_ERROR = re.compile(r"^npm (?:error|ERR!)\s*(.*)$")
+
+
+def npm_reason(lines: list[str], exit_code: int) -> str:
+    """npm's own words: `npm error code E404` + the message line, else the last output lines."""
+    errors = [m.group(1).strip() for line in lines if (m := NPM_ERROR.match(line)) and m.group(1).strip()]
+    code = next((e.removeprefix("code ").strip() for e in errors if e.startswith("code ")), "")
+    message = next((e for e in errors if not e.startswith(("code ", "A complete log", "Log files"))), "")
+    detail = " ".join(p for p in (code, message) if p) or " | ".join(lines[-2:])
+    return f"npm install failed (exit {exit_code}): {detail}"[:400]
+
+
+class NpmAgent(Step):
+    kind = "npm"
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent.id, agent.title, agent.after, agent.timeout, agent.version)
+        self.package = agent.package
+        self.binary = agent.binary
+        self.agent = True
+
+    def installed_version(self, settings: Settings) -> str | None:
+        manifest = settings.home / ".local" / "lib" / "node_modules" / self.package / "package.json"
+        try:
+            return str(json.loads(manifest.read_text()).get("version"))
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    async def current(self, ctx: StepContext) -> str | None:
+        binary = ctx.settings.local_bin / self.binary
+        if self.installed_version(ctx.settings) == self.version and os.access(binary, os.X_OK):
+            return f"{self.package}@{self.version} already installed"
+        return None
+
+    async def run(self, ctx: StepContext) -> None:
+        prefix = ctx.settings.home / ".local"
+        argv = [
+            "npm",
+            "install",
+            "--global",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            "--no-update-notifier",
+            "--loglevel=error",
+            # Offline or a dead registry should fail this step in seconds, not after npm's minute of retries.
+            "--fetch-retries=1",
+            "--fetch-retry-maxtimeout=10000",
+            f"{self.package}@{self.version}",
+        ]
+        code = await run_process(argv, ctx)
+        if code != 0:
+            raise StepFailed(npm_reason(list(ctx.log.tail), code), code)
+        if not os.access(ctx.settings.local_bin / self.binary, os.X_OK):
+            raise StepFailed(
+                f"npm installed {self.package} but {ctx.settings.local_bin / self.binary} is missing"
+            )
+        got = self.installed_version(ctx.settings)
+        if got != self.version:
+            raise StepFailed(f"npm installed {self.package}@{got}, not the pinned {self.version}")
+
+
+# --- downloads -----------------------------------------------------------------------------------
+
+
+def machine_arch() -> str:
+    machine = platform.machine().lower()
+    return ARCHES.get(machine, machine)
+
+
+def fetch(url: str, limit: int = MAX_DOWNLOAD, log: StepLog | None = None) -> bytes:
+    """GET url into memory; one-line StepFailed for HTTP errors, unreachable hosts and oversize."""
+    request = urllib.request.Request(url, headers={"User-Agent": "coding-agents-setup"})
+    try:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            chunks: list[bytes] = []
+            size = 0
+            next_report = 0.1
+            while chunk := response.read(256 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise StepFailed(f"{url} is larger than {limit // (1024 * 1024)} MB; refusing it")
+                chunks.append(chunk)
+                if log is not None and total and size / total >= next_report:
+                    log.line(f"downloaded {size * 100 // total}% of {total // 1024} KiB")
+                    next_report += 0.1
+            return b"".join(chunks)
+    except urllib.error.HTTPError as exc:
+        raise StepFailed(f"download failed: HTTP {exc.code} {exc.reason} for {url}") from None
+    except urllib.error.URLError as exc:
+        raise StepFailed(f"download failed: cannot reach {url}: {exc.reason}") from None
+    except (TimeoutError, OSError) as exc:
+        raise StepFailed(f"download failed: {url}: {exc}") from None
+
+
+def extract_member(archive: bytes, url: str, member: str) -> bytes:
+    """The one file `member` from a .zip, .tar.gz/.tgz or .gz archive."""
+    try:
+        if url.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+                return zf.read(member)
+        if url.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tf:
+                extracted = tf.extractfile(member)
+                if extracted is None:
+                    raise KeyError(member)
+                return extracted.read()
+        if url.endswith(".gz"):
+            return gzip.decompress(archive)
+    except KeyError:
+        raise StepFailed(f"{member!r} is not in the archive {url.rsplit('/', 1)[-1]}") from None
+    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, OSError, EOFError) as exc:
+        raise StepFailed(f"cannot unpack {url.rsplit('/', 1)[-1]}: {exc}") from None
+    raise StepFailed(f"unknown archive type: {url.rsplit('/', 1)[-1]} (zip, tar.gz, tgz or gz)")
+
+
+class Download(Step):
+    kind = "download"
+
+    def __init__(self, tool: Tool, arch: str | None = None) -> None:
+        super().__init__(tool.id, tool.title, tool.after, tool.timeout, tool.version)
+        self.tool = tool
+        self.arch = arch or machine_arch()
+
+    def marker(self, settings: Settings) -> Path:
+        return settings.home / ".local" / "share" / "coding-agents" / "tools" / f"{self.id}.version"
+
+    async def current(self, ctx: StepContext) -> str | None:
+        try:
+            installed = self.marker(ctx.settings).read_text().strip()
+        except OSError:
+            return None
+        if installed == self.version and os.access(ctx.settings.local_bin / self.tool.binary, os.X_OK):
+            return f"{self.tool.binary} {self.version} already installed"
+        return None
+
+    def expected_sha256(self, url: str, log: StepLog) -> str:
+        if self.arch in self.tool.sha256:
+            return self.tool.sha256[self.arch]
+        if not self.tool.sha256_url:
+            raise StepFailed(f"no checksum for {self.arch}; refusing to install unverified bytes")
+        sums_url = self.tool.sha256_url.replace("{url}", url)
+        log.line(f"checksum from {sums_url}")
+        text = fetch(sums_url, limit=64 * 1024).decode("utf-8", errors="replace")
+        match = re.search(r"\b[0-9a-fA-F]{64}\b", text)
+        if match is None:
+            raise StepFailed(f"{sums_url} holds no sha256 digest")
+        return match.group(0).lower()
+
+    def install(self, ctx: StepContext) -> None:
+        url = self.tool.url.get(self.arch)
+        if url is None:
+            raise StepFailed(f"no {self.tool.binary} build for this machine ({self.arch})")
+        expected = self.expected_sha256(url, ctx.log)
+        ctx.log.line(f"downloading {url}")
+        archive = fetch(url, log=ctx.log)
+        got = hashlib.sha256(archive).hexdigest()
+        if got != expected:
+            raise StepFailed(
+                f"checksum mismatch for {url.rsplit('/', 1)[-1]}: expected {expected}, got {got}"
+            )
+        binary = extract_member(archive, url, self.tool.member)
+        target = ctx.settings.local_bin / self.tool.binary
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.tool.binary}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(binary)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        marker = self.marker(ctx.settings)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(self.version + "\n")
+        ctx.log.line(f"installed {target} ({len(binary) // 1024} KiB, sha256 ok)")
+
+    async def run(self, ctx: StepContext) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.install, ctx)
+
+
+# --- commands and builtins -----------------------------------------------------------------------
+
+
+class Command(Step):
+    kind = "command"
+
+    def __init__(self, tool: Tool) -> None:
+        super().__init__(tool.id, tool.title, tool.after, tool.timeout, tool.version)
+        self.argv = list(tool.run)
+        self.check = list(tool.check)
+
+    async def current(self, ctx: StepContext) -> str | None:
+        if self.check and await run_process(self.check, ctx) == 0:
+            return "check passed: " + " ".join(self.check)
+        return None
+
+    async def run(self, ctx: StepContext) -> None:
+        code = await run_process(self.argv, ctx)
+        if code != 0:
+            raise StepFailed(f"exited with status {code}: {last_lines(ctx) or 'no output'}", code)
+
+
+class BuiltinStep(Step):
+    kind = "builtin"
+
+    def __init__(self, tool: Tool, function: Builtin) -> None:
+        super().__init__(tool.id, tool.title, tool.after, tool.timeout, tool.version)
+        self.function = function
+
+    async def current(self, ctx: StepContext) -> str | None:
+        return None  # builtins are cheap and converge on their own
+
+    async def run(self, ctx: StepContext) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.function, ctx)
