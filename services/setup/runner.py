@@ -178,9 +178,9 @@ class Runner:
         entry.state, entry.reason = state, reason
         entry.ended = time.time()
         if step_log is not None:
-            entry.log_tail = list(step_log.tail)
             if reason:
                 step_log.line(f"{state.value}: {reason}")
+            entry.log_tail = list(step_log.tail)
         seconds = entry.seconds or 0.0
         log.info(
             "[%s] %s in %.2f s%s", entry.id, state.value.upper(), seconds, f": {reason}" if reason else ""
