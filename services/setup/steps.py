@@ -65,6 +65,8 @@ class StepLog:
     path: Path
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
     on_line: Callable[[], None] | None = None
+    # Everything of this run, for steps that dig the cause out of verbose output (npm's stack traces).
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=5000))
 
     def __post_init__(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,7 @@ class StepLog:
         self._file.write(text + "\n")
         self._file.flush()
         self.tail.append(text[:300])
+        self.lines.append(text)
         if self.on_line is not None:
             self.on_line()
 
@@ -162,11 +165,14 @@ def last_lines(ctx: StepContext, count: int = 2) -> str:
 NPM_ERROR = re.compile(r"^npm (?:error|ERR!)\s*(.*)$")
 
 
+NPM_DETAIL = re.compile(r"^(?:code|syscall|errno|at)\s|^\w+:\s*'|^[{}]|^A complete log|^Log files")
+
+
 def npm_reason(lines: list[str], exit_code: int) -> str:
-    """npm's own words: `npm error code E404` + the message line, else the last output lines."""
+    """npm's own words: `npm error code E404` + its message line, else the last output lines."""
     errors = [m.group(1).strip() for line in lines if (m := NPM_ERROR.match(line)) and m.group(1).strip()]
     code = next((e.removeprefix("code ").strip() for e in errors if e.startswith("code ")), "")
-    message = next((e for e in errors if not e.startswith(("code ", "A complete log", "Log files"))), "")
+    message = next((e for e in errors if not NPM_DETAIL.search(e)), "")
     detail = " ".join(p for p in (code, message) if p) or " | ".join(lines[-2:])
     return f"npm install failed (exit {exit_code}): {detail}"[:400]
 
@@ -207,12 +213,13 @@ class NpmAgent(Step):
             "--loglevel=error",
             # Offline or a dead registry should fail this step in seconds, not after npm's minute of retries.
             "--fetch-retries=1",
+            "--fetch-retry-mintimeout=2000",
             "--fetch-retry-maxtimeout=10000",
             f"{self.package}@{self.version}",
         ]
         code = await run_process(argv, ctx)
         if code != 0:
-            raise StepFailed(npm_reason(list(ctx.log.tail), code), code)
+            raise StepFailed(npm_reason(list(ctx.log.lines), code), code)
         if not os.access(ctx.settings.local_bin / self.binary, os.X_OK):
             raise StepFailed(
                 f"npm installed {self.package} but {ctx.settings.local_bin / self.binary} is missing"
