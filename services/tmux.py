@@ -272,6 +272,37 @@ class TmuxSessions:
             raise TmuxError(proc.stderr.decode(errors="replace").strip() or "capture-pane failed")
         return PaneSnapshot(proc.stdout, cursor_x, cursor_y, rows, alt == 1)
 
+    def new_window(self, name: str, window_name: str, command: str) -> int:
+        """Open a window in session `name` whose shell starts by running `command`; its index.
+
+        The command is typed into an interactive shell rather than run as the window's process, so
+        quitting the agent leaves the user at a prompt in the same window, not a closed one.
+        """
+        validate_session_name(name)
+        args = ["new-window", "-t", f"={name}:", "-n", window_name, "-P", "-F", "#{window_index}"]
+        if self.start_directory is not None:
+            args += ["-c", str(self.start_directory)]
+        env = dict(os.environ)
+        if self.shell_path is not None:
+            env["PATH"] = self.shell_path
+        proc = subprocess.run(
+            [self.tmux_bin, "-S", self.socket_path, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if proc.returncode != 0:
+            message = proc.stderr.strip() or "tmux new-window failed"
+            if "can't find session" in message:
+                raise SessionNotFound(name)
+            raise TmuxError(message)
+        index = int(proc.stdout.strip())
+        self._run("send-keys", "-t", f"={name}:{index}", "-l", command)
+        self._run("send-keys", "-t", f"={name}:{index}", "Enter")
+        return index
+
     def set_environment(self, key: str, value: str) -> None:
         """Set a variable for every new pane (tmux global environment)."""
         self._run("set-environment", "-g", key, value)

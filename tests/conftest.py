@@ -23,6 +23,7 @@ from services.gateway.auth import AccessPolicy
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
+from services.setup import registry
 from services.shell_env import shell_path
 from services.tmux import TmuxSessions
 from tests.fake_workspace import FakeWorkspace
@@ -176,6 +177,7 @@ async def serve_gateway(stack: Stack, tmux: TmuxSessions, policy: AccessPolicy) 
         policy=policy,
         attach_env=stack.env,
         polls=PollRegistry(),
+        registry=registry.load(),
     )
     tmux.ensure("main")
     server = HTTPServer(make_app(ctx, "test-cookie-secret"))

@@ -19,6 +19,7 @@ from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolic
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
+from services.setup import registry
 from services.shell_env import shell_environment, shell_path
 from services.tmux import TmuxError, TmuxSessions
 
@@ -65,6 +66,11 @@ class Gateway:
             attach_env=shell_environment(settings, os.environ),
             polls=PollRegistry(),
         )
+        try:
+            self.ctx.registry = registry.load(registry.registry_path(os.environ))
+        except registry.RegistryError as exc:
+            log.error("%s", exc)
+            self.ctx.registry_error = str(exc)
         self.server: HTTPServer | None = None
 
     async def ensure_default_session(self) -> None:

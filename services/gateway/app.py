@@ -19,9 +19,11 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
         (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
         (r"/api/setup-status", handlers.SetupStatusHandler, init),
+        (r"/api/setup/retry", handlers.SetupRetryHandler, init),
         (r"/api/sessions", handlers.SessionsHandler, init),
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),
+        (SESSION + r"/windows", handlers.WindowsHandler, init),
         (SESSION + r"/poll", handlers.PollOpenHandler, init),
         (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),
     ]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.config import Settings
 from services.gateway.auth import AccessPolicy
+from services.setup.registry import Registry
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ class GatewayContext:
     channels: set[TerminalChannel] = field(default_factory=set)
     attachments: set[TmuxAttachment] = field(default_factory=set)
     polls: PollRegistry | None = None
+    # agents.yaml, for launchers; None with the reason when it does not load.
+    registry: Registry | None = None
+    registry_error: str = ""
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (libtmux, file I/O) off the event loop."""

@@ -10,13 +10,15 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from services import state
 from services.config import WEB_DIR
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
-from services.setup.status import read_status, status_path
+from services.setup.status import read_status, request_path, status_path
+from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.tmux import (
     InvalidSessionName,
     SessionExists,
@@ -152,6 +154,32 @@ class HealthHandler(BaseHandler):
         self.write({"status": "ok", "setup": setup_state})
 
 
+class SetupRetryHandler(BaseHandler):
+    """`POST /api/setup/retry` `{"step"?: ID}`: rerun one step, or every failed one, via supervisord."""
+
+    async def post(self) -> None:
+        step = self.json_body().get("step")
+        if step is not None and not isinstance(step, str):
+            raise web.HTTPError(400, "'step' must be a step id")
+        settings = self.ctx.settings
+        if step is not None:
+            status = await self.ctx.run_blocking(read_status, status_path(settings))
+            if step not in {s.id for s in status.steps}:
+                raise web.HTTPError(400, f"no setup step {step[:40]!r}")
+        request = {"only": [step]} if step else {"retry_failed": True}
+        await self.ctx.run_blocking(state.atomic_write_json, request_path(settings), request)
+        try:
+            await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+        except AlreadyRunning:
+            request_path(settings).unlink(missing_ok=True)
+            raise web.HTTPError(409, "setup is already running; retry when it has finished") from None
+        except SupervisorUnavailable as exc:
+            request_path(settings).unlink(missing_ok=True)
+            raise web.HTTPError(503, str(exc)) from None
+        self.set_status(202)
+        self.write({"started": True})
+
+
 class SetupStatusHandler(BaseHandler):
     """`GET /api/setup-status`: the runner's status file as written (README, "Setup status")."""
 
@@ -275,6 +303,28 @@ class SessionHandler(BaseHandler):
         except TmuxError as exc:
             raise _tmux_unavailable(exc) from None
         self.set_status(204)
+
+
+class WindowsHandler(BaseHandler):
+    """`POST /api/sessions/{name}/windows` `{"agent": ID}`: a new window running that agent."""
+
+    async def post(self, raw: str) -> None:
+        name = _session_name(raw)
+        agent_id = self.json_body().get("agent")
+        if self.ctx.registry is None:
+            raise web.HTTPError(503, f"agents.yaml did not load: {self.ctx.registry_error}")
+        agent = self.ctx.registry.agent(agent_id) if isinstance(agent_id, str) else None
+        if agent is None:
+            known = ", ".join(a.id for a in self.ctx.registry.agents)
+            raise web.HTTPError(400, f"'agent' must be one of: {known}")
+        try:
+            index = await self.ctx.run_blocking(self.ctx.sessions.new_window, name, agent.id, agent.launch)
+        except SessionNotFound as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.set_status(201)
+        self.write({"window": {"index": index, "name": agent.id}})
 
 
 def _query_size(handler: web.RequestHandler) -> protocol.Resize:

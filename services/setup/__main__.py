@@ -16,14 +16,13 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 from services import state
 from services.config import ConfigError, Settings
 from services.setup import builtins
-from services.setup.registry import DEFAULT_REGISTRY, Registry, RegistryError, load
+from services.setup.registry import Registry, RegistryError, load, registry_path
 from services.setup.runner import DEFAULT_CONCURRENCY, Runner
-from services.setup.status import SetupStatus, StepState, read_status, status_path
+from services.setup.status import SetupStatus, StepState, read_status, request_path, status_path
 from services.setup.steps import BuiltinStep, Command, Download, NpmAgent, Step
 from services.shell_env import shell_path
 from services.tmux import TmuxError, TmuxSessions
@@ -43,11 +42,6 @@ def build_steps(registry: Registry) -> list[Step]:
     return steps
 
 
-def registry_path(env: dict[str, str]) -> Path:
-    raw = env.get("CODING_AGENTS_REGISTRY", "").strip()
-    return Path(raw) if raw else DEFAULT_REGISTRY
-
-
 def step_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = shell_path(settings, os.environ)
@@ -63,6 +57,22 @@ def tell_tmux(settings: Settings) -> None:
     # No tmux server (a test, or a run by hand without the app): nothing to tell.
     with contextlib.suppress(TmuxError):
         sessions.set_environment("PATH", shell_path(settings, os.environ))
+
+
+def take_request(settings: Settings) -> tuple[bool, set[str] | None]:
+    """The page's Retry, if it left one: (retry failed steps?, only these steps)."""
+    path = request_path(settings)
+    try:
+        request = state.read_json(path)
+    except (OSError, ValueError):
+        return False, None
+    path.unlink(missing_ok=True)
+    if not isinstance(request, dict):
+        return False, None
+    only = request.get("only")
+    if isinstance(only, list) and only and all(isinstance(i, str) for i in only):
+        return False, set(only)
+    return bool(request.get("retry_failed")), None
 
 
 async def run_until_stopped(runner: Runner, only: set[str] | None) -> SetupStatus:
@@ -122,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         only = set(args.only)
     path = status_path(settings)
+    if not args.only and not args.retry_failed:
+        args.retry_failed, requested = take_request(settings)
+        only = requested or only
     if args.retry_failed:
         try:
             previous = read_status(path)

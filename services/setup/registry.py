@@ -111,6 +111,12 @@ class Registry:
         return [a.id for a in self.agents] + [t.id for t in self.tools]
 
 
+def registry_path(env: Mapping[str, str]) -> Path:
+    """agents.yaml of the project, or CODING_AGENTS_REGISTRY (tests and custom installs)."""
+    raw = env.get("CODING_AGENTS_REGISTRY", "").strip()
+    return Path(raw) if raw else DEFAULT_REGISTRY
+
+
 # --- stage 1: read -------------------------------------------------------------------------------
 
 

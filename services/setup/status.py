@@ -113,3 +113,8 @@ def read_status(path: Path) -> SetupStatus:
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return SetupStatus.from_json(data)
+
+
+def request_path(settings: Settings) -> Path:
+    """What the next run should do, left by the gateway before it asks supervisord to start setup."""
+    return settings.state_dir / "setup" / "request.json"

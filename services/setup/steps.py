@@ -157,7 +157,9 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 def last_lines(ctx: StepContext, count: int = 2) -> str:
-    return " | ".join(list(ctx.log.tail)[-count:])
+    """The step's last output lines, without the `$ command` lines run_process logs."""
+    output = [line for line in ctx.log.tail if not line.startswith("$ ")]
+    return " | ".join(output[-count:])
 
 
 # --- npm agents ----------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Ask this app's supervisord to do things, over its XML-RPC unix socket (DESIGN: processes talk through
+files and supervisor, never through each other's memory)."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+
+class SupervisorUnavailable(Exception):
+    """supervisord did not answer or refused; the message says why."""
+
+
+class AlreadyRunning(Exception):
+    """The program is already running."""
+
+
+def _proxy(socket_path: Path) -> xmlrpc.client.ServerProxy:
+    # The URL's host is ignored: SupervisorTransport connects to the unix socket.
+    transport = SupervisorTransport(None, None, f"unix://{socket_path}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def start_program(socket_path: Path, name: str) -> None:
+    if not socket_path.exists():
+        raise SupervisorUnavailable(f"supervisord is not running (no {socket_path.name} in the state dir)")
+    try:
+        _proxy(socket_path).supervisor.startProcess(name, False)
+    except xmlrpc.client.Fault as fault:
+        if "ALREADY_STARTED" in fault.faultString:
+            raise AlreadyRunning(name) from None
+        raise SupervisorUnavailable(f"supervisord refused to start {name}: {fault.faultString}") from None
+    except OSError as exc:
+        raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
+
+
+def program_state(socket_path: Path, name: str) -> str:
+    """RUNNING, EXITED, STOPPED, ... as supervisorctl shows it."""
+    try:
+        info = _proxy(socket_path).supervisor.getProcessInfo(name)
+    except xmlrpc.client.Fault as fault:
+        raise SupervisorUnavailable(fault.faultString) from None
+    except OSError as exc:
+        raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
+    if not isinstance(info, dict):
+        raise SupervisorUnavailable(f"unexpected answer from supervisord: {info!r}")
+    return str(info["statename"])
