@@ -43,15 +43,19 @@ def _home(env: Mapping[str, str]) -> Path:
 
 
 def _port(env: Mapping[str, str]) -> int:
-    raw = env.get("DATABRICKS_APP_PORT", "").strip()
+    return _optional_port(env, "DATABRICKS_APP_PORT") or DEFAULT_PORT
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip()
     if not raw:
-        return DEFAULT_PORT
+        return 0
     try:
         port = int(raw)
     except ValueError:
-        raise ConfigError(f"DATABRICKS_APP_PORT must be a port number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a port number, got {raw!r}") from None
     if not 0 < port < 65536:
-        raise ConfigError(f"DATABRICKS_APP_PORT must be between 1 and 65535, got {port}")
+        raise ConfigError(f"{name} must be between 1 and 65535, got {port}")
     return port
 
 
@@ -87,6 +91,9 @@ class Settings:
     databricks_token: str = field(default="", repr=False)
     owner_override: str = ""
     gateway_host: str = ""
+    proxy_port: int = 0  # the model proxy's loopback port; 0 means DATABRICKS_APP_PORT + 1
+    client_id: str = ""  # the app's service principal (Apps injects it): PAT-less model access
+    client_secret: str = field(default="", repr=False)
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -97,6 +104,14 @@ class Settings:
     @property
     def has_workspace(self) -> bool:
         return bool(self.databricks_host and self.databricks_token)
+
+    @property
+    def model_proxy_port(self) -> int:
+        return self.proxy_port or self.port + 1
+
+    @property
+    def model_proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.model_proxy_port}"
 
     @property
     def tmux_socket(self) -> Path:
@@ -143,6 +158,9 @@ class Settings:
             databricks_token=env.get("DATABRICKS_TOKEN", "").strip(),
             owner_override=_owner(env),
             gateway_host=normalize_host(env.get("DATABRICKS_GATEWAY_HOST", "")),
+            proxy_port=_optional_port(env, "CODING_AGENTS_PROXY_PORT"),
+            client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
+            client_secret=env.get("DATABRICKS_CLIENT_SECRET", "").strip(),
         )
 
 

@@ -1,0 +1,1 @@
+"""The local model proxy: agents → Databricks serving endpoints / AI Gateway, credential injected."""

@@ -1,0 +1,66 @@
+"""`python -m services.model_proxy`: agents → Databricks models, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from tornado.httpserver import HTTPServer
+
+from services import state
+from services.config import ConfigError, Settings
+from services.model_proxy.app import ProxyContext, make_app
+from services.model_proxy.credentials import Credentials
+from services.model_proxy.upstream import Upstreams
+
+log = logging.getLogger("model_proxy")
+
+DEFAULT_PROBE_SECONDS = 30.0
+
+
+def proxy_key(settings: Settings) -> str:
+    """The key agents present to the proxy (0600 in the state dir): not a Databricks credential."""
+    return state.secret_file(settings.state_dir / "model-proxy.key")
+
+
+async def serve(settings: Settings) -> None:
+    probe = float(os.environ.get("CODING_AGENTS_PROXY_PROBE_SECONDS", "") or DEFAULT_PROBE_SECONDS)
+    ctx = ProxyContext(settings, proxy_key(settings), Upstreams(settings, probe), Credentials(settings))
+    server = HTTPServer(make_app(ctx), xheaders=False, max_body_size=64 * 1024 * 1024)
+    server.listen(settings.model_proxy_port, "127.0.0.1")
+    log.info(
+        "listening on %s; serving endpoints at %s%s; credential: %s",
+        settings.model_proxy_url,
+        settings.databricks_host or "(no DATABRICKS_HOST)",
+        f", AI Gateway at {settings.gateway_host}" if settings.gateway_host else "",
+        ctx.credentials.mode,
+    )
+    ctx.save_status(force=True)
+    watcher = asyncio.create_task(ctx.upstreams.watch_gateway())
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    watcher.cancel()
+    server.stop()
+    ctx.save_status(force=True)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    state.ensure_dir(settings.state_dir)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

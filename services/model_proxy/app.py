@@ -1,0 +1,306 @@
+"""The proxy's HTTP side: `/a/{agent}/{family}/{path}` → upstream, streamed through unbuffered.
+
+Agents authenticate to the proxy with a local key (their config files hold only that); the proxy
+drops it and adds the real Databricks credential. Upstream answers, errors included, go back
+unchanged; only failures to reach any upstream become the proxy's own 502.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httputil import HTTPHeaders
+
+from services import state
+from services.config import Settings
+from services.model_proxy.credentials import Credentials, NoCredential
+from services.model_proxy.sanitize import sanitize
+from services.model_proxy.upstream import FAMILIES, Upstreams
+
+log = logging.getLogger("model_proxy")
+
+# Never forwarded: the agent's stand-in key, and hop-by-hop headers this hop owns.
+DROP_REQUEST = {
+    "host",
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+}
+DROP_RESPONSE = {"content-length", "connection", "keep-alive", "transfer-encoding", "server", "date"}
+SECRET_QUERY = {"key", "api_key", "token"}
+AGENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+STATUS_WRITE_INTERVAL = 1.0
+UPSTREAM_TIMEOUT = 900.0  # long generations stream for minutes; the agent decides when to give up
+
+
+@dataclass
+class AgentStats:
+    requests: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    first_byte_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    via: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+    last_request_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def summary(values: deque[float]) -> dict[str, float] | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return {
+                "median": round(statistics.median(ordered), 1),
+                "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 1),
+            }
+
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "in_flight": self.in_flight,
+            "latency_ms": summary(self.latencies_ms),
+            "first_byte_ms": summary(self.first_byte_ms),
+            "via": dict(self.via),
+            "last_error": self.last_error,
+            "last_request_at": self.last_request_at,
+        }
+
+
+@dataclass
+class ProxyContext:
+    settings: Settings
+    key: str
+    upstreams: Upstreams
+    credentials: Credentials
+    stats: dict[str, AgentStats] = field(default_factory=dict)
+    _written: float = 0.0
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "upstream": {
+                "serving": self.settings.databricks_host,
+                "gateway": self.settings.gateway_host or None,
+                "gateway_up": self.upstreams.gateway_up if self.settings.gateway_host else None,
+            },
+            "credential": self.credentials.mode,
+            "agents": {name: s.to_json() for name, s in sorted(self.stats.items())},
+            "now": time.time(),
+        }
+
+    def save_status(self, force: bool = False) -> None:
+        """For the gateway's /api/model-proxy: the same document, at most once a second."""
+        now = time.monotonic()
+        if force or now - self._written >= STATUS_WRITE_INTERVAL:
+            self._written = now
+            state.atomic_write_json(
+                self.settings.state_dir / "model-proxy" / "status.json", self.status(), 0o644
+            )
+
+
+def presented_key(handler: web.RequestHandler) -> str:
+    headers = handler.request.headers
+    auth = headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return headers.get("x-api-key") or headers.get("x-goog-api-key") or handler.get_query_argument("key", "")
+
+
+class ProxyBase(web.RequestHandler):
+    def initialize(self, ctx: ProxyContext) -> None:
+        self.ctx = ctx
+
+    def check_key(self) -> None:
+        if not hmac.compare_digest(presented_key(self).encode(), self.ctx.key.encode()):
+            raise web.HTTPError(401, "missing or wrong model proxy key (see the agent's config)")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
+        self.set_header("Content-Type", "application/json")
+        # Shaped like the APIs' own errors so every agent shows the text.
+        self.finish(
+            {"type": "error", "error": {"type": "proxy_error", "message": message, "code": status_code}}
+        )
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, web.HTTPError):
+            log.warning(
+                "%s %s → %d: %s", self.request.method, self.request.path, value.status_code, value.log_message
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+
+class StatusHandler(ProxyBase):
+    def get(self) -> None:
+        self.check_key()
+        self.write(self.ctx.status())
+
+
+class ProxyHandler(ProxyBase):
+    SUPPORTED_METHODS = ("GET", "POST", "HEAD", "DELETE")
+
+    def prepare(self) -> None:
+        self._started = time.monotonic()
+        self._headers_sent = False
+        self._first_byte: float | None = None
+        self._upstream_status = 0
+
+    async def head(self, agent: str, family: str, path: str) -> None:
+        # Claude Code's connectivity preflight: answer it here, without a key or an upstream call.
+        self._validate(agent, family)
+        self.set_status(200)
+
+    async def get(self, agent: str, family: str, path: str) -> None:
+        await self._forward(agent, family, path)
+
+    async def post(self, agent: str, family: str, path: str) -> None:
+        await self._forward(agent, family, path)
+
+    async def delete(self, agent: str, family: str, path: str) -> None:
+        await self._forward(agent, family, path)
+
+    def _validate(self, agent: str, family: str) -> None:
+        if not AGENT_ID.fullmatch(agent):
+            raise web.HTTPError(404, f"bad agent id {agent[:40]!r}")
+        if family not in FAMILIES:
+            raise web.HTTPError(404, f"unknown API family {family[:40]!r} (one of: {', '.join(FAMILIES)})")
+
+    async def _forward(self, agent: str, family: str, path: str) -> None:
+        self._validate(agent, family)
+        self.check_key()
+        stats = self.ctx.stats.setdefault(agent, AgentStats())
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.last_request_at = time.time()
+        try:
+            via = await self._send_upstream(family, path)
+            stats.via[via] = stats.via.get(via, 0) + 1
+            if self._upstream_status >= 400:
+                stats.errors += 1
+                stats.last_error = f"upstream answered {self._upstream_status} ({via})"
+        except web.HTTPError as exc:
+            stats.errors += 1
+            stats.last_error = exc.log_message or str(exc.status_code)
+            raise
+        finally:
+            stats.in_flight -= 1
+            stats.latencies_ms.append((time.monotonic() - self._started) * 1000)
+            if self._first_byte is not None:
+                stats.first_byte_ms.append((self._first_byte - self._started) * 1000)
+            self.ctx.save_status()
+
+    def _request_headers(self, credential: dict[str, str]) -> HTTPHeaders:
+        headers = HTTPHeaders()
+        for name, value in self.request.headers.get_all():
+            if name.lower() not in DROP_REQUEST:
+                headers.add(name, value)
+        for name, value in credential.items():
+            headers[name] = value
+        return headers
+
+    async def _send_upstream(self, family: str, path: str) -> str:
+        try:
+            credential = await self.ctx.credentials.headers()
+        except NoCredential as exc:
+            raise web.HTTPError(503, str(exc)) from None
+        except Exception as exc:  # token endpoint down, SP refused: say so, never hang the agent
+            raise web.HTTPError(502, f"could not get a Databricks credential: {exc}") from None
+        query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k not in SECRET_QUERY])
+        body = self.request.body
+        if self.request.method == "POST":
+            body = sanitize(body, self.request.headers.get("Content-Type", ""))
+        failures = []
+        for target in self.ctx.upstreams.targets(family, path):
+            url = target.url + ("?" + query if query else "")
+            request = HTTPRequest(
+                url,
+                method=self.request.method,
+                headers=self._request_headers(credential),
+                body=body if self.request.method in ("POST", "PUT") else None,
+                header_callback=self._on_header,
+                streaming_callback=self._on_chunk,
+                decompress_response=False,  # pass bytes through as the upstream encoded them
+                follow_redirects=False,
+                connect_timeout=10,
+                request_timeout=UPSTREAM_TIMEOUT,
+            )
+            try:
+                await AsyncHTTPClient().fetch(request, raise_error=False)
+            except (HTTPClientError, OSError) as exc:
+                if self._headers_sent:
+                    raise  # mid-stream: nothing sensible to retry; the agent sees a cut stream
+                failures.append(f"{target.via}: {exc}")
+                if target.via == "gateway":
+                    self.ctx.upstreams.gateway_failed(str(exc))
+                continue
+            log.info(
+                "%s %s/%s via %s → %d", self.request.method, family, path, target.via, self._upstream_status
+            )
+            return target.via
+        raise web.HTTPError(502, "no upstream answered: " + "; ".join(failures))
+
+    def _on_header(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        if line.startswith("HTTP/"):
+            self._upstream_status = int(line.split(" ", 2)[1])
+            self._response_headers: list[tuple[str, str]] = []
+            return
+        if not line:
+            if self._upstream_status == 100:
+                return
+            self.set_status(self._upstream_status)
+            for name, value in self._response_headers:
+                if name.lower() not in DROP_RESPONSE:
+                    self.add_header(name, value)
+            self._headers_sent = True
+            return
+        name, _, value = line.partition(":")
+        self._response_headers.append((name.strip(), value.strip()))
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        if self._first_byte is None:
+            self._first_byte = time.monotonic()
+        self.write(chunk)
+        self.flush()  # SSE: every event reaches the agent as soon as it arrives
+
+
+def access_log(handler: web.RequestHandler) -> None:
+    # Tornado's default line has the query string, where Gemini-style clients may put a key.
+    request = handler.request
+    log.debug(
+        "%d %s %s %.1f ms", handler.get_status(), request.method, request.path, 1000 * request.request_time()
+    )
+
+
+def make_app(ctx: ProxyContext) -> web.Application:
+    init = {"ctx": ctx}
+    return web.Application(
+        [
+            (r"/status", StatusHandler, init),
+            (r"/a/([^/]+)/([^/]+)/(.*)", ProxyHandler, init),
+        ],
+        log_function=access_log,
+    )
+
+
+def status_json(ctx: ProxyContext) -> str:
+    return json.dumps(ctx.status())
