@@ -8,6 +8,7 @@ import { enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { KeyBar } from "./keybar.js";
 import { SearchBox } from "./search.js";
+import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
 import { ConnectionIndicator, Toast } from "./status.js";
 import { SessionTabs } from "./tabs.js";
@@ -72,6 +73,8 @@ fit(); // before connecting, so the first attach already has this window's size
 
 openSession(sessionFromUrl());
 refreshTabs();
+// After the terminal has started connecting: setup is shown beside it, never waited for.
+installSetup({ term, toast, session: () => currentSession });
 setInterval(() => {
   if (document.visibilityState === "visible") refreshTabs();
 }, TAB_REFRESH_MS);
