@@ -16,13 +16,22 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from services import state
 from services.config import ConfigError, Settings
 from services.setup import builtins
 from services.setup.registry import Registry, RegistryError, load, registry_path
 from services.setup.runner import DEFAULT_CONCURRENCY, Runner
-from services.setup.status import SetupStatus, StepState, read_status, request_path, status_path
+from services.setup.status import (
+    SetupState,
+    SetupStatus,
+    StepState,
+    read_status,
+    request_path,
+    status_path,
+    write_status,
+)
 from services.setup.steps import BuiltinStep, Command, Download, NpmAgent, Step
 from services.shell_env import shell_path
 from services.tmux import TmuxError, TmuxSessions
@@ -114,9 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = Settings.from_env(env)
-        registry = load(registry_path(env))
-    except (ConfigError, RegistryError) as exc:
+    except ConfigError as exc:
         log.error("%s", exc)
+        return 2
+    try:
+        registry = load(registry_path(env))
+    except RegistryError as exc:
+        log.error("%s", exc)
+        # The page shows this instead of steps: the registry is the first thing to fix.
+        write_status(
+            status_path(settings), SetupStatus(SetupState.FAILED, time.time(), time.time(), reason=str(exc))
+        )
         return 2
     steps = build_steps(registry)
     if args.list:

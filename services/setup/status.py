@@ -7,6 +7,7 @@ never sees a torn file even if the runner is killed mid-write. Its shape is what
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -71,6 +72,7 @@ class SetupStatus:
     finished: float | None = None
     runner_pid: int | None = None
     steps: list[StepStatus] = field(default_factory=list)
+    reason: str = ""  # why the whole run failed before or outside any step (a broken registry)
 
     def step(self, step_id: str) -> StepStatus:
         return next(s for s in self.steps if s.id == step_id)
@@ -93,6 +95,7 @@ class SetupStatus:
             finished=data.get("finished"),
             runner_pid=data.get("runner_pid"),
             steps=steps,
+            reason=str(data.get("reason", "")),
         )
 
 
@@ -105,14 +108,35 @@ def write_status(path: Path, status: SetupStatus) -> None:
 
 
 def read_status(path: Path) -> SetupStatus:
-    """The last written status; PENDING when the runner has not written one yet."""
+    """The last written status; PENDING when the runner has not written one yet.
+
+    A run the file calls running whose runner is gone (killed, crashed) is reported as failed, so
+    the page offers Retry instead of showing progress forever.
+    """
     try:
         data = state.read_json(path)
     except FileNotFoundError:
         return SetupStatus()
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
-    return SetupStatus.from_json(data)
+    status = SetupStatus.from_json(data)
+    if status.state == SetupState.RUNNING and status.runner_pid and not _alive(status.runner_pid):
+        status.state = SetupState.FAILED
+        status.reason = "the setup runner stopped before it finished; retry to finish"
+        for step in status.steps:
+            if step.state == StepState.RUNNING:
+                step.state, step.reason = StepState.FAILED, "interrupted: the setup runner stopped"
+    return status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def request_path(settings: Settings) -> Path:

@@ -185,3 +185,23 @@ def test_a_bad_registry_exits_2_with_the_problem(setup_env: SetupEnv) -> None:
     result = setup_env.run()
     assert result.returncode == 2
     assert "agents.x: missing field 'package'" in result.stdout
+
+
+def test_a_bad_registry_is_the_runs_reason_on_the_page(setup_env: SetupEnv) -> None:
+    setup_env.registry("agents:\n  x:\n    title: X\n")
+    assert setup_env.run().returncode == 2
+    status = setup_env.status()
+    assert status.state.value == "failed" and "agents.x: missing field 'package'" in status.reason
+
+
+def test_a_run_whose_runner_died_reads_as_failed(setup_env: SetupEnv) -> None:
+    pidfile = setup_env.root / "pid"
+    setup_env.registry(tools(command_step("long", f"echo $$ > {pidfile}; exec sleep 60")))
+    runner = setup_env.start()
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=10, what="step started")
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=10)
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned step, in its own session
+    status = setup_env.status()
+    assert status.state.value == "failed" and "stopped before it finished" in status.reason
+    assert status.step("long").state.value == "failed"

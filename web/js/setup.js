@@ -52,7 +52,7 @@ const GAME_KEYS = {
  *            version: string, agent: boolean, started: number | null, ended: number | null,
  *            exit_code: number | null, reason: string, log_tail: string[]}} SetupStep
  * @typedef {{state: string, started: number | null, finished: number | null,
- *            runner_pid: number | null, now: number, steps: SetupStep[]}} SetupStatus
+ *            runner_pid: number | null, now: number, reason: string, steps: SetupStep[]}} SetupStatus
  * @typedef {{onRetry(step: string | null): void, onLaunch(agent: string, title: string): void}} StepActions
  *   onRetry: one step, or (null) every failed one
  * @typedef {import("/static/node_modules/@xterm/xterm/lib/xterm.mjs").Terminal} Terminal
@@ -119,6 +119,7 @@ function normalise(data) {
     finished: data?.finished ?? null,
     runner_pid: data?.runner_pid ?? null,
     now: typeof data?.now === "number" ? data.now : Date.now() / 1000,
+    reason: String(data?.reason ?? ""),
     steps: steps.map((/** @type {any} */ step) => ({
       id: String(step.id),
       title: String(step.title || step.id),
@@ -181,12 +182,14 @@ function progress(status) {
 /** @param {SetupStatus} status */
 function summaryText(status) {
   const { total, finished, failed } = progress(status);
+  // The run's own reason (a broken agents.yaml, a runner that died) says more than any count.
+  const why = status.state === "failed" && status.reason ? ` · ${status.reason}` : "";
   if (total === 0) {
     if (status.state === "done") return "Nothing to set up.";
-    return status.state === "failed" ? "Setup failed before it listed its steps." : "Waiting for setup to start…";
+    return status.state === "failed" ? `Setup failed before it listed its steps${why}` : "Waiting for setup to start…";
   }
   const failures = failed ? ` · ${failed} failed` : "";
-  return `${finished} of ${total} steps finished${failures}`;
+  return `${finished} of ${total} steps finished${failures}${why}`;
 }
 
 /** A run to follow: running, or about to (the runner has listed its steps but not begun). */
