@@ -14,16 +14,12 @@ from services import state
 from services.config import ConfigError, Settings
 from services.model_proxy.app import ProxyContext, make_app
 from services.model_proxy.credentials import Credentials
+from services.model_proxy.key import proxy_key
 from services.model_proxy.upstream import Upstreams
 
 log = logging.getLogger("model_proxy")
 
 DEFAULT_PROBE_SECONDS = 30.0
-
-
-def proxy_key(settings: Settings) -> str:
-    """The key agents present to the proxy (0600 in the state dir): not a Databricks credential."""
-    return state.secret_file(settings.state_dir / "model-proxy.key")
 
 
 async def serve(settings: Settings) -> None:

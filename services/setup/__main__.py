@@ -32,7 +32,7 @@ from services.setup.status import (
     status_path,
     write_status,
 )
-from services.setup.steps import BuiltinStep, Command, Download, NpmAgent, Step
+from services.setup.steps import BuiltinStep, Command, Configure, Download, NpmAgent, Step
 from services.shell_env import shell_path
 from services.tmux import TmuxError, TmuxSessions
 
@@ -40,7 +40,11 @@ log = logging.getLogger("setup")
 
 
 def build_steps(registry: Registry) -> list[Step]:
-    steps: list[Step] = [NpmAgent(agent) for agent in registry.agents]
+    steps: list[Step] = []
+    for agent in registry.agents:
+        steps.append(NpmAgent(agent))
+        if agent.configurer:
+            steps.append(Configure(agent, builtins.CONFIGURERS[agent.configurer]))
     for tool in registry.tools:
         if tool.kind == "download":
             steps.append(Download(tool))

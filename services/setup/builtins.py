@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from services.setup import configurers
 from services.setup.steps import StepContext, StepFailed, StepSkipped
 
 Builtin = Callable[[StepContext], None]
@@ -42,5 +43,5 @@ BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
 }
 
-# Agent configurers, run after their agent's install step (filled by the model-wiring work).
-CONFIGURERS: dict[str, Builtin] = {}
+# Agent configurers, each run as its own step after the agent's install (names valid in agents.yaml).
+CONFIGURERS = configurers.CONFIGURERS

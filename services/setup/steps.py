@@ -34,6 +34,7 @@ from services.setup.status import LOG_TAIL_LINES
 
 if TYPE_CHECKING:
     from services.setup.builtins import Builtin
+    from services.setup.configurers import Configurer
 
 MAX_DOWNLOAD = 200 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 30.0  # per socket operation; the step's own timeout bounds the whole download
@@ -386,3 +387,20 @@ class BuiltinStep(Step):
 
     async def run(self, ctx: StepContext) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.function, ctx)
+
+
+class Configure(Step):
+    """Writes an agent's settings after its install: its own step, so a bad config file is visible."""
+
+    kind = "configure"
+
+    def __init__(self, agent: Agent, configurer: Configurer) -> None:
+        super().__init__(f"{agent.id}-config", f"{agent.title} settings", (agent.id,), 60)
+        self.agent_entry = agent
+        self.configurer = configurer
+
+    async def current(self, ctx: StepContext) -> str | None:
+        return None  # cheap and converging: always rewrite what we manage
+
+    async def run(self, ctx: StepContext) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.configurer, ctx, self.agent_entry)

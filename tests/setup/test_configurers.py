@@ -1,0 +1,148 @@
+"""Configurers merge into the agents' own files: managed keys rewritten, the user's kept, no PAT."""
+
+from __future__ import annotations
+
+import json
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from services import state
+from services.config import Settings
+from services.model_proxy.key import proxy_key
+from services.setup.configurers import CONFIGURERS, merge_dotenv, models_file
+from services.setup.registry import load
+from services.setup.steps import StepContext, StepFailed, StepLog
+
+PAT = "dapi-secret-pat-never-in-configs"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "HOME": str(tmp_path / "home"),
+            "CODING_AGENTS_STATE_DIR": str(tmp_path / "state"),
+            "DATABRICKS_APP_PORT": "8100",
+            "DATABRICKS_HOST": "https://w.example.com",
+            "DATABRICKS_TOKEN": PAT,
+        }
+    )
+
+
+def configure(settings: Settings, agent_id: str, env: dict[str, str] | None = None) -> None:
+    agent = load().agent(agent_id)
+    assert agent is not None and agent.configurer
+    log = StepLog(settings.log_dir / "t.log")
+    try:
+        CONFIGURERS[agent.configurer](StepContext(settings, env or {"DATABRICKS_TOKEN": PAT}, log), agent)
+    finally:
+        log.close()
+
+
+def home_files(settings: Settings) -> dict[str, str]:
+    return {str(p.relative_to(settings.home)): p.read_text() for p in settings.home.rglob("*") if p.is_file()}
+
+
+def test_claude(settings: Settings) -> None:
+    path = settings.home / ".claude" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"permissions": {"allow": ["Bash(ls)"]}, "env": {"MY_VAR": "mine"}}))
+    (settings.home / ".claude.json").write_text(json.dumps({"mcpServers": {"mine": {"type": "stdio"}}}))
+    configure(settings, "claude", {"ANTHROPIC_MODEL": "databricks-claude-sonnet-4-6"})
+    data = json.loads(path.read_text())
+    env = data["env"]
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8101/a/claude/anthropic"
+    assert env["ANTHROPIC_AUTH_TOKEN"] == proxy_key(settings)
+    assert env["ANTHROPIC_MODEL"] == "databricks-claude-sonnet-4-6"
+    assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "databricks-claude-haiku-4-5"
+    assert env["ANTHROPIC_CUSTOM_HEADERS"] == "x-databricks-use-coding-agent-mode: true"
+    assert env["DISABLE_AUTOUPDATER"] == "1" and env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert env["MY_VAR"] == "mine" and data["permissions"] == {"allow": ["Bash(ls)"]}
+    profile = json.loads((settings.home / ".claude.json").read_text())
+    assert profile["hasCompletedOnboarding"] is True
+    assert set(profile["mcpServers"]) == {"mine", "deepwiki", "exa"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_gemini(settings: Settings) -> None:
+    folder = settings.home / ".gemini"
+    folder.mkdir(parents=True)
+    (folder / ".env").write_text("# mine\nMY_KEY=1\nGEMINI_MODEL=old\n")
+    (folder / "settings.json").write_text(json.dumps({"ui": {"theme": "Dracula"}}))
+    configure(settings, "gemini")
+    dotenv = (folder / ".env").read_text()
+    assert "# mine\nMY_KEY=1\n" in dotenv
+    assert "GEMINI_MODEL=databricks-gemini-3-1-pro\n" in dotenv and "GEMINI_MODEL=old" not in dotenv
+    assert "GEMINI_API_KEY_AUTH_MECHANISM=bearer\n" in dotenv  # unquoted, or Gemini ignores it
+    assert f"GOOGLE_GEMINI_BASE_URL={settings.model_proxy_url}/a/gemini/gemini\n" in dotenv
+    data = json.loads((folder / "settings.json").read_text())
+    assert data["ui"] == {"theme": "Dracula"}
+    assert data["security"]["auth"]["selectedType"] == "gemini-api-key"
+    assert data["telemetry"]["enabled"] is False and data["mcpServers"]["exa"]["httpUrl"]
+    trusted = json.loads((folder / "trustedFolders.json").read_text())
+    assert trusted[str(settings.projects_dir)] == "TRUST_FOLDER"
+
+
+def test_opencode_uses_its_own_provider_id(settings: Settings) -> None:
+    path = settings.home / ".config" / "opencode" / "opencode.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"provider": {"mine": {"npm": "x"}}, "theme": "tokyonight"}))
+    configure(settings, "opencode")
+    data = json.loads(path.read_text())
+    assert data["theme"] == "tokyonight" and "mine" in data["provider"]
+    assert "databricks" not in data["provider"]  # would merge with OpenCode's built-in provider
+    provider = data["provider"]["dbx-serving"]
+    assert provider["options"]["baseURL"] == f"{settings.model_proxy_url}/a/opencode/openai/v1"
+    assert data["model"] == "dbx-serving/databricks-claude-opus-4-6" == data["small_model"]
+    assert provider["models"]["databricks-claude-opus-4-6"]["limit"] == {"context": 200000, "output": 16384}
+    assert data["mcp"]["deepwiki"] == {
+        "type": "remote",
+        "url": "https://mcp.deepwiki.com/mcp",
+        "enabled": True,
+    }
+
+
+def test_codex_toml_is_merged(settings: Settings) -> None:
+    path = settings.home / ".codex" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('approval_policy = "on-request"\n\n[mcp_servers.mine]\ncommand = "x"\n')
+    configure(settings, "codex")
+    data = tomllib.loads(path.read_text())
+    assert data["approval_policy"] == "on-request" and data["mcp_servers"]["mine"] == {"command": "x"}
+    assert data["model_provider"] == "coding-agents-proxy" and data["model"] == "databricks-gpt-5-3-codex"
+    provider = data["model_providers"]["coding-agents-proxy"]
+    assert provider["wire_api"] == "responses"
+    assert provider["base_url"] == f"{settings.model_proxy_url}/a/codex/openai/v1"
+
+
+def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None:
+    for agent in ("claude", "gemini", "opencode", "codex"):
+        configure(settings, agent)
+    first = home_files(settings)
+    for agent in ("claude", "gemini", "opencode", "codex"):
+        configure(settings, agent)
+    assert home_files(settings) == first
+    assert not [name for name, text in first.items() if PAT in text]
+
+
+def test_a_model_chosen_on_the_page_wins(settings: Settings) -> None:
+    state.atomic_write_json(models_file(settings), {"claude": "databricks-claude-haiku-4-5"})
+    configure(settings, "claude", {"ANTHROPIC_MODEL": "databricks-claude-sonnet-4-6"})
+    env = json.loads((settings.home / ".claude" / "settings.json").read_text())["env"]
+    assert env["ANTHROPIC_MODEL"] == "databricks-claude-haiku-4-5"
+
+
+def test_a_broken_file_fails_the_step_and_is_left_alone(settings: Settings) -> None:
+    path = settings.home / ".claude" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(StepFailed, match=r"settings.json is not valid JSON"):
+        configure(settings, "claude")
+    assert path.read_text() == "{not json"
+
+
+def test_merge_dotenv() -> None:
+    assert merge_dotenv("A=1\nexport B=2\nB=3\n# c\n", {"B": "9", "D": "4"}) == "A=1\nB=9\n# c\nD=4\n"
