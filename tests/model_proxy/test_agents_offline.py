@@ -1,0 +1,154 @@
+"""The real agent CLIs, installed by the setup runner from npm and configured only by the configurers,
+talking through the real model proxy (its own process) to the fake model server, offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.config import PROJECT_ROOT, Settings
+from services.setup.registry import load
+from tests.fake_models import FakeModels
+from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until
+
+pytestmark = pytest.mark.slow
+
+PAT = "dapi-owner-pat-offline-0123456789"
+PROMPT = "Reply with the word pong."
+
+
+@dataclass
+class Installed:
+    root: Path
+    env: dict[str, str]
+    fake: FakeModels
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["HOME"])
+
+    def agent_env(self) -> dict[str, str]:
+        """What a shell in the terminal would have: no Databricks credential at all."""
+        env = {k: v for k, v in self.env.items() if not k.startswith("DATABRICKS_")}
+        env["PATH"] = f"{self.home / '.local' / 'bin'}:{env['PATH']}"
+        env["TERM"] = "dumb"
+        # Offline: no update checks or model catalogue downloads (the real network would allow them).
+        env.update(OPENCODE_DISABLE_AUTOUPDATE="1", OPENCODE_DISABLE_MODELS_FETCH="1", NO_UPDATE_NOTIFIER="1")
+        return env
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        projects = self.home / "projects"
+        projects.mkdir(exist_ok=True)
+        return subprocess.run(
+            list(argv),
+            cwd=projects,
+            env=self.agent_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=150,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    root = short_tempdir("caa-")
+    (root / "home").mkdir()
+    registry = load()
+    lines = ["agents:"]
+    for a in registry.agents:
+        lines += [
+            f"  {a.id}:",
+            f"    title: {a.title}",
+            f'    package: "{a.package}"',
+            f'    version: "{a.version}"',
+            f"    binary: {a.binary}",
+            f"    launch: {a.launch}",
+            f"    family: {a.family}",
+            f"    model: {a.model}",
+            f"    configurer: {a.configurer}",
+        ]
+    (root / "agents.yaml").write_text("\n".join(lines) + "\n")
+    fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
+    port = free_port()
+    env = env_for_subprocess() | {
+        "HOME": str(root / "home"),
+        "CODING_AGENTS_STATE_DIR": str(root / "state"),
+        "CODING_AGENTS_REGISTRY": str(root / "agents.yaml"),
+        "DATABRICKS_APP_PORT": str(port - 1),
+        "CODING_AGENTS_PROXY_PORT": str(port),
+        "DATABRICKS_HOST": fake.url,
+        "DATABRICKS_TOKEN": PAT,
+    }
+    setup = subprocess.run(
+        [sys.executable, "-m", "services.setup"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert setup.returncode == 0, setup.stdout[-4000:]
+    with open(root / "proxy.log", "wb") as log:
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "services.model_proxy"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    settings = Settings.from_env(env)
+    wait_until(
+        lambda: (settings.state_dir / "model-proxy" / "status.json").exists(), timeout=20, what="proxy up"
+    )
+    yield Installed(root, env, fake)
+    proxy.terminate()
+    proxy.wait(timeout=10)
+    fake.stop()
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def check_reply(installed: Installed, result: subprocess.CompletedProcess[str], upstream_path: str) -> None:
+    assert "PONG-FROM-FAKE-WORKSPACE" in result.stdout, (
+        result.returncode,
+        result.stdout[-2000:],
+        result.stderr[-2000:],
+    )
+    calls = [c for c in installed.fake.model_calls() if c.path == upstream_path]
+    assert calls, [c.path for c in installed.fake.model_calls()]
+    assert all(c.headers["authorization"] == f"Bearer {PAT}" for c in calls)  # added by the proxy
+    for folder in (".claude", ".gemini", ".config/opencode", ".codex"):
+        for path in (installed.home / folder).rglob("*"):
+            if path.is_file() and path.stat().st_size < 5_000_000:
+                assert PAT not in path.read_text(errors="replace"), path
+    assert PAT not in (installed.home / ".claude.json").read_text()
+
+
+def test_claude_code(installed: Installed) -> None:
+    result = installed.run("claude", "-p", PROMPT)
+    check_reply(installed, result, "/serving-endpoints/anthropic/v1/messages")
+
+
+def test_gemini_cli(installed: Installed) -> None:
+    result = installed.run("gemini", "-p", PROMPT)
+    check_reply(
+        installed,
+        result,
+        "/serving-endpoints/gemini/v1beta/models/databricks-gemini-3-1-pro:streamGenerateContent",
+    )
+
+
+def test_opencode(installed: Installed) -> None:
+    result = installed.run("opencode", "run", PROMPT)
+    check_reply(installed, result, "/serving-endpoints/chat/completions")
+
+
+def test_codex(installed: Installed) -> None:
+    result = installed.run("codex", "exec", "--skip-git-repo-check", PROMPT)
+    check_reply(installed, result, "/serving-endpoints/responses")
