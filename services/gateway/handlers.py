@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,12 +13,13 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from services import state
-from services.config import WEB_DIR
+from services.config import WEB_DIR, Settings
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
+from services.setup import configurers
 from services.setup.status import read_status, request_path, status_path
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.tmux import (
@@ -178,6 +181,90 @@ class SetupRetryHandler(BaseHandler):
             raise web.HTTPError(503, str(exc)) from None
         self.set_status(202)
         self.write({"started": True})
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def family_of(endpoint: str) -> str:
+    name = endpoint.lower()
+    return "anthropic" if "claude" in name else "gemini" if "gemini" in name else "openai"
+
+
+def list_chat_endpoints(settings: Settings) -> list[str]:
+    from services import databricks  # databricks-sdk is slow to import; only this route needs it
+
+    client = databricks.owner_client(settings)
+    names = []
+    for endpoint in client.serving_endpoints.list():
+        task = (endpoint.task or "").lower()
+        ready = (
+            endpoint.state is None or endpoint.state.ready is None or endpoint.state.ready.value == "READY"
+        )
+        if endpoint.name and "chat" in task and ready:
+            names.append(endpoint.name)
+    return sorted(names)
+
+
+class ModelsHandler(BaseHandler):
+    """`GET /api/models`: the workspace's chat endpoints by API family, and each agent's model."""
+
+    async def get(self) -> None:
+        from services.databricks import WorkspaceUnavailable, describe_error
+
+        try:
+            names = await self.ctx.run_blocking(list_chat_endpoints, self.ctx.settings)
+        except WorkspaceUnavailable as exc:
+            raise web.HTTPError(503, str(exc)) from None
+        except Exception as exc:
+            raise web.HTTPError(
+                502, f"the workspace did not list its endpoints: {describe_error(exc)}"
+            ) from None
+        families: dict[str, list[str]] = {"anthropic": [], "gemini": [], "openai": []}
+        for name in names:
+            families[family_of(name)].append(name)
+            if family_of(name) != "openai":
+                families["openai"].append(name)  # chat completions serve every chat endpoint
+        agents = {}
+        for agent in self.ctx.registry.agents if self.ctx.registry else ():
+            agents[agent.id] = {
+                "title": agent.title,
+                "family": agent.family,
+                "model": configurers.chosen_model(self.ctx.settings, agent, dict(os.environ)),
+            }
+        self.write({"families": families, "agents": agents})
+
+
+class AgentModelHandler(BaseHandler):
+    """`PUT /api/agents/{id}/model` `{"model": NAME}`: rewrite that agent's config to use NAME."""
+
+    async def put(self, agent_id: str) -> None:
+        agent = self.ctx.registry.agent(agent_id) if self.ctx.registry else None
+        if agent is None or not agent.configurer:
+            raise web.HTTPError(404, f"no configurable agent {agent_id[:40]!r}")
+        model = self.json_body().get("model")
+        if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
+            raise web.HTTPError(400, "'model' must be a serving endpoint name")
+        await self.ctx.run_blocking(
+            configurers.choose_model, self.ctx.settings, agent, model, dict(os.environ)
+        )
+        self.write({"agent": agent.id, "model": model})
+
+
+class ModelProxyStatusHandler(BaseHandler):
+    """`GET /api/model-proxy`: requests, errors and latency per agent, as the proxy last wrote them."""
+
+    async def get(self) -> None:
+        path = self.ctx.settings.state_dir / "model-proxy" / "status.json"
+        try:
+            data = await self.ctx.run_blocking(state.read_json, path)
+        except FileNotFoundError:
+            raise web.HTTPError(
+                503, "the model proxy has not started (scripts/ctl status model-proxy)"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise web.HTTPError(500, f"model proxy status unreadable: {exc}") from None
+        self.write(data)
 
 
 class SetupStatusHandler(BaseHandler):

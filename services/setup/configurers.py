@@ -20,7 +20,7 @@ from services import state
 from services.config import Settings
 from services.model_proxy.key import proxy_key
 from services.setup.registry import Agent
-from services.setup.steps import StepContext, StepFailed
+from services.setup.steps import StepContext, StepFailed, StepLog
 
 Configurer = Callable[[StepContext, Agent], None]
 
@@ -51,6 +51,24 @@ def chosen_model(settings: Settings, agent: Agent, env: dict[str, str] | None = 
         choices = {}
     choice = choices.get(agent.id) if isinstance(choices, dict) else None
     return choice if isinstance(choice, str) and choice else agent.current_model(env or {})
+
+
+def choose_model(settings: Settings, agent: Agent, model: str, env: dict[str, str]) -> None:
+    """Remember the page's choice for `agent` and rewrite its config now."""
+    path = models_file(settings)
+    try:
+        choices = state.read_json(path)
+    except (OSError, ValueError):
+        choices = {}
+    if not isinstance(choices, dict):
+        choices = {}
+    choices[agent.id] = model
+    state.atomic_write_json(path, choices, mode=0o644)
+    log = StepLog(settings.log_dir / "setup" / f"{agent.id}-config.log")
+    try:
+        CONFIGURERS[agent.configurer](StepContext(settings, env, log), agent)
+    finally:
+        log.close()
 
 
 def proxy_base(settings: Settings, agent: Agent) -> str:

@@ -1,0 +1,79 @@
+"""Model choices: the workspace's chat endpoints by family, and a per-agent choice that rewrites config."""
+
+from __future__ import annotations
+
+import json
+
+from services import state
+from tests.conftest import OWNER_EMAIL, Gateway
+from tests.fake_workspace import FakeWorkspace
+
+OWNER = {"X-Forwarded-Email": OWNER_EMAIL}
+
+
+async def wait_ready(gw: Gateway) -> None:
+    from tests.gateway.test_apps_mode import wait_owner_known
+
+    await wait_owner_known(gw)
+
+
+async def test_models_by_family_from_the_workspace(apps_gateway: Gateway, workspace: FakeWorkspace) -> None:
+    await wait_ready(apps_gateway)
+    workspace.endpoints = [
+        {"name": "databricks-claude-sonnet-4-6", "task": "llm/v1/chat", "state": {"ready": "READY"}},
+        {"name": "databricks-gemini-3-1-pro", "task": "llm/v1/chat", "state": {"ready": "READY"}},
+        {"name": "databricks-gpt-5-3-codex", "task": "llm/v1/chat", "state": {"ready": "READY"}},
+        {"name": "databricks-claude-broken", "task": "llm/v1/chat", "state": {"ready": "NOT_READY"}},
+        {"name": "databricks-bge-large-en", "task": "llm/v1/embeddings", "state": {"ready": "READY"}},
+    ]
+    response = await apps_gateway.fetch("/api/models", auth=False, headers=OWNER)
+    assert response.code == 200, response.body
+    body = json.loads(response.body)
+    assert body["families"] == {
+        "anthropic": ["databricks-claude-sonnet-4-6"],
+        "gemini": ["databricks-gemini-3-1-pro"],
+        "openai": ["databricks-claude-sonnet-4-6", "databricks-gemini-3-1-pro", "databricks-gpt-5-3-codex"],
+    }
+    assert body["agents"]["claude"] == {
+        "title": "Claude Code",
+        "family": "anthropic",
+        "model": "databricks-claude-opus-4-6",
+    }
+
+
+async def test_choosing_a_model_rewrites_the_agents_config(apps_gateway: Gateway) -> None:
+    await wait_ready(apps_gateway)
+    headers = {**OWNER, "Origin": apps_gateway.url}
+    choice = json.dumps({"model": "databricks-claude-sonnet-4-6"})
+    response = await apps_gateway.fetch(
+        "/api/agents/claude/model", "PUT", auth=False, headers=headers, body=choice
+    )
+    assert response.code == 200, response.body
+    settings = apps_gateway.ctx.settings
+    env = json.loads((settings.home / ".claude" / "settings.json").read_text())["env"]
+    assert env["ANTHROPIC_MODEL"] == "databricks-claude-sonnet-4-6"
+    assert state.read_json(settings.state_dir / "models.json") == {"claude": "databricks-claude-sonnet-4-6"}
+    listed = json.loads((await apps_gateway.fetch("/api/models", auth=False, headers=OWNER)).body)
+    assert listed["agents"]["claude"]["model"] == "databricks-claude-sonnet-4-6"
+    bad = await apps_gateway.fetch(
+        "/api/agents/claude/model", "PUT", auth=False, headers=headers, body=b'{"model": "a b"}'
+    )
+    assert bad.code == 400
+    unknown = await apps_gateway.fetch(
+        "/api/agents/nope/model", "PUT", auth=False, headers=headers, body=choice
+    )
+    assert unknown.code == 404
+
+
+async def test_without_a_workspace_models_is_a_clear_503(gateway: Gateway) -> None:
+    response = await gateway.fetch("/api/models")
+    assert response.code == 503 and "DATABRICKS_HOST is not set" in json.loads(response.body)["error"]
+
+
+async def test_model_proxy_status_is_served_to_the_owner(gateway: Gateway) -> None:
+    assert (await gateway.fetch("/api/model-proxy")).code == 503
+    path = gateway.ctx.settings.state_dir / "model-proxy" / "status.json"
+    state.atomic_write_json(path, {"agents": {"claude": {"requests": 3}}})
+    response = await gateway.fetch("/api/model-proxy")
+    assert json.loads(response.body)["agents"]["claude"]["requests"] == 3
+    assert (await gateway.fetch("/api/model-proxy", auth=False)).code == 401
