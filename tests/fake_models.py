@@ -9,9 +9,11 @@ service-principal (M2M) tokens. `answer` is the text every model replies with.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +49,7 @@ class FakeModels:
     _server: ThreadingHTTPServer | None = None
     _counter: Iterator[int] = field(default_factory=itertools.count)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _open: set[socket.socket] = field(default_factory=set)  # keep-alive connections, cut on stop()
 
     @property
     def url(self) -> str:
@@ -61,12 +64,18 @@ class FakeModels:
         return self
 
     def stop(self) -> None:
+        """Down for real: no new connections, and open keep-alive ones are cut like a dead host's."""
         if self.hold_after_first_event is not None:
             self.hold_after_first_event.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self.lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
 
     def model_calls(self) -> list[ModelRequest]:
         with self.lock:
@@ -229,9 +238,20 @@ def responses_events(text: str, model: str) -> list[bytes]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeModels
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: no 40 ms stalls on keep-alive connections
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake.lock:
+            self.fake._open.add(self.connection)
+
+    def finish(self) -> None:
+        with self.fake.lock:
+            self.fake._open.discard(self.connection)
+        super().finish()
 
     def _read(self, method: str) -> ModelRequest:
         parts = urlsplit(self.path)

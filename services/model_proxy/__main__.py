@@ -43,6 +43,7 @@ async def serve(settings: Settings) -> None:
     await stopping.wait()
     watcher.cancel()
     server.stop()
+    await ctx.client.aclose()
     ctx.save_status(force=True)
 
 

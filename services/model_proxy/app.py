@@ -16,11 +16,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
+import httpx
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.httputil import HTTPHeaders
 
 from services import state
 from services.config import Settings
@@ -49,6 +48,15 @@ SECRET_QUERY = {"key", "api_key", "token"}
 AGENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 STATUS_WRITE_INTERVAL = 1.0
 UPSTREAM_TIMEOUT = 900.0  # long generations stream for minutes; the agent decides when to give up
+
+
+def new_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=10.0, read=UPSTREAM_TIMEOUT, write=60.0, pool=30.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        follow_redirects=False,
+        trust_env=False,  # the proxy's own upstreams only; no HTTP(S)_PROXY detours
+    )
 
 
 @dataclass
@@ -90,6 +98,8 @@ class ProxyContext:
     key: str
     upstreams: Upstreams
     credentials: Credentials
+    # One pooled client: keep-alive to the workspace saves a TLS handshake on every request.
+    client: httpx.AsyncClient = field(default_factory=lambda: new_client())
     stats: dict[str, AgentStats] = field(default_factory=dict)
     _written: float = 0.0
 
@@ -208,14 +218,9 @@ class ProxyHandler(ProxyBase):
                 stats.first_byte_ms.append((self._first_byte - self._started) * 1000)
             self.ctx.save_status()
 
-    def _request_headers(self, credential: dict[str, str]) -> HTTPHeaders:
-        headers = HTTPHeaders()
-        for name, value in self.request.headers.get_all():
-            if name.lower() not in DROP_REQUEST:
-                headers.add(name, value)
-        for name, value in credential.items():
-            headers[name] = value
-        return headers
+    def _request_headers(self, credential: dict[str, str]) -> list[tuple[str, str]]:
+        headers = [(n, v) for n, v in self.request.headers.get_all() if n.lower() not in DROP_REQUEST]
+        return headers + list(credential.items())
 
     async def _send_upstream(self, family: str, path: str) -> str:
         try:
@@ -224,63 +229,55 @@ class ProxyHandler(ProxyBase):
             raise web.HTTPError(503, str(exc)) from None
         except Exception as exc:  # token endpoint down, SP refused: say so, never hang the agent
             raise web.HTTPError(502, f"could not get a Databricks credential: {exc}") from None
-        query = urlencode([(k, v) for k, v in parse_qsl(self.request.query) if k not in SECRET_QUERY])
+        query: list[tuple[str, str | int | float | bool | None]] = [
+            (k, v) for k, v in parse_qsl(self.request.query) if k not in SECRET_QUERY
+        ]
         body = self.request.body
         if self.request.method == "POST":
             body = sanitize(body, self.request.headers.get("Content-Type", ""))
         failures = []
         for target in self.ctx.upstreams.targets(family, path):
-            url = target.url + ("?" + query if query else "")
-            request = HTTPRequest(
-                url,
-                method=self.request.method,
+            request = self.ctx.client.build_request(
+                self.request.method,
+                target.url,
+                params=query,
                 headers=self._request_headers(credential),
-                body=body if self.request.method in ("POST", "PUT") else None,
-                header_callback=self._on_header,
-                streaming_callback=self._on_chunk,
-                decompress_response=False,  # pass bytes through as the upstream encoded them
-                follow_redirects=False,
-                connect_timeout=10,
-                request_timeout=UPSTREAM_TIMEOUT,
+                content=body if self.request.method in ("POST", "PUT") else None,
             )
             try:
-                await AsyncHTTPClient().fetch(request, raise_error=False)
-            except (HTTPClientError, OSError) as exc:
-                if self._headers_sent:
-                    raise  # mid-stream: nothing sensible to retry; the agent sees a cut stream
-                failures.append(f"{target.via}: {exc}")
+                response = await self.ctx.client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                failures.append(f"{target.via}: {type(exc).__name__} {exc}".strip())
                 if target.via == "gateway":
-                    self.ctx.upstreams.gateway_failed(str(exc))
+                    self.ctx.upstreams.gateway_failed(str(exc) or type(exc).__name__)
                 continue
+            try:
+                await self._relay(response)
+            finally:
+                await response.aclose()
             log.info(
                 "%s %s/%s via %s → %d", self.request.method, family, path, target.via, self._upstream_status
             )
             return target.via
         raise web.HTTPError(502, "no upstream answered: " + "; ".join(failures))
 
-    def _on_header(self, line: str) -> None:
-        line = line.rstrip("\r\n")
-        if line.startswith("HTTP/"):
-            self._upstream_status = int(line.split(" ", 2)[1])
-            self._response_headers: list[tuple[str, str]] = []
-            return
-        if not line:
-            if self._upstream_status == 100:
-                return
-            self.set_status(self._upstream_status)
-            for name, value in self._response_headers:
-                if name.lower() not in DROP_RESPONSE:
-                    self.add_header(name, value)
-            self._headers_sent = True
-            return
-        name, _, value = line.partition(":")
-        self._response_headers.append((name.strip(), value.strip()))
-
-    def _on_chunk(self, chunk: bytes) -> None:
-        if self._first_byte is None:
-            self._first_byte = time.monotonic()
-        self.write(chunk)
-        self.flush()  # SSE: every event reaches the agent as soon as it arrives
+    async def _relay(self, response: httpx.Response) -> None:
+        """Status, headers, then each chunk as it arrives; flushing waits for a slow agent to read."""
+        self._upstream_status = response.status_code
+        self.set_status(response.status_code, response.reason_phrase or None)
+        for name, value in response.headers.multi_items():
+            if name.lower() not in DROP_RESPONSE:
+                self.add_header(name, value)
+        self._headers_sent = True
+        try:
+            async for chunk in response.aiter_raw():  # raw: content-encoding passes through as sent
+                if self._first_byte is None:
+                    self._first_byte = time.monotonic()
+                self.write(chunk)
+                await self.flush()  # SSE: every event reaches the agent as soon as it arrives
+        except httpx.TransportError as exc:
+            # Mid-stream there is nothing sensible to retry: the agent sees the stream end early.
+            log.warning("upstream stream broke after %d: %s", response.status_code, exc)
 
 
 def access_log(handler: web.RequestHandler) -> None:

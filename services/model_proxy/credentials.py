@@ -42,6 +42,7 @@ class Credentials:
         self._factory = factory
         self._config: Config | None = None
         self._lock = asyncio.Lock()
+        self._static: dict[str, str] | None = None
 
     @property
     def mode(self) -> str:
@@ -56,5 +57,10 @@ class Credentials:
         return dict(self._config.authenticate())
 
     async def headers(self) -> dict[str, str]:
+        if self._static is not None:
+            return self._static
         async with self._lock:  # one token fetch at a time, not one per concurrent request
-            return await asyncio.get_running_loop().run_in_executor(None, self._headers)
+            headers = await asyncio.get_running_loop().run_in_executor(None, self._headers)
+        if self.mode == "pat":
+            self._static = headers  # a PAT does not change while this process lives
+        return headers

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+import httpx
 
 from services.config import Settings
 
@@ -52,7 +52,6 @@ class Upstreams:
         self.probe_interval = probe_interval
         self.gateway_up = bool(self.gateway)
         self._clock = clock
-        self._http = AsyncHTTPClient()
 
     def targets(self, family: str, path: str) -> list[Target]:
         """In order of preference: the gateway first while it is up, serving endpoints always."""
@@ -69,17 +68,9 @@ class Upstreams:
     async def probe(self) -> bool:
         """Any HTTP answer from the gateway means it is there; no answer means it is not."""
         try:
-            await self._http.fetch(
-                HTTPRequest(
-                    self.gateway + "/",
-                    method="GET",
-                    request_timeout=PROBE_TIMEOUT,
-                    connect_timeout=PROBE_TIMEOUT,
-                )
-            )
-        except HTTPClientError as exc:
-            return exc.code != 599
-        except OSError:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as client:
+                await client.get(self.gateway + "/")
+        except httpx.TransportError:
             return False
         return True
 

@@ -63,6 +63,7 @@ class Proxy:
 async def make_proxy(tmp_path: Path) -> AsyncIterator[object]:
     servers: list[HTTPServer] = []
     tasks: list[asyncio.Task[None]] = []
+    contexts: list[ProxyContext] = []
 
     async def start(env: dict[str, str], probe: float = 0.1) -> Proxy:
         settings = Settings.from_env(
@@ -73,6 +74,7 @@ async def make_proxy(tmp_path: Path) -> AsyncIterator[object]:
         server = HTTPServer(make_app(ctx))
         server.listen(port, "127.0.0.1")
         servers.append(server)
+        contexts.append(ctx)
         tasks.append(asyncio.create_task(ctx.upstreams.watch_gateway()))
         return Proxy(f"http://127.0.0.1:{port}", ctx, AsyncHTTPClient(force_instance=True))
 
@@ -81,6 +83,8 @@ async def make_proxy(tmp_path: Path) -> AsyncIterator[object]:
         task.cancel()
     for server in servers:
         server.stop()
+    for ctx in contexts:
+        await ctx.client.aclose()
 
 
 ANTHROPIC = {
