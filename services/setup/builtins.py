@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from services import skills
 from services.setup import configurers
 from services.setup.steps import StepContext, StepFailed, StepSkipped
 
@@ -41,6 +42,7 @@ def workspace_identity(ctx: StepContext) -> None:
 
 BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
+    "skills": skills.setup_step,
 }
 
 # Agent configurers, each run as its own step after the agent's install (names valid in agents.yaml).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -44,6 +45,18 @@ def write_supervisorctl_wrapper(settings: Settings) -> None:
         f"-m supervisor.supervisorctl -c '{PROJECT_ROOT / 'supervisord.conf'}' \"$@\"\n"
     )
     state.atomic_write_bytes(settings.state_bin / "supervisorctl", script.encode(), mode=0o755)
+
+
+def write_refresh_skills_wrapper(settings: Settings) -> None:
+    """`refresh-skills` inside the browser terminal reinstalls the agents' skills (services.skills)."""
+    # PYTHONPATH + -P: the app's package is found, and never a `services/` in the user's cwd.
+    script = (
+        "#!/bin/sh\n"
+        f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
+        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -P -m services.skills "$@"\n'
+    )
+    state.atomic_write_bytes(settings.state_bin / "refresh-skills", script.encode(), mode=0o755)
 
 
 def running_server_pid(settings: Settings) -> int | None:
@@ -99,6 +112,7 @@ def main() -> int:
         log.error("tmux not found at %s: install tmux or run scripts/run to fetch it", settings.tmux_bin)
         return 3
     write_supervisorctl_wrapper(settings)
+    write_refresh_skills_wrapper(settings)
     config = render_config(settings)
     pid = running_server_pid(settings)
     if pid is not None:
