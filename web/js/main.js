@@ -11,6 +11,7 @@ import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
 import { ConnectionIndicator, Toast } from "./status.js";
+import { installSync } from "./sync.js";
 import { SessionTabs } from "./tabs.js";
 import { createTerminal } from "./terminal.js";
 
@@ -75,6 +76,7 @@ openSession(sessionFromUrl());
 refreshTabs();
 // After the terminal has started connecting: setup is shown beside it, never waited for.
 installSetup({ term, toast, session: () => currentSession });
+installSync({ term });
 setInterval(() => {
   if (document.visibilityState === "visible") refreshTabs();
 }, TAB_REFRESH_MS);

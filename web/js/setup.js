@@ -1,7 +1,7 @@
 /**
  * The first-run setup, as the page shows it: a loading screen (snake beside the step list) while
  * setup runs on a first visit, a compact badge and panel in the top bar afterwards, and a launcher
- * for every agent as soon as it is installed.
+ * for every agent as soon as it is installed (in the panel with a choice of model: models.js).
  *
  * The terminal never waits for any of this: it connects behind the loading screen, which only
  * keeps keys and focus away from it until the user goes to it (button or Escape).
@@ -12,6 +12,7 @@
  */
 
 import { ApiError, errorText } from "./api.js";
+import { ModelChoices } from "./models.js";
 import { SnakeGame } from "./snake.js";
 
 const FAST_POLL_MS = 1_000;
@@ -26,7 +27,7 @@ const RETRY_GRACE_MS = 15_000;
 const TICK_MS = 250;
 const DISMISSED_KEY = "coding-agents.loading.dismissed";
 /** What sits behind the loading screen and must take neither focus nor keys while it shows. */
-const BEHIND_LOADING = ["topbar", "terminal", "search", "session-overlay", "keybar", "setup-panel"];
+const BEHIND_LOADING = ["topbar", "terminal", "search", "session-overlay", "keybar", "setup-panel", "sync-popover"];
 
 const STATE_LABELS = { pending: "waiting", running: "running", ok: "done", failed: "failed", skipped: "skipped" };
 const HEADLINES = {
@@ -248,11 +249,13 @@ class StepsView {
   /** Retries every failed step at once when several failed, or a run that failed before any. */
   #runRetry;
   #launchers;
+  /** @type {ModelChoices | null} */
+  #models;
   #list;
   /** @type {Map<string, StepRow>} */
   #rows = new Map();
-  /** @type {Map<string, HTMLButtonElement>} */
-  #launcherButtons = new Map();
+  /** @type {Map<string, HTMLElement>} each launcher, or (with models) the row of it and its select */
+  #launcherItems = new Map();
   /** @type {SetupStep[]} */
   #steps = [];
 
@@ -260,9 +263,11 @@ class StepsView {
    * @param {HTMLElement} root
    * @param {ServerClock} clock
    * @param {StepActions} actions
+   * @param {ModelChoices | null} [models] a model select beside each launcher (the panel's)
    */
-  constructor(root, clock, actions) {
+  constructor(root, clock, actions, models = null) {
     this.#clock = clock;
+    this.#models = models;
 
     const summary = element("div", "setup-summary");
     this.#count = element("p", "setup-count");
@@ -282,6 +287,10 @@ class StepsView {
     this.#launchers.setAttribute("role", "group");
     this.#launchers.setAttribute("aria-label", "Start an agent in a new window");
     this.#launchers.hidden = true;
+    if (models) {
+      this.#launchers.classList.add("with-models");
+      this.#launchers.append(models.note);
+    }
 
     this.#list = element("ol", "steps");
     root.append(summary, this.#launchers, this.#list);
@@ -355,22 +364,29 @@ class StepsView {
   /** @param {SetupStep[]} ready */
   #updateLaunchers(ready) {
     const ids = new Set(ready.map((step) => step.id));
-    for (const [id, button] of this.#launcherButtons) {
+    for (const [id, item] of this.#launcherItems) {
       if (!ids.has(id)) {
-        button.remove();
-        this.#launcherButtons.delete(id);
+        item.remove();
+        this.#launcherItems.delete(id);
+        this.#models?.release(id);
       }
     }
     for (const step of ready) {
-      if (this.#launcherButtons.has(step.id)) continue;
+      if (this.#launcherItems.has(step.id)) continue;
       const button = /** @type {HTMLButtonElement} */ (element("button", "launcher"));
       button.type = "button";
       button.dataset.agent = step.id;
       button.dataset.title = step.title;
       button.title = `Start ${step.title} in a new window of this session`;
       button.append(element("span", "launcher-icon", "▶"), ` ${step.title}`);
-      this.#launcherButtons.set(step.id, button);
-      this.#launchers.append(button);
+      let item = /** @type {HTMLElement} */ (button);
+      if (this.#models) {
+        item = element("div", "launcher-row");
+        item.append(button, this.#models.slot(step.id, step.title));
+      }
+      this.#launcherItems.set(step.id, item);
+      // Launchers in step order, before the models note.
+      this.#launchers.insertBefore(item, this.#models ? this.#models.note : null);
     }
     this.#launchers.hidden = ready.length === 0;
   }
@@ -619,8 +635,9 @@ class SetupPanel {
    * @param {HTMLElement} panel
    * @param {ServerClock} clock
    * @param {StepActions & {onShowLoading(): void, onOpen(): void, onClose(): void}} actions
+   * @param {ModelChoices} models the model select beside each launcher
    */
-  constructor(badge, panel, clock, actions) {
+  constructor(badge, panel, clock, actions, models) {
     this.#badge = badge;
     this.#label = /** @type {HTMLElement} */ (badge.querySelector(".label"));
     this.#panel = panel;
@@ -640,7 +657,7 @@ class SetupPanel {
     head.append(heading, this.#fullScreen, close);
     const body = element("div");
     panel.append(head, body);
-    this.#steps = new StepsView(body, clock, actions);
+    this.#steps = new StepsView(body, clock, actions, models);
 
     badge.addEventListener("click", () => (this.open ? this.close() : this.#show()));
     close.addEventListener("click", () => this.close());
@@ -748,16 +765,27 @@ export function installSetup({ term, toast, session }) {
     },
     onReady: () => term.focus(),
   });
-  const panel = new SetupPanel(/** @type {HTMLButtonElement} */ (byId("setup-badge")), byId("setup-panel"), clock, {
-    ...actions,
-    onShowLoading: () => loading.show(),
-    onOpen: () => poll(),
-    onClose: () => term.focus(),
-  });
+  const models = new ModelChoices(toast);
+  const panel = new SetupPanel(
+    /** @type {HTMLButtonElement} */ (byId("setup-badge")),
+    byId("setup-panel"),
+    clock,
+    {
+      ...actions,
+      onShowLoading: () => loading.show(),
+      onOpen: () => {
+        poll();
+        models.opened();
+      },
+      onClose: () => term.focus(),
+    },
+    models,
+  );
 
   setInterval(() => {
     if (loading.visible && loading.hasRunning) loading.tick();
     if (panel.open && panel.hasRunning) panel.tick();
+    if (panel.open && document.visibilityState === "visible") models.refreshIfStale();
   }, TICK_MS);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") poll();

@@ -1,0 +1,345 @@
+/**
+ * The workspace sync of the git repositories under ~/projects, as the top bar shows it: a small
+ * badge (green: all synced; amber: syncing or commits pending; red: an error) that opens a popover
+ * with one row per repository. Hidden while there is nothing to show: no workspace, no repository.
+ *
+ * Data: GET /api/sync (the sync program's status file, with the server's `now`), polled every 5 s
+ * while the page is visible and not at all while it is hidden. Keys this page does not know are
+ * ignored. "synced 2 min ago" is counted on the server's clock when the answer carries `now`.
+ */
+
+import { ApiError, errorText } from "./api.js";
+
+const POLL_MS = 5_000;
+/** Failing answers back off (doubling) up to this. */
+const MAX_BACKOFF_MS = 60_000;
+/** A gateway without the route (404): nothing to show, only look again now and then. */
+const NO_ROUTE_MS = 60_000;
+const SHORT_COMMIT = 7;
+/** Large files listed by name in a row; the rest are counted (all are in the tooltip). */
+const SKIPPED_SHOWN = 3;
+
+const REPO_LABELS = {
+  synced: "synced",
+  pending: "pending",
+  syncing: "syncing",
+  error: "error",
+  empty: "no commits",
+  removed: "removed",
+};
+const BADGE_LABELS = { synced: "synced", syncing: "syncing", error: "sync error" };
+
+/**
+ * @typedef {{name: string, state: string, last_synced_commit: string | null,
+ *            last_synced_at: number | null, pending: number, last_error: string,
+ *            skipped_large: string[]}} RepoSync
+ * @typedef {{state: string, reason: string, now: number | null, repos: RepoSync[]}} SyncStatus
+ * @typedef {"synced" | "syncing" | "error" | "off"} Level
+ */
+
+/** @returns {Promise<SyncStatus>} */
+export async function fetchSyncStatus() {
+  let response;
+  try {
+    response = await fetch("/api/sync", { cache: "no-store" });
+  } catch {
+    throw new ApiError(0, "the gateway is not reachable");
+  }
+  if (!response.ok) throw new ApiError(response.status, await errorText(response));
+  return normalise(await response.json());
+}
+
+/**
+ * @param {any} data
+ * @returns {SyncStatus}
+ */
+function normalise(data) {
+  const repos = Array.isArray(data?.repos) ? data.repos : [];
+  const number = (/** @type {any} */ value) => (typeof value === "number" && Number.isFinite(value) ? value : null);
+  return {
+    state: String(data?.state ?? "idle"),
+    reason: typeof data?.reason === "string" ? data.reason : "",
+    now: number(data?.now),
+    repos: repos.map((/** @type {any} */ repo) => ({
+      name: String(repo?.name ?? "?"),
+      state: String(repo?.state ?? "pending"),
+      last_synced_commit: typeof repo?.last_synced_commit === "string" ? repo.last_synced_commit : null,
+      last_synced_at: number(repo?.last_synced_at),
+      pending: number(repo?.pending) ?? 0,
+      last_error: typeof repo?.last_error === "string" ? repo.last_error : "",
+      skipped_large: Array.isArray(repo?.skipped_large) ? repo.skipped_large.map(String) : [],
+    })),
+  };
+}
+
+/**
+ * What the badge shows for a status: its colour and a one-line description.
+ * @param {SyncStatus} status
+ * @returns {{level: Level, text: string}}
+ */
+export function summarise(status) {
+  const { repos } = status;
+  const count = (/** @type {number} */ n) => `${n} ${n === 1 ? "repository" : "repositories"}`;
+  if (status.state === "no workspace") return { level: "off", text: "no workspace configured" };
+  const failed = repos.filter((repo) => repo.state === "error").length;
+  const busy = repos.filter((repo) => repo.state === "syncing" || repo.state === "pending" || repo.pending > 0);
+  if (failed || status.state === "error") {
+    const what = failed ? `${failed} of ${count(repos.length)} failed` : "failed";
+    return { level: "error", text: status.reason ? `${what}: ${status.reason}` : what };
+  }
+  if (busy.length || status.state === "syncing") {
+    const commits = busy.reduce((sum, repo) => sum + repo.pending, 0);
+    const pending = commits ? ` (${commits} ${commits === 1 ? "commit" : "commits"} to go)` : "";
+    return { level: "syncing", text: `syncing ${count(busy.length)}${pending}` };
+  }
+  if (!repos.length) return { level: "off", text: "no repositories under ~/projects" };
+  return { level: "synced", text: `${count(repos.length)} synced` };
+}
+
+/** @param {number} seconds how long ago; "just now" under 10 s (and for a clock a little ahead) */
+export function ago(seconds) {
+  if (seconds < 10) return "just now";
+  if (seconds < 60) return `${Math.floor(seconds)} s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.floor(hours / 24)} days ago`;
+}
+
+/**
+ * @param {string} tag
+ * @param {string} className
+ * @param {string} [text]
+ */
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Writes only on change, so a poll does not disturb a selection (copying an error) or AT. */
+function setText(/** @type {HTMLElement} */ node, /** @type {string} */ text) {
+  if (node.textContent !== text) node.textContent = text;
+  node.hidden = !text;
+}
+
+/**
+ * @typedef {{item: HTMLLIElement, name: HTMLElement, badge: HTMLElement, meta: HTMLElement,
+ *            error: HTMLElement, skipped: HTMLElement}} RepoRow
+ */
+
+/** The badge in the top bar and its popover; rows are kept by repository name. */
+class SyncView {
+  #badge;
+  #label;
+  #popover;
+  #summary;
+  #list;
+  #empty;
+  /** @type {Map<string, RepoRow>} */
+  #rows = new Map();
+  /** Server time minus page time (ms), from the last answer's `now`; 0 trusts the browser's clock. */
+  #offsetMs = 0;
+  #onOpen;
+  #onClose;
+
+  /**
+   * @param {HTMLButtonElement} badge
+   * @param {HTMLElement} popover
+   * @param {{onOpen(): void, onClose(): void}} actions onClose: closed by its button or Escape
+   */
+  constructor(badge, popover, actions) {
+    this.#badge = badge;
+    this.#label = /** @type {HTMLElement} */ (badge.querySelector(".label"));
+    this.#popover = popover;
+    this.#onOpen = actions.onOpen;
+    this.#onClose = actions.onClose;
+
+    const head = element("div", "panel-head");
+    const heading = element("h2", "", "Workspace sync");
+    heading.id = "sync-popover-title";
+    popover.setAttribute("aria-labelledby", heading.id);
+    const close = /** @type {HTMLButtonElement} */ (element("button", "panel-close", "×"));
+    close.type = "button";
+    close.setAttribute("aria-label", "Close the sync details");
+    head.append(heading, close);
+    this.#summary = element("p", "sync-summary");
+    this.#summary.setAttribute("aria-live", "polite");
+    this.#list = element("ul", "sync-repos");
+    this.#empty = element("p", "sync-empty", "No git repositories under ~/projects yet.");
+    this.#empty.hidden = true;
+    popover.append(head, this.#summary, this.#list, this.#empty);
+
+    badge.addEventListener("click", () => (this.open ? this.close(true) : this.#show()));
+    close.addEventListener("click", () => this.close(true));
+    popover.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this.close(true);
+      }
+    });
+    // A click anywhere else closes it, as a popover does.
+    document.addEventListener(
+      "pointerdown",
+      (event) => {
+        const target = /** @type {Node} */ (event.target);
+        if (this.open && !popover.contains(target) && !badge.contains(target)) this.close();
+      },
+      true,
+    );
+  }
+
+  get open() {
+    return !this.#popover.hidden;
+  }
+
+  /** @param {boolean} [refocus] give the terminal its focus back (not when a click moves it anyway) */
+  close(refocus = false) {
+    if (!this.open) return;
+    this.#popover.hidden = true;
+    this.#badge.setAttribute("aria-expanded", "false");
+    if (refocus) this.#onClose();
+  }
+
+  #show() {
+    this.#popover.hidden = false;
+    this.#badge.setAttribute("aria-expanded", "true");
+    this.#onOpen();
+  }
+
+  /** @param {SyncStatus | null} status null: the gateway has no sync to report */
+  update(status) {
+    const { level, text } = status ? summarise(status) : { level: /** @type {Level} */ ("off"), text: "" };
+    this.#badge.dataset.state = level;
+    this.#badge.hidden = level === "off";
+    if (this.#badge.hidden) this.close();
+    const label = BADGE_LABELS[/** @type {keyof BADGE_LABELS} */ (level)] ?? "sync";
+    if (this.#label.textContent !== label) this.#label.textContent = label;
+    this.#badge.title = `Workspace sync of ~/projects: ${text}`;
+    if (!status) return;
+    if (status.now !== null) this.#offsetMs = status.now * 1000 - Date.now();
+    setText(this.#summary, text.charAt(0).toUpperCase() + text.slice(1));
+    this.#summary.dataset.state = level;
+    this.#empty.hidden = status.repos.length > 0;
+
+    const names = new Set(status.repos.map((repo) => repo.name));
+    for (const [name, row] of this.#rows) {
+      if (!names.has(name)) {
+        row.item.remove();
+        this.#rows.delete(name);
+      }
+    }
+    for (const repo of status.repos) {
+      let row = this.#rows.get(repo.name);
+      if (!row) {
+        row = createRow(repo.name);
+        this.#rows.set(repo.name, row);
+      }
+      this.#fill(row, repo);
+    }
+    const order = status.repos.map((repo) => /** @type {RepoRow} */ (this.#rows.get(repo.name)).item);
+    if (order.some((item, index) => this.#list.children[index] !== item)) this.#list.append(...order);
+  }
+
+  /**
+   * @param {RepoRow} row
+   * @param {RepoSync} repo
+   */
+  #fill(row, repo) {
+    row.item.dataset.state = repo.state;
+    setText(row.name, repo.name);
+    setText(row.badge, REPO_LABELS[/** @type {keyof REPO_LABELS} */ (repo.state)] ?? repo.state);
+    const meta = [];
+    if (repo.last_synced_commit) meta.push(repo.last_synced_commit.slice(0, SHORT_COMMIT));
+    if (repo.last_synced_at !== null) {
+      const seconds = (Date.now() + this.#offsetMs) / 1000 - repo.last_synced_at;
+      meta.push(`synced ${ago(seconds)}`);
+      row.meta.title = `Last synced ${new Date(repo.last_synced_at * 1000).toLocaleString()}`;
+    } else {
+      meta.push("never synced");
+      row.meta.removeAttribute("title");
+    }
+    if (repo.pending > 0) meta.push(`${repo.pending} pending`);
+    setText(row.meta, meta.join(" · "));
+    setText(row.error, repo.last_error);
+    const skipped = repo.skipped_large;
+    const more = skipped.length > SKIPPED_SHOWN ? ` and ${skipped.length - SKIPPED_SHOWN} more` : "";
+    setText(
+      row.skipped,
+      skipped.length ? `Not uploaded (over 10 MB): ${skipped.slice(0, SKIPPED_SHOWN).join(", ")}${more}` : "",
+    );
+    row.skipped.title = skipped.join("\n");
+  }
+}
+
+/** @param {string} name @returns {RepoRow} */
+function createRow(name) {
+  const item = /** @type {HTMLLIElement} */ (element("li", "sync-repo"));
+  item.dataset.repo = name;
+  const head = element("div", "sync-repo-head");
+  const title = element("span", "sync-repo-name");
+  const badge = element("span", "sync-repo-badge");
+  head.append(title, badge);
+  const meta = element("p", "sync-repo-meta");
+  const error = element("p", "sync-repo-error");
+  const skipped = element("p", "sync-repo-skipped");
+  item.append(head, meta, error, skipped);
+  return { item, name: title, badge, meta, error, skipped };
+}
+
+/**
+ * Starts the badge and its polling.
+ * @param {{term: {focus(): void}}} page the terminal, which gets the focus back when the popover closes
+ */
+export function installSync({ term }) {
+  const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+  let timer = 0;
+  let inFlight = false;
+  /** Asked for while a request was under way: look again as soon as it answers. */
+  let again = false;
+  let failures = 0;
+  const view = new SyncView(/** @type {HTMLButtonElement} */ (byId("sync-badge")), byId("sync-popover"), {
+    onOpen: () => poll(), // fresh rows on opening, not up to 5 s old ones
+    onClose: () => term.focus(),
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") poll();
+    else {
+      clearTimeout(timer); // hidden: no polling at all until the page is seen again
+      timer = 0;
+    }
+  });
+  poll();
+
+  async function poll() {
+    clearTimeout(timer);
+    timer = 0;
+    if (document.visibilityState !== "visible") return;
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = true;
+    again = false;
+    let delay = POLL_MS;
+    try {
+      view.update(await fetchSyncStatus());
+      failures = 0;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        view.update(null); // a gateway without /api/sync
+        delay = NO_ROUTE_MS;
+      } else {
+        // Unreachable or failing: keep what is shown (the connection indicator tells the rest).
+        failures += 1;
+        delay = Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** failures);
+      }
+    } finally {
+      inFlight = false;
+      if (document.visibilityState === "visible" && !timer) timer = setTimeout(poll, again ? 0 : delay);
+    }
+  }
+}
