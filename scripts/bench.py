@@ -1,7 +1,8 @@
 """Benchmark the terminal core; every figure is printed beside a baseline measured in this run.
 
 Starts a private copy of the whole system with scripts/run (own port, state dir and HOME), then:
-keystroke echo, flood throughput, cold start, reconnect and gateway memory.
+keystroke echo, flood throughput, cold start, reconnect and gateway memory. Then the workspace sync
+against the fake workspace (`scripts/bench sync` runs only that part).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,5 +310,116 @@ async def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def git_commit(repo: Path, env: dict[str, str], message: str, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, env=env, check=True)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the sync benchmark waited too long")
+        time.sleep(0.002)
+
+
+def sync_bench(samples: int = 15, big: int = 5000) -> None:
+    """Workspace sync (services.sync as its own process) against the fake workspace on 127.0.0.1:
+    commit -> file visible, beside a direct SDK upload of the same file; then one changed file in a
+    `big`-file repo: how many uploads and how long, beside that repo's first full sync."""
+    from databricks.sdk.service.workspace import ImportFormat
+
+    from services.databricks import pat_client
+    from tests.fake_workspace import FakeWorkspace
+
+    root = Path(tempfile.mkdtemp(prefix="ca-bench-sync-", dir="/tmp"))
+    home, state = root / "home", root / "state"
+    projects = home / "projects"
+    projects.mkdir(parents=True)
+    workspace = FakeWorkspace()
+    workspace.add_user("bench-pat", "bench@example.com", "Bench")
+    workspace.start()
+    env = stack_env(
+        home, state, free_port(), TOKEN, DATABRICKS_HOST=workspace.url, DATABRICKS_TOKEN="bench-pat"
+    )
+    git_env = {**env, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"}
+    git_env["GIT_COMMITTER_EMAIL"] = "b@x"
+    remote = "/Users/bench@example.com/projects"
+
+    def visible(path: str, text: str) -> Callable[[], bool]:
+        return lambda: workspace.files.get(path) == text.encode()
+
+    small, large = projects / "small", projects / "large"
+    for repo, count in ((small, 1), (large, big)):
+        subprocess.run(["git", "init", "-q", str(repo)], env=git_env, check=True)
+        git_commit(repo, git_env, "first", {f"d{i // 100}/f{i}.txt": f"file {i}\n" for i in range(count)})
+    log_path = root / "sync.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.sync"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    try:
+        wait_for(
+            lambda: "[large] synced" in log_path.read_text() and "[small] synced" in log_path.read_text()
+        )
+        full = re.search(r"\[large\] synced \w+ \((\d+) uploaded.*in ([\d.]+) s", log_path.read_text())
+        assert full, log_path.read_text()
+
+        client = pat_client(workspace.url, "bench-pat", 30)
+        direct, ours = [], []
+        for i in range(samples):
+            text = f"direct {i}\n"
+            start = time.perf_counter()
+            client.workspace.upload(
+                f"{remote}/small/d0/f0.txt", text.encode(), format=ImportFormat.AUTO, overwrite=True
+            )
+            direct.append((time.perf_counter() - start) * 1000)
+            text = f"commit {i}\n"
+            start = time.perf_counter()
+            git_commit(small, git_env, f"c{i}", {"d0/f0.txt": text})
+            wait_for(visible(f"{remote}/small/d0/f0.txt", text))
+            ours.append((time.perf_counter() - start) * 1000)
+        row(
+            f"commit -> file in workspace (median of {samples})",
+            f"{statistics.median(ours):.0f} ms",
+            f"SDK upload {statistics.median(direct):.1f} ms",
+            "< 2000 ms",
+        )
+
+        before = len(workspace.calls("/workspace/import"))
+        start = time.perf_counter()
+        git_commit(large, git_env, "one change", {"d7/f777.txt": "changed\n"})
+        wait_for(visible(f"{remote}/large/d7/f777.txt", "changed\n"))
+        one = time.perf_counter() - start
+        wait_for(lambda: log_path.read_text().count("[large] synced") >= 2)
+        uploads = [r for r in workspace.calls("/workspace/import")[before:] if b"/projects/large/" in r.body]
+        row(
+            f"{big}-file repo: first full sync",
+            f"{full.group(2)} s",
+            f"{full.group(1)} uploads",
+            "-",
+        )
+        row(
+            f"{big}-file repo: commit of one changed file",
+            f"{len(uploads)} upload, {one * 1000:.0f} ms",
+            f"full sync {full.group(2)} s",
+            "1 upload",
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        workspace.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    # `scripts/bench sync` runs only the workspace sync figures.
+    if sys.argv[1:] != ["sync"]:
+        asyncio.run(main())
+    sync_bench()

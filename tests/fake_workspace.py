@@ -2,6 +2,8 @@
 
 It answers the REST paths the app calls (shapes in shared notes, databricks-apps.md §8-9), records
 every request, and has switches to fail (500), hang, refuse the token (401) or go down entirely.
+Fault injection for flaky-network tests: a seeded fraction of workspace calls fails with 500, is
+throttled (429 + Retry-After) or hangs and then drops the connection without applying anything.
 Later features extend it with more paths; keep each handler small and the state in FakeWorkspace.
 """
 
@@ -9,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +31,8 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
+    fault: str = ""  # the fault injected into it, if any
 
 
 @dataclass
@@ -59,11 +66,24 @@ class FakeWorkspace:
         ]
     )
     requests: list[Recorded] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)  # import format last used per path
+    # Faults, drawn per call on paths matching fault_paths (seeded by `seed`, so runs repeat):
+    fail_rate: float = 0.0  # 500 INTERNAL_ERROR
+    throttle_rate: float = 0.0  # 429 with Retry-After: retry_after
+    retry_after: int = 1
+    hang_rate: float = 0.0  # wait hang_seconds (or until stop()), then drop the connection unapplied
+    hang_seconds: float = 2.0
+    latency: float = 0.0  # seconds added to every matching call that goes through
+    fault_paths: str = r"^/api/2\.0/workspace/"
+    reject_paths: str = ""  # imports to matching paths answer 400 INVALID_PARAMETER_VALUE
+    seed: int = 0
+    faults: Counter[str] = field(default_factory=Counter)  # injected faults by kind
     port: int = 0
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _rng: random.Random | None = None
 
     @property
     def url(self) -> str:
@@ -77,7 +97,7 @@ class FakeWorkspace:
     def start(self) -> FakeWorkspace:
         """Listen (again, on the same port after stop()) and serve in a daemon thread."""
         self._release.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        server = _Server(("127.0.0.1", self.port), _handler_for(self))
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
@@ -92,6 +112,25 @@ class FakeWorkspace:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def draw_fault(self, path: str) -> str:
+        """'fail', 'throttle', 'hang' or '' for one call to `path`."""
+        if not re.search(self.fault_paths, path):
+            return ""
+        with self.lock:
+            if self._rng is None:
+                self._rng = random.Random(self.seed)
+            roll = self._rng.random()
+            for kind, rate in (
+                ("fail", self.fail_rate),
+                ("throttle", self.throttle_rate),
+                ("hang", self.hang_rate),
+            ):
+                if roll < rate:
+                    self.faults[kind] += 1
+                    return kind
+                roll -= rate
+        return ""
 
     def calls(self, path_pattern: str) -> list[Recorded]:
         with self.lock:
@@ -149,18 +188,23 @@ def _ws_import(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]
         path = _norm(fields.get("path", b"").decode())
         content = fields.get("content", b"")
         overwrite = fields.get("overwrite", b"false").decode().lower() == "true"
+        fmt = fields.get("format", b"").decode()
     else:
         body = _json(req)
         path = _norm(str(body.get("path", "")))
         content = base64.b64decode(body.get("content", "") or "")
         overwrite = bool(body.get("overwrite", False))
+        fmt = str(body.get("format", ""))
     parent = path.rsplit("/", 1)[0] or "/"
+    if ws.reject_paths and re.search(ws.reject_paths, path):
+        return _error(400, "INVALID_PARAMETER_VALUE", f"{path} is not a valid name")
     with ws.lock:
         if parent not in ws.dirs:
             return _error(404, "RESOURCE_DOES_NOT_EXIST", f"The parent folder ({parent}) does not exist.")
         if path in ws.files and not overwrite:
             return _error(400, "RESOURCE_ALREADY_EXISTS", f"{path} already exists.")
         ws.files[path] = content
+        ws.formats[path] = fmt
     return 200, {}
 
 
@@ -247,10 +291,20 @@ def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     return fields
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (killed mid-request, or timed out on a hang) is not a fake bug.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     workspace: FakeWorkspace
     user: User | None = None
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle on, each reply waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are recorded instead of printed
@@ -282,14 +336,28 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if ws.mode == "unauthorized" or self.user is None:
             return self._reply(*_error(401, "UNAUTHENTICATED", "Invalid access token."))
+        fault = req.fault = ws.draw_fault(parts.path)
+        if fault == "hang":
+            ws._release.wait(ws.hang_seconds)
+            self.close_connection = True  # no answer at all: the client cannot tell what happened
+            return None
+        if fault == "fail":
+            return self._reply(*_error(500, "INTERNAL_ERROR", "injected failure"))
+        if fault == "throttle":
+            throttled = _error(429, "REQUEST_LIMIT_EXCEEDED", "injected throttling")
+            return self._reply(*throttled, headers={"Retry-After": str(ws.retry_after)})
+        if ws.latency and re.search(ws.fault_paths, parts.path):
+            time.sleep(ws.latency)
         route = ROUTES.get((method, parts.path))
         if route is None:
             return self._reply(*_error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {parts.path}"))
         self._reply(*route(self, ws, req))
 
-    def _reply(self, status: int, payload: Any) -> None:
+    def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header(
             "Content-Type", "application/octet-stream" if isinstance(payload, bytes) else "application/json"
         )

@@ -20,6 +20,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
         (r"/api/setup-status", handlers.SetupStatusHandler, init),
         (r"/api/setup/retry", handlers.SetupRetryHandler, init),
+        (r"/api/sync", handlers.SyncStatusHandler, init),
         (r"/api/models", handlers.ModelsHandler, init),
         (r"/api/model-proxy", handlers.ModelProxyStatusHandler, init),
         (r"/api/agents/([a-z0-9-]{1,32})/model", handlers.AgentModelHandler, init),

@@ -22,6 +22,7 @@ from services.gateway.terminal import TerminalChannel
 from services.setup import configurers
 from services.setup.status import read_status, request_path, status_path
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
+from services.sync import status as sync_status
 from services.tmux import (
     InvalidSessionName,
     SessionExists,
@@ -276,6 +277,18 @@ class SetupStatusHandler(BaseHandler):
         except (OSError, ValueError) as exc:
             raise web.HTTPError(500, f"setup status unreadable: {exc}") from None
         self.write(status.to_json())
+
+
+class SyncStatusHandler(BaseHandler):
+    """`GET /api/sync`: the sync watcher's status file as written (README, "Workspace sync")."""
+
+    async def get(self) -> None:
+        path = sync_status.status_path(self.ctx.settings)
+        try:
+            status = await self.ctx.run_blocking(sync_status.read_status, path)
+        except (OSError, ValueError) as exc:
+            raise web.HTTPError(500, f"sync status unreadable: {exc}") from None
+        self.write(status)
 
 
 class IndexHandler(BaseHandler):
