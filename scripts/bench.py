@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -179,6 +180,36 @@ async def seq_without_client(tmux: list[str], tag: str) -> float:
     raise TimeoutError("the detached flood did not finish")
 
 
+async def seq_with_raw_client(tmux: list[str], tag: str) -> float:
+    """The flood with a bare `tmux attach` in a PTY drained as fast as it can read: what any client
+    costs tmux itself, so the gateway's own share of the attached figure shows."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(
+            tmux[0], [*tmux, "attach-session", "-t", "=flood2"], {**os.environ, "TERM": "xterm-256color"}
+        )
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set():
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    os.read(fd, 65536)
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        return await seq_without_client(tmux, tag)
+    finally:
+        stop.set()
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        thread.join()
+        os.close(fd)
+
+
 async def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="ca-bench-", dir="/tmp"))
     home, state = root / "home", root / "state"
@@ -239,12 +270,13 @@ async def main() -> None:
         detached = bare_pty_seq()
         # Medians of three: on two cores one run swings by a third with whatever else is scheduled.
         no_client = statistics.median([await seq_without_client(env_tmux, f"N{i}") for i in range(3)])
+        raw = statistics.median([await seq_with_raw_client(env_tmux, f"R{i}") for i in range(3)])
         attached = statistics.median([await timed_seq(client, f"A{i}") for i in range(3)])
         row(
             "seq 1 2000000, client attached (median of 3)",
             f"{attached:.2f} s",
             f"no client {no_client:.2f} s",
-            f"<= {1.2 * no_client:.2f} s (bare PTY {detached:.2f} s)",
+            f"<= {1.2 * no_client:.2f} s (raw tmux client {raw:.2f} s, bare PTY {detached:.2f} s)",
         )
         other = await TermClient.connect(url, "other", TOKEN, cols=120, rows=40)
         await other.wait_ready()

@@ -11,14 +11,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
-from databricks.sdk.errors.base import DatabricksError
+from typing import TYPE_CHECKING, Any
 
 from services import state
 from services.config import Settings
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
 
 # A slow or unreachable workspace must surface as an error quickly, not after the SDK's 5-minute
 # default retry window: callers retry on their own schedule and show the reason meanwhile.
@@ -60,6 +59,11 @@ class Owner:
 
 def pat_client(host: str, token: str, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
     """A client acting as the owner of `token`, whatever else the environment holds."""
+    # databricks-sdk costs ~1.5 s and ~50 MB to import: processes that may never call the workspace
+    # (the gateway in local mode) must not pay for it at start.
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
     config = Config(
         host=host,
         token=token,
@@ -92,6 +96,8 @@ def _scim_email(user: Any) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """One line for a user: the workspace's own message when it gave one, else the exception."""
+    from databricks.sdk.errors.base import DatabricksError
+
     if isinstance(exc, DatabricksError):
         code = f" ({exc.error_code})" if getattr(exc, "error_code", None) else ""
         return f"{exc}{code}".strip()
