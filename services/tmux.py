@@ -192,21 +192,7 @@ class TmuxSessions:
         Raises SessionExists rather than attaching to or replacing an existing session.
         """
         name = self.next_free_name() if name is None else validate_session_name(name)
-        args = ["new-session", "-d", "-s", name, "-x", str(cols), "-y", str(rows)]
-        if self.start_directory is not None:
-            self.start_directory.mkdir(parents=True, exist_ok=True)
-            args += ["-c", str(self.start_directory)]
-        env = dict(os.environ)
-        if self.shell_path is not None:
-            env["PATH"] = self.shell_path
-        proc = subprocess.run(
-            [self.tmux_bin, "-S", self.socket_path, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        proc = self._run_with_shell_path("new-session", "-d", "-s", name, "-x", str(cols), "-y", str(rows))
         if proc.returncode != 0:
             message = proc.stderr.strip() or "tmux new-session failed"
             if "duplicate session" in message:
@@ -215,6 +201,24 @@ class TmuxSessions:
                 raise TmuxError("tmux server is not running")
             raise TmuxError(message)
         return self.get(name)
+
+    def _run_with_shell_path(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A pane-creating command, run by a client whose PATH the new pane inherits (see __init__),
+        starting in the projects folder."""
+        if self.start_directory is not None:
+            self.start_directory.mkdir(parents=True, exist_ok=True)
+            args = (*args, "-c", str(self.start_directory))
+        env = dict(os.environ)
+        if self.shell_path is not None:
+            env["PATH"] = self.shell_path
+        return subprocess.run(
+            [self.tmux_bin, "-S", self.socket_path, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
 
     def ensure(self, name: str, cols: int = 120, rows: int = 36) -> SessionInfo:
         try:
@@ -279,19 +283,8 @@ class TmuxSessions:
         quitting the agent leaves the user at a prompt in the same window, not a closed one.
         """
         validate_session_name(name)
-        args = ["new-window", "-t", f"={name}:", "-n", window_name, "-P", "-F", "#{window_index}"]
-        if self.start_directory is not None:
-            args += ["-c", str(self.start_directory)]
-        env = dict(os.environ)
-        if self.shell_path is not None:
-            env["PATH"] = self.shell_path
-        proc = subprocess.run(
-            [self.tmux_bin, "-S", self.socket_path, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
+        proc = self._run_with_shell_path(
+            "new-window", "-t", f"={name}:", "-n", window_name, "-P", "-F", "#{window_index}"
         )
         if proc.returncode != 0:
             message = proc.stderr.strip() or "tmux new-window failed"

@@ -17,14 +17,16 @@ export class ApiError extends Error {
 }
 
 /**
+ * A gateway API call: an ApiError with the gateway's own words for anything but a 2xx answer.
+ * Never from the browser cache: every answer describes the present.
  * @param {string} path
  * @param {RequestInit} [init]
  * @returns {Promise<Response>}
  */
-async function request(path, init = {}) {
+export async function request(path, init = {}) {
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(path, { cache: "no-store", ...init });
   } catch {
     throw new ApiError(0, "the gateway is not reachable");
   }

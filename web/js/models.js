@@ -8,7 +8,7 @@
  * are no selects, only a muted note.
  */
 
-import { ApiError, errorText } from "./api.js";
+import { ApiError, request } from "./api.js";
 
 /** While the panel stays open, the list is fetched again at most this often. */
 const REFRESH_MS = 60_000;
@@ -23,24 +23,9 @@ const NO_WORKSPACE_NOTE = "models: no workspace configured";
  * @typedef {{slot: HTMLElement, title: string, select: HTMLSelectElement | null}} Slot
  */
 
-/**
- * @param {string} path
- * @param {RequestInit} [init]
- */
-async function send(path, init = {}) {
-  let response;
-  try {
-    response = await fetch(path, { cache: "no-store", ...init });
-  } catch {
-    throw new ApiError(0, "the gateway is not reachable");
-  }
-  if (!response.ok) throw new ApiError(response.status, await errorText(response));
-  return response;
-}
-
 /** @returns {Promise<ModelsInfo>} */
 export async function fetchModels() {
-  return normalise(await (await send("/api/models")).json());
+  return normalise(await (await request("/api/models")).json());
 }
 
 /**
@@ -49,7 +34,7 @@ export async function fetchModels() {
  * @param {string} model
  */
 export async function chooseModel(agent, model) {
-  await send(`/api/agents/${encodeURIComponent(agent)}/model`, {
+  await request(`/api/agents/${encodeURIComponent(agent)}/model`, {
     method: "PUT",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ model }),

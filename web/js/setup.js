@@ -11,7 +11,7 @@
  * monotonic clock between answers, so a browser with a wrong wall clock still counts right.
  */
 
-import { ApiError, errorText } from "./api.js";
+import { request } from "./api.js";
 import { ModelChoices } from "./models.js";
 import { SnakeGame } from "./snake.js";
 
@@ -62,24 +62,9 @@ const GAME_KEYS = {
 
 // ---- API ------------------------------------------------------------------------------------
 
-/**
- * @param {string} path
- * @param {RequestInit} [init]
- */
-async function send(path, init = {}) {
-  let response;
-  try {
-    response = await fetch(path, { cache: "no-store", ...init });
-  } catch {
-    throw new ApiError(0, "the gateway is not reachable");
-  }
-  if (!response.ok) throw new ApiError(response.status, await errorText(response));
-  return response;
-}
-
 /** @returns {Promise<SetupStatus>} */
 export async function fetchSetupStatus() {
-  return normalise(await (await send("/api/setup-status")).json());
+  return normalise(await (await request("/api/setup-status")).json());
 }
 
 /**
@@ -87,7 +72,7 @@ export async function fetchSetupStatus() {
  * @param {string | null} step
  */
 export async function retrySetup(step) {
-  await send("/api/setup/retry", {
+  await request("/api/setup/retry", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(step ? { step } : {}),
@@ -100,7 +85,7 @@ export async function retrySetup(step) {
  * @param {string} agent
  */
 export async function openAgentWindow(session, agent) {
-  await send(`/api/sessions/${encodeURIComponent(session)}/windows`, {
+  await request(`/api/sessions/${encodeURIComponent(session)}/windows`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ agent }),
