@@ -126,7 +126,9 @@ class TmuxSessions:
             raise TmuxError(str(exc)) from exc
         if result.returncode != 0:
             message = " ".join(result.stderr).strip() or f"tmux {args[0]} failed"
-            if "no server running" in message or "error connecting" in message:
+            if any(
+                m in message for m in ("no server running", "error connecting", "server exited unexpectedly")
+            ):
                 raise TmuxError("tmux server is not running")
             # "no current target": the server has no sessions at all.
             if any(m in message for m in ("can't find session", "can't find window", "no current target")):
@@ -197,7 +199,9 @@ class TmuxSessions:
             message = proc.stderr.strip() or "tmux new-session failed"
             if "duplicate session" in message:
                 raise SessionExists(name)
-            if "no server running" in message or "error connecting" in message:
+            if any(
+                m in message for m in ("no server running", "error connecting", "server exited unexpectedly")
+            ):
                 raise TmuxError("tmux server is not running")
             raise TmuxError(message)
         return self.get(name)

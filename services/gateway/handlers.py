@@ -36,7 +36,7 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
-RETRY_AFTER_SECONDS = 5
+RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
 
 
 class AccessMixin:

@@ -8,6 +8,8 @@ import json
 import re
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -58,8 +60,19 @@ def apps_app(stack: Stack, workspace: FakeWorkspace) -> Iterator[RunningApp]:
     registry.write_text(IDENTITY_ONLY)
     stack.env = apps_env(stack, workspace, CODING_AGENTS_SETUP="on", CODING_AGENTS_REGISTRY=str(registry))
     app = start_app(stack)
+    # /health answers at once; the owner is known a moment later (503 until then, by design).
+    wait_until(lambda: owner_known(app), timeout=30, what="the owner looked up")
     yield app
     stop_app(app)
+
+
+def owner_known(app: RunningApp) -> bool:
+    request = urllib.request.Request(app.url + "/api/sessions", headers=as_user(OWNER_EMAIL))
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
 
 
 async def poll_session(app: RunningApp, headers: dict[str, str], command: str, needle: str) -> None:
