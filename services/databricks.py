@@ -57,8 +57,14 @@ class Owner:
         return {"email": self.email, "display_name": self.display_name, "source": self.source}
 
 
-def pat_client(host: str, token: str, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
-    """A client acting as the owner of `token`, whatever else the environment holds."""
+def pat_client(
+    host: str, token: str, timeout: float = DEFAULT_TIMEOUT_SECONDS, http_timeout: float | None = None
+) -> WorkspaceClient:
+    """A client acting as the owner of `token`, whatever else the environment holds.
+
+    `timeout` bounds the SDK's own retrying; `http_timeout` (default: the same) one HTTP call, which
+    for a 10 MB upload must be longer than the time the caller lets the SDK retry.
+    """
     # databricks-sdk costs ~1.5 s and ~50 MB to import: processes that may never call the workspace
     # (the gateway in local mode) must not pay for it at start.
     from databricks.sdk import WorkspaceClient
@@ -69,7 +75,7 @@ def pat_client(host: str, token: str, timeout: int = DEFAULT_TIMEOUT_SECONDS) ->
         token=token,
         auth_type="pat",
         retry_timeout_seconds=timeout,
-        http_timeout_seconds=timeout,
+        http_timeout_seconds=timeout if http_timeout is None else http_timeout,
     )
     return WorkspaceClient(config=config)
 

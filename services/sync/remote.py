@@ -18,7 +18,6 @@ from enum import Enum
 from typing import TypeVar
 
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     BadRequest,
     InvalidParameterValue,
@@ -30,7 +29,7 @@ from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, ObjectType
 
 from services.config import Settings
-from services.databricks import describe_error
+from services.databricks import describe_error, pat_client
 
 T = TypeVar("T")
 # Refusals about one file that no retry can fix (a name or a size the workspace will not take).
@@ -38,16 +37,11 @@ PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED", "MAX
 
 
 def workspace_client(settings: Settings, http_timeout: float) -> WorkspaceClient:
-    """The owner's PAT client (like services.databricks.pat_client) with split timeouts: uploads of
-    up to 10 MB may take a while (http timeout), but the SDK must not retry on its own for minutes."""
-    config = Config(
-        host=settings.databricks_host,
-        token=settings.databricks_token,
-        auth_type="pat",
-        retry_timeout_seconds=1,
-        http_timeout_seconds=http_timeout,
+    """The owner's client with split timeouts: uploads of up to 10 MB may take a while (http timeout),
+    but the SDK must not retry on its own for minutes: the watcher's backoff is in control."""
+    return pat_client(
+        settings.databricks_host, settings.databricks_token, timeout=1, http_timeout=http_timeout
     )
-    return WorkspaceClient(config=config)
 
 
 class Kind(Enum):
