@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -68,3 +69,30 @@ def _read_secret(path: Path) -> str:
     if not value:
         raise ValueError(f"{path} is empty; delete it to generate a new secret")
     return value
+
+
+class Locked(Exception):
+    """Another process holds the lock; `holder` is its pid as it wrote it."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def pid_lock(path: Path) -> int:
+    """Hold `path` exclusively for this process (one runner or watcher at a time) and write our pid.
+
+    Returns the descriptor, which must stay open; the kernel drops the lock when the process dies,
+    however it dies. Raises Locked with the holder's pid.
+    """
+    ensure_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise Locked(holder) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -99,18 +98,11 @@ async def run_until_stopped(runner: Runner, only: set[str] | None) -> SetupStatu
 
 
 def acquire_lock(settings: Settings) -> int | None:
-    lock_path = state.ensure_dir(settings.state_dir / "setup") / "lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        log.error("setup is already running (pid %s); wait for it or stop it first", holder)
+        return state.pid_lock(settings.state_dir / "setup" / "lock")
+    except state.Locked as exc:
+        log.error("setup is already running (pid %s); wait for it or stop it first", exc.holder)
         return None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
 
 
 def main(argv: list[str] | None = None) -> int:

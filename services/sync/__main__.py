@@ -7,7 +7,6 @@ next start. Exit status: 0 stopped, 2 bad settings, 3 another watcher holds the 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -42,18 +41,11 @@ def _deadline() -> None:
 
 
 def acquire_lock(settings: Settings) -> int | None:
-    lock_path = state.ensure_dir(settings.state_dir / "sync") / "lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        log.error("another sync watcher is running (pid %s) on %s", holder, settings.state_dir)
+        return state.pid_lock(settings.state_dir / "sync" / "lock")
+    except state.Locked as exc:
+        log.error("another sync watcher is running (pid %s) on %s", exc.holder, settings.state_dir)
         return None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
 
 
 def main() -> int:
