@@ -52,8 +52,10 @@ async def test_supervisorctl_works_inside_the_browser_terminal(app: RunningApp) 
     client = await TermClient.connect(app.url, "main", app.stack.token, cols=120)
     await client.wait_ready()
     await client.type("supervisorctl status\r")
-    await client.read_until(lambda c: re.search(r"gateway\s+RUNNING", c.text) is not None, timeout=20)
-    assert re.search(r"tmux\s+RUNNING", client.text)
+    # supervisorctl lists programs alphabetically: wait for the last one, then check them all.
+    await client.read_until(lambda c: re.search(r"tmux\s+RUNNING", c.text) is not None, timeout=20)
+    for program in ("gateway", "model-proxy", "sync"):
+        assert re.search(rf"{program}\s+RUNNING", client.text), program
     client.close()
 
 
