@@ -7,6 +7,7 @@ unchanged; only failures to reach any upstream become the proxy's own 502.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -118,11 +119,15 @@ class ProxyContext:
     def save_status(self, force: bool = False) -> None:
         """For the gateway's /api/model-proxy: the same document, at most once a second."""
         now = time.monotonic()
-        if force or now - self._written >= STATUS_WRITE_INTERVAL:
-            self._written = now
-            state.atomic_write_json(
-                self.settings.state_dir / "model-proxy" / "status.json", self.status(), 0o644
-            )
+        if not force and now - self._written < STATUS_WRITE_INTERVAL:
+            return
+        self._written = now
+        path, document = self.settings.state_dir / "model-proxy" / "status.json", self.status()
+        if force:
+            state.atomic_write_json(path, document, 0o644)
+        else:
+            # After a request, on the event loop: the fsync must not hold up other agents' streams.
+            asyncio.get_running_loop().run_in_executor(None, state.atomic_write_json, path, document, 0o644)
 
 
 def presented_key(handler: web.RequestHandler) -> str:

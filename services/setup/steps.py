@@ -16,7 +16,6 @@ import platform
 import re
 import signal
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from services import state
 from services.config import Settings
 from services.setup.registry import Agent, Tool
 from services.setup.status import LOG_TAIL_LINES
@@ -335,15 +335,7 @@ class Download(Step):
         binary = extract_member(archive, url, self.tool.member)
         target = ctx.settings.local_bin / self.tool.binary
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.tool.binary}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(binary)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        state.atomic_write_bytes(target, binary, mode=0o755)
         marker = self.marker(ctx.settings)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(self.version + "\n")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from services import state
 from services.sync.gitrepo import Git
 
 MARKER = "# coding-agents-sync post-commit hook"
@@ -105,13 +105,5 @@ def install(git: Git, spool: Path) -> HookResult:
         os.replace(target, user)
         note = f"kept the existing hook as {USER_HOOK}"
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".post-commit.", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(content)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    state.atomic_write_bytes(target, content.encode(), mode=0o755)
     return HookResult(True, target, note)
