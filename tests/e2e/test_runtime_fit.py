@@ -214,6 +214,8 @@ def runtime() -> Iterator[Runtime]:
             "CODING_AGENTS_TOKEN": TOKEN,
             "CODING_AGENTS_TMUX_URL": server.url(ASSET),
             "CODING_AGENTS_TMUX_SHA256": checksum,
+            # Not under test here, and the real registry would install ~1 GB of agents as this user.
+            "CODING_AGENTS_SETUP": "off",
         }
         log = base / "run.out"
         with open(log, "wb") as out:
