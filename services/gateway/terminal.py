@@ -29,6 +29,31 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
 MAX_PENDING_INPUT = 4 * 1024 * 1024
+# A flood is gathered into fewer, larger frames: once more than FLOOD_BYTES were read within
+# FLOOD_WINDOW, the PTY rests BATCH_DELAY after each read, so the next read takes all that piled up.
+# tmux writes a flood in pieces of ~700 bytes, and a frame for each cost more CPU than tmux's own
+# work; typing and its echo stay far below the rate and are never held.
+FLOOD_WINDOW = 0.05
+FLOOD_BYTES = 32 * 1024
+BATCH_DELAY = 0.008
+MAX_FRAME = 256 * 1024
+
+
+class FloodMeter:
+    """Tells a flood from typing: more than `limit` bytes read within one `window` of seconds."""
+
+    def __init__(self, window: float = FLOOD_WINDOW, limit: int = FLOOD_BYTES) -> None:
+        self._window = window
+        self._limit = limit
+        self._start = float("-inf")
+        self._bytes = 0
+
+    def flooding(self, size: int, now: float) -> bool:
+        """Count a read of `size` bytes at `now`; True while output arrives faster than the limit."""
+        if now - self._start > self._window:
+            self._start, self._bytes = now, 0
+        self._bytes += size
+        return self._bytes > self._limit
 
 
 class Sink(Protocol):
@@ -89,6 +114,8 @@ class TmuxAttachment:
         self._proc: Subprocess | None = None
         self._pending_input = bytearray()
         self._reading = True
+        self._resting: object | None = None  # the IOLoop timeout that ends a rest
+        self._flood = FloodMeter()
         self._closed = False
         self._loop = IOLoop.current()
         self.exited = asyncio.Event()
@@ -131,7 +158,7 @@ class TmuxAttachment:
         self._loop.add_handler(master, self._on_events, IOLoop.READ)
 
     def _events(self) -> int:
-        events = IOLoop.READ if self._reading else 0
+        events = IOLoop.READ if self._reading and self._resting is None else 0
         if self._pending_input:
             events |= IOLoop.WRITE
         return events | IOLoop.ERROR
@@ -140,18 +167,42 @@ class TmuxAttachment:
         if events & IOLoop.WRITE:
             self._flush_input()
         if events & IOLoop.READ or (events & IOLoop.ERROR and self._reading):
-            try:
-                data = os.read(fd, READ_CHUNK)
-            except BlockingIOError:
+            data, ended = self._read_available(fd)
+            if data:
+                self._on_output(data)
+            if ended:
+                self.close()
                 return
+            if data and not self._closed and self._flood.flooding(len(data), self._loop.time()):
+                self._rest()
+
+    def _read_available(self, fd: int) -> tuple[bytes, bool]:
+        """Everything the PTY holds now, up to MAX_FRAME; and whether the other side is gone."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < MAX_FRAME:
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                break
             except OSError as exc:
                 if exc.errno != errno.EIO:  # EIO = the other side of the PTY is gone
                     log.warning("reading the terminal of %s failed: %s", self._session, exc)
-                data = b""
-            if not data:
-                self.close()
-                return
-            self._on_output(data)
+                return b"".join(chunks), True
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), False
+
+    def _rest(self) -> None:
+        self._resting = self._loop.call_later(BATCH_DELAY, self._end_rest)
+        self._loop.update_handler(self._fd, self._events())
+
+    def _end_rest(self) -> None:
+        self._resting = None
+        if not self._closed:
+            self._loop.update_handler(self._fd, self._events())
 
     def write(self, data: bytes) -> None:
         if self._closed or not data:
@@ -189,6 +240,9 @@ class TmuxAttachment:
         if self._closed:
             return
         self._closed = True
+        if self._resting is not None:
+            self._loop.remove_timeout(self._resting)
+            self._resting = None
         with contextlib.suppress(ValueError, KeyError):
             self._loop.remove_handler(self._fd)
         with contextlib.suppress(OSError):

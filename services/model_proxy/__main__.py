@@ -20,6 +20,7 @@ from services.model_proxy.upstream import Upstreams
 log = logging.getLogger("model_proxy")
 
 DEFAULT_PROBE_SECONDS = 30.0
+WARM_AFTER_SECONDS = 2.0
 
 
 async def serve(settings: Settings) -> None:
@@ -36,15 +37,29 @@ async def serve(settings: Settings) -> None:
     )
     ctx.save_status(force=True)
     watcher = asyncio.create_task(ctx.upstreams.watch_gateway())
+    warm = asyncio.create_task(warm_credentials(ctx.credentials))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     watcher.cancel()
+    warm.cancel()
     server.stop()
     await ctx.client.aclose()
     ctx.save_status(force=True)
+
+
+async def warm_credentials(credentials: Credentials) -> None:
+    """The service principal's first token (and the SDK import behind it) is fetched now, once the
+    terminal is up, rather than inside an agent's first request."""
+    if credentials.mode != "oauth-m2m":
+        return
+    await asyncio.sleep(WARM_AFTER_SECONDS)
+    try:
+        await credentials.headers()
+    except Exception as exc:  # the request path reports it again, with the reason, to the agent
+        log.warning("no service-principal token yet: %s", exc)
 
 
 def main() -> int:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-
-from databricks.sdk.config import Config
+from typing import TYPE_CHECKING
 
 from services.config import Settings
+
+if TYPE_CHECKING:
+    from databricks.sdk.config import Config
 
 log = logging.getLogger("model_proxy")
 
@@ -20,10 +22,12 @@ class NoCredential(Exception):
 
 
 def make_config(settings: Settings) -> Config:
+    # Imported here: databricks-sdk takes ~1.5 CPU-seconds to import, which at start would compete
+    # with the terminal for the machine's cores; only the PAT-less (service principal) mode needs it.
+    from databricks.sdk.config import Config
+
     if not settings.databricks_host:
         raise NoCredential("DATABRICKS_HOST is not set: no workspace to send model requests to")
-    if settings.databricks_token:
-        return Config(host=settings.databricks_host, token=settings.databricks_token, auth_type="pat")
     if settings.client_id and settings.client_secret:
         return Config(
             host=settings.databricks_host,
@@ -51,6 +55,8 @@ class Credentials:
         return "oauth-m2m" if self._settings.client_id else "none"
 
     def _headers(self) -> dict[str, str]:
+        if self._settings.databricks_host and self._settings.databricks_token:
+            return {"Authorization": f"Bearer {self._settings.databricks_token}"}  # a PAT needs no SDK
         if self._config is None:
             self._config = self._factory(self._settings)
         # The SDK caches the OAuth token and refreshes it shortly before it expires.

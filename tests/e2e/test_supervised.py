@@ -59,6 +59,18 @@ async def test_supervisorctl_works_inside_the_browser_terminal(app: RunningApp) 
     client.close()
 
 
+def niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_background_work_yields_the_cores_to_the_terminal(app: RunningApp) -> None:
+    wait_until(lambda: app.program_pid("sync") != 0, timeout=20, what="sync running")
+    assert niceness(app.program_pid("sync")) == 10
+    for program in ("gateway", "tmux", "model-proxy"):
+        assert niceness(app.program_pid(program)) == 0, program
+
+
 def test_scripts_ctl_restart_keeps_shells(app: RunningApp) -> None:
     pids_before = app.ctl("pid", "tmux")
     out = app.ctl("restart", "gateway")

@@ -15,6 +15,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
 from services.gateway import protocol
+from services.gateway.terminal import FloodMeter, TmuxAttachment
 from tests.conftest import Gateway
 from tests.helpers import TermClient, async_wait_until
 
@@ -133,6 +134,44 @@ async def test_acks_release_a_paused_pty(gateway: Gateway) -> None:
     await client.read_until(lambda c: len(c.output) > before, timeout=10)
     await client.type("\x03")
     client.close()
+
+
+async def test_a_flood_is_read_in_large_pieces(gateway: Gateway) -> None:
+    # tmux writes a flood to its client in pieces of ~700 bytes; a frame per piece cost the gateway
+    # and the browser more CPU than tmux's own work (scripts/bench: throughput with a client attached).
+    pieces: list[bytes] = []
+    closed = asyncio.Event()
+    attachment = TmuxAttachment(
+        gateway.ctx.sessions, "main", protocol.Resize(120, 40), pieces.append, closed.set, os.environ, set()
+    )
+    attachment.start()
+    try:
+        await async_wait_until(lambda: b"$ " in b"".join(pieces) or b"# " in b"".join(pieces), what="prompt")
+        first = len(pieces)
+        attachment.write(b"seq 1 300000; echo flood-$((6*7))-done\r")
+        await async_wait_until(
+            lambda: b"flood-42-done" in b"".join(pieces[-3:]), timeout=60, what="flood end"
+        )
+        sizes = sorted(map(len, pieces[first:]))
+        # Measured: ~half the bytes in pieces of 4 KiB or more (the first 32 KiB and tmux's redraws
+        # after it skips ahead are small), against under 2 % when every piece is read at once.
+        in_large = sum(size for size in sizes if size >= 4096) / sum(sizes)
+        assert in_large >= 0.25, f"{len(sizes)} pieces, median {sizes[len(sizes) // 2]} bytes"
+    finally:
+        attachment.close()
+
+
+def test_typing_is_never_held_and_a_flood_is() -> None:
+    meter = FloodMeter(window=0.05, limit=32 * 1024)
+    # A fast typist, or a paste echoed key by key: small reads, however close together.
+    assert not any(meter.flooding(40, t * 0.001) for t in range(2000))
+    # A flood: ~700-byte reads every 0.2 ms cross the limit within the window ...
+    flood = [meter.flooding(700, 10 + t * 0.0002) for t in range(100)]
+    assert not flood[0] and flood[-1]
+    # ... and keep it crossed read after read while batches of the rest's size keep arriving.
+    assert all(meter.flooding(40_000, 11 + t * 0.009) for t in range(50))
+    # Quiet for a window: the next keystroke's echo goes out at once.
+    assert not meter.flooding(40, 20)
 
 
 async def test_session_exit_sends_exit_and_closes_normally(gateway: Gateway) -> None:
