@@ -4,6 +4,7 @@ files and supervisor, never through each other's memory)."""
 from __future__ import annotations
 
 import xmlrpc.client
+from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
@@ -47,3 +48,22 @@ def program_state(socket_path: Path, name: str) -> str:
     if not isinstance(info, dict):
         raise SupervisorUnavailable(f"unexpected answer from supervisord: {info!r}")
     return str(info["statename"])
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    pid: int  # 0 when not running
+    state: str  # RUNNING, STARTING, EXITED, BACKOFF, STOPPED, FATAL, ...
+
+
+def programs(socket_path: Path) -> dict[str, ProgramInfo]:
+    """Every program supervisord runs, by name."""
+    try:
+        infos = _proxy(socket_path).supervisor.getAllProcessInfo()
+    except xmlrpc.client.Fault as fault:
+        raise SupervisorUnavailable(fault.faultString) from None
+    except OSError as exc:
+        raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
+    if not isinstance(infos, list):
+        raise SupervisorUnavailable(f"unexpected answer from supervisord: {infos!r}")
+    return {str(i["name"]): ProgramInfo(int(i["pid"]), str(i["statename"])) for i in infos}

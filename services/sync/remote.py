@@ -13,8 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from enum import Enum
 from typing import TypeVar
 
 from databricks.sdk import WorkspaceClient
@@ -30,6 +28,7 @@ from databricks.sdk.service.workspace import ExportFormat, ImportFormat, ObjectT
 
 from services.config import Settings
 from services.databricks import describe_error, pat_client
+from services.sync.failures import Failure, Kind, OpFailed, Stopped
 
 T = TypeVar("T")
 # Refusals about one file that no retry can fix (a name or a size the workspace will not take).
@@ -42,19 +41,6 @@ def workspace_client(settings: Settings, http_timeout: float) -> WorkspaceClient
     return pat_client(
         settings.databricks_host, settings.databricks_token, timeout=1, http_timeout=http_timeout
     )
-
-
-class Kind(Enum):
-    TRANSIENT = "transient"  # retry with backoff (5xx, 429, timeouts, connection errors)
-    AUTH = "auth"  # token refused: retry slowly, no point trying other files now
-    PERMANENT = "permanent"  # this file can never be uploaded: skip it, say why
-
-
-@dataclass(frozen=True)
-class Failure:
-    kind: Kind
-    message: str
-    retry_after: float = 0.0
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -76,16 +62,6 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(cause, BadRequest) and code not in ("RESOURCE_ALREADY_EXISTS", ""):
         return Failure(Kind.PERMANENT, message)
     return Failure(Kind.TRANSIENT, message, retry_after)
-
-
-class OpFailed(Exception):
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
-
-
-class Stopped(Exception):
-    """The watcher is stopping: abandon the call (it is idempotent and will be done again)."""
 
 
 class Throttle:

@@ -15,11 +15,13 @@ import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.sync.gitrepo import Git, GitError
 from services.sync.plan import MAX_FILE_BYTES, desired
-from services.sync.remote import Remote
+
+if TYPE_CHECKING:
+    from services.sync.remote import Remote
 
 BUNDLE_SUFFIX = ".bundle"
 MANIFEST_SUFFIX = ".sync.json"

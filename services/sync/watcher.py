@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services import databricks, state
 from services.config import Settings
 from services.sync import hook
+from services.sync.failures import Failure, Kind, OpFailed, Stopped
 from services.sync.gitrepo import BlobReader, Git, GitError, find_repos, git_env, is_utf8
 from services.sync.journal import Journal, RepoRecord
 from services.sync.plan import MAX_FILE_BYTES, Plan, desired, full, incremental
-from services.sync.remote import Failure, Kind, OpFailed, Remote, Stopped, classify, workspace_client
 from services.sync.restore import (
     RESTORING,
     RestoreContext,
@@ -37,6 +38,9 @@ from services.sync.restore import (
     restore_repo,
 )
 from services.sync.status import OverallState, RepoState, RepoStatus, SyncStatus, status_path, write_status
+
+if TYPE_CHECKING:
+    from services.sync.remote import Remote
 
 log = logging.getLogger("sync")
 
@@ -72,6 +76,12 @@ class SyncOptions:
             bundle_idle=number("CODING_AGENTS_SYNC_BUNDLE_IDLE_SECONDS", cls.bundle_idle),
             backoff_max=number("CODING_AGENTS_SYNC_MAX_BACKOFF_SECONDS", cls.backoff_max),
         )
+
+
+def classify_error(exc: BaseException) -> Failure:
+    from services.sync.remote import classify  # loaded by then: the call that raised came through it
+
+    return classify(exc)
 
 
 class AttemptFailed(Exception):
@@ -199,6 +209,9 @@ class Watcher:
         return databricks.load_owner(self.settings) or databricks.lookup_owner(self.settings)
 
     def _connect(self) -> None:
+        # Only now, with a workspace configured: importing databricks-sdk takes ~1.5 CPU-seconds.
+        from services.sync.remote import Remote, workspace_client
+
         delay = self.options.backoff_base
         while True:
             try:
@@ -606,7 +619,7 @@ class Watcher:
                     if exc.failure.kind is Kind.AUTH or streak >= limit:
                         exhausted = True  # no point trying the rest now
                 except Exception as exc:
-                    first = first or classify(exc)
+                    first = first or classify_error(exc)
                 else:
                     streak = 0
                     if op.kind == "upload":

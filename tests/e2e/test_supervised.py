@@ -46,6 +46,13 @@ async def test_shell_survives_a_gateway_kill(app: RunningApp) -> None:
     assert "369history" in again.text  # history intact, replayed
     assert await shell_pid(again, "AFTER") == before  # the very same shell process
     again.close()
+    # The watchdog, not supervisord's own 1-second poll, got the gateway respawned.
+    watchdog_log = app.stack.state_dir / "logs" / "watchdog.log"
+    wait_until(
+        lambda: "gateway exited; supervisord restarted it" in watchdog_log.read_text(),
+        timeout=10,
+        what=f"the watchdog's restart line in {app.log()}",
+    )
 
 
 async def test_supervisorctl_works_inside_the_browser_terminal(app: RunningApp) -> None:
@@ -53,8 +60,8 @@ async def test_supervisorctl_works_inside_the_browser_terminal(app: RunningApp) 
     await client.wait_ready()
     await client.type("supervisorctl status\r")
     # supervisorctl lists programs alphabetically: wait for the last one, then check them all.
-    await client.read_until(lambda c: re.search(r"tmux\s+RUNNING", c.text) is not None, timeout=20)
-    for program in ("gateway", "model-proxy", "sync"):
+    await client.read_until(lambda c: re.search(r"watchdog\s+RUNNING", c.text) is not None, timeout=20)
+    for program in ("gateway", "model-proxy", "sync", "tmux"):
         assert re.search(rf"{program}\s+RUNNING", client.text), program
     client.close()
 
@@ -67,7 +74,7 @@ def niceness(pid: int) -> int:
 def test_background_work_yields_the_cores_to_the_terminal(app: RunningApp) -> None:
     wait_until(lambda: app.program_pid("sync") != 0, timeout=20, what="sync running")
     assert niceness(app.program_pid("sync")) == 10
-    for program in ("gateway", "tmux", "model-proxy"):
+    for program in ("gateway", "tmux", "model-proxy", "watchdog"):
         assert niceness(app.program_pid(program)) == 0, program
 
 
@@ -87,6 +94,7 @@ async def test_sigterm_stops_everything_within_15_seconds(app: RunningApp) -> No
         "supervisord": app.proc.pid,
         "gateway": app.program_pid("gateway"),
         "tmuxd": app.program_pid("tmux"),
+        "watchdog": app.program_pid("watchdog"),
         "shell": shell,
     }
     assert all(pids.values()), pids
