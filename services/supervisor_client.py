@@ -37,14 +37,19 @@ def start_program(socket_path: Path, name: str) -> None:
         raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
 
 
-def program_state(socket_path: Path, name: str) -> str:
-    """RUNNING, EXITED, STOPPED, ... as supervisorctl shows it."""
+def _ask(socket_path: Path, method: str, *args: object) -> object:
+    """One XML-RPC call to supervisord; every failure becomes SupervisorUnavailable with the reason."""
     try:
-        info = _proxy(socket_path).supervisor.getProcessInfo(name)
+        return getattr(_proxy(socket_path).supervisor, method)(*args)
     except xmlrpc.client.Fault as fault:
         raise SupervisorUnavailable(fault.faultString) from None
     except OSError as exc:
         raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
+
+
+def program_state(socket_path: Path, name: str) -> str:
+    """RUNNING, EXITED, STOPPED, ... as supervisorctl shows it."""
+    info = _ask(socket_path, "getProcessInfo", name)
     if not isinstance(info, dict):
         raise SupervisorUnavailable(f"unexpected answer from supervisord: {info!r}")
     return str(info["statename"])
@@ -58,12 +63,7 @@ class ProgramInfo:
 
 def programs(socket_path: Path) -> dict[str, ProgramInfo]:
     """Every program supervisord runs, by name."""
-    try:
-        infos = _proxy(socket_path).supervisor.getAllProcessInfo()
-    except xmlrpc.client.Fault as fault:
-        raise SupervisorUnavailable(fault.faultString) from None
-    except OSError as exc:
-        raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
+    infos = _ask(socket_path, "getAllProcessInfo")
     if not isinstance(infos, list):
         raise SupervisorUnavailable(f"unexpected answer from supervisord: {infos!r}")
     return {str(i["name"]): ProgramInfo(int(i["pid"]), str(i["statename"])) for i in infos}
