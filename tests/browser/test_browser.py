@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, WebSocketRoute, sync_playwright
 
 from tests.conftest import Stack
 from tests.e2e.conftest import RunningApp, start_app, stop_app
@@ -111,6 +113,57 @@ def test_page_reconnects_by_itself_after_a_gateway_restart(browser: Browser, app
     assert any(state != "connected" for state in states), states
     type_and_see(page, "echo after $((3*14))", "after 42")
     assert "before 42" in screen(page)
+    assert indicator(page)["transport"] == "websocket"
+
+
+def test_page_is_back_on_websocket_after_each_gateway_kill(browser: Browser, app: RunningApp) -> None:
+    # The gateway is down for ~0.3 s (the watchdog): WebSocket attempts fail meanwhile, and the page
+    # must read that as a restart, not as a proxy blocking WebSockets.
+    page = open_terminal(browser, app)
+    for round_ in range(3):
+        gateway = app.program_pid("gateway")
+        os.kill(gateway, signal.SIGKILL)
+        wait_until(lambda: indicator(page)["state"] != "connected", timeout=10, what="outage noticed")
+        wait_until(lambda: indicator(page)["state"] == "connected", timeout=15, what="reconnected")
+        assert indicator(page)["transport"] == "websocket", round_
+        type_and_see(page, f"echo round {round_}-$((6*7))", f"round {round_}-42")
+
+
+def test_websocket_failing_while_nothing_answers_is_a_restart_not_a_blocked_socket(
+    browser: Browser, app: RunningApp
+) -> None:
+    # The moment that misled the page: WebSocket attempts failed while the gateway was down, and the
+    # long-poll that followed came through because the gateway was back by then. Played here by
+    # routing: two WebSocket attempts fail while /health does not answer, then all is well.
+    page = browser.new_page()
+    live: list[WebSocketRoute] = []
+    failures_left = [0]
+
+    def on_websocket(ws: WebSocketRoute) -> None:
+        if failures_left[0] > 0:
+            failures_left[0] -= 1
+            ws.close(code=1011, reason="gateway down")
+        else:
+            ws.connect_to_server()
+            live.append(ws)
+
+    def on_health(route: Route) -> None:
+        if failures_left[0] > 0:
+            route.abort("connectionrefused")
+        else:
+            route.continue_()
+
+    page.route_web_socket("**/api/sessions/*/ws*", on_websocket)
+    page.route("**/health", on_health)
+    page.goto(f"{app.url}/?token={app.stack.token}")
+    wait_until(lambda: indicator(page)["state"] == "connected", timeout=15, what="connected")
+    failures_left[0] = 2
+    live[-1].close(code=4500, reason="the terminal client stopped")
+    # Route handlers run only while this thread is inside a Playwright call: poll the page.
+    wait_until(lambda: indicator(page) and failures_left[0] == 0, timeout=15, what="both attempts made")
+    wait_until(lambda: indicator(page)["state"] == "connected", timeout=15, what="reconnected")
+    assert indicator(page)["transport"] == "websocket"
+    type_and_see(page, "echo still $((6*7))", "still 42")
 
 
 def test_long_poll_fallback_when_websocket_is_unavailable(browser: Browser, app: RunningApp) -> None:

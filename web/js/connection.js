@@ -216,21 +216,34 @@ export class TerminalConnection extends EventTarget {
     if (code === PROTOCOL.CLOSE_UNAUTHORIZED || code === PROTOCOL.CLOSE_FORBIDDEN) {
       this.#notify(`${reason} — reopen the app's start URL to sign in again`);
     }
-    let switchedTransport = false;
-    if (!this.#helloSeen && !this.#longPollOnly) {
-      if (transport.name === "websocket") {
-        this.#websocketFailures += 1;
-        switchedTransport = this.#websocketFailures === WEBSOCKET_FAILURES_BEFORE_FALLBACK;
-      } else {
-        // Long-poll failed too, so the gateway itself is unreachable rather than WebSockets
-        // blocked: go back to trying WebSocket first.
-        this.#websocketFailures = 0;
-      }
-    }
     if (this.#helloSeen && Date.now() - this.#connectedAt >= STABLE_CONNECTION_MS) {
       this.#attempt = 0;
     }
-    if (switchedTransport) {
+    if (!this.#helloSeen && !this.#longPollOnly) {
+      if (transport.name === "websocket") {
+        void this.#judgeWebSocketFailure();
+        return;
+      }
+      // Long-poll failed too, so the gateway itself is unreachable rather than WebSockets
+      // blocked: go back to trying WebSocket first.
+      this.#websocketFailures = 0;
+    }
+    this.#scheduleReconnect();
+  }
+
+  /**
+   * A WebSocket that fails while the gateway answers plain HTTP is blocked on the way (a proxy);
+   * one that fails while nothing answers met a gateway restart, and WebSocket is tried again:
+   * otherwise a restart could leave the page on long-poll for good.
+   */
+  async #judgeWebSocketFailure() {
+    const gatewayUp = await fetch("/health", { cache: "no-store" }).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (this.#stopped || this.#live) return; // closed, or a wake-up connected meanwhile
+    this.#websocketFailures = gatewayUp ? this.#websocketFailures + 1 : 0;
+    if (this.#websocketFailures === WEBSOCKET_FAILURES_BEFORE_FALLBACK) {
       this.#connect();
     } else {
       this.#scheduleReconnect();
