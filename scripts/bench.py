@@ -28,11 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.gateway import protocol  # noqa: E402
+from services.gateway.terminal import set_winsize  # noqa: E402
 from tests.helpers import TermClient, free_port, stack_env  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 KEYS = 300
-FLOOD_ROUNDS = 5
+FLOOD_ROUNDS = 7
+COLS, ROWS = 120, 40  # every terminal in the benchmark, attached or not
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -178,7 +180,7 @@ async def connect_when_up(url: str) -> TermClient:
     """Retry until the gateway accepts a terminal connection and has replayed the screen."""
     while True:
         try:
-            client = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
+            client = await TermClient.connect(url, "main", TOKEN, cols=COLS, rows=ROWS)
             await client.wait_ready(5)
             return client
         except Exception:
@@ -187,6 +189,8 @@ async def connect_when_up(url: str) -> TermClient:
 
 async def seq_without_client(tmux: list[str], tag: str) -> float:
     """The same flood in a session nobody is attached to (tmux still parses every byte)."""
+    # The same size as the attached flood's window: a client of another size would have resized it.
+    subprocess.run([*tmux, "resize-window", "-t", "=flood2:", "-x", str(COLS), "-y", str(ROWS)], check=True)
     command = f"s=$(date +%s%N); seq 1 2000000; echo {tag}=$(( ($(date +%s%N)-s)/1000000 ))ms"
     subprocess.run([*tmux, "send-keys", "-t", "=flood2:", command, "Enter"], check=True)
     pattern = re.compile(rf"{tag}=(\d+)ms")
@@ -203,6 +207,7 @@ async def seq_with_raw_client(tmux: list[str], tag: str) -> float:
     costs tmux itself, so the gateway's own share of the attached figure shows."""
     pid, fd = pty.fork()
     if pid == 0:
+        set_winsize(0, COLS, ROWS)  # a PTY starts at 0x0, which tmux would take as 80x24
         os.execvpe(
             tmux[0], [*tmux, "attach-session", "-t", "=flood2"], {**os.environ, "TERM": "xterm-256color"}
         )
@@ -282,8 +287,9 @@ async def main() -> None:
 
         # Flood with a client attached vs none, while another session's echo is measured.
         env_tmux = [os.environ.get("CODING_AGENTS_TMUX", "tmux"), "-S", str(state / "tmux.sock")]
-        subprocess.run([*env_tmux, "new-session", "-d", "-s", "flood2", "-x", "120", "-y", "40"], check=True)
-        subprocess.run([*env_tmux, "new-session", "-d", "-s", "other", "-x", "120", "-y", "40"], check=True)
+        size = ["-x", str(COLS), "-y", str(ROWS)]
+        subprocess.run([*env_tmux, "new-session", "-d", "-s", "flood2", *size], check=True)
+        subprocess.run([*env_tmux, "new-session", "-d", "-s", "other", *size], check=True)
         await client.type("clear\r")
         detached = bare_pty_seq()
         # Medians of five, the three kinds interleaved: on two cores one run swings by a third with
@@ -300,7 +306,7 @@ async def main() -> None:
             f"no client {no_client:.2f} s",
             f"<= {1.2 * no_client:.2f} s (raw tmux client {raw:.2f} s, bare PTY {detached:.2f} s)",
         )
-        other = await TermClient.connect(url, "other", TOKEN, cols=120, rows=40)
+        other = await TermClient.connect(url, "other", TOKEN, cols=COLS, rows=ROWS)
         await other.wait_ready()
         flood = asyncio.create_task(timed_seq(client, "FLOOD"))
         during: list[float] = []
@@ -321,7 +327,7 @@ async def main() -> None:
         times = []
         for _ in range(10):
             t0 = time.perf_counter()
-            again = await TermClient.connect(url, "main", TOKEN, cols=120, rows=40)
+            again = await TermClient.connect(url, "main", TOKEN, cols=COLS, rows=ROWS)
             await again.wait_ready()
             times.append((time.perf_counter() - t0) * 1000)
             again.close()
@@ -332,10 +338,8 @@ async def main() -> None:
         idle_rss = rss_mb(gw)
         clients = []
         for i in range(10):
-            subprocess.run(
-                [*env_tmux, "new-session", "-d", "-s", f"m{i}", "-x", "120", "-y", "40"], check=True
-            )
-            c = await TermClient.connect(url, f"m{i}", TOKEN, cols=120, rows=40)
+            subprocess.run([*env_tmux, "new-session", "-d", "-s", f"m{i}", *size], check=True)
+            c = await TermClient.connect(url, f"m{i}", TOKEN, cols=COLS, rows=ROWS)
             await c.wait_ready()
             await c.type(f"echo session{i}\r")
             clients.append(c)
