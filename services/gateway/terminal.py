@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import math
 import os
 import signal
 import struct
@@ -29,31 +30,50 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
 MAX_PENDING_INPUT = 4 * 1024 * 1024
-# A flood is gathered into fewer, larger frames: once more than FLOOD_BYTES were read within
-# FLOOD_WINDOW, the PTY rests BATCH_DELAY after each read, so the next read takes all that piled up.
-# tmux writes a flood in pieces of ~700 bytes, and a frame for each cost more CPU than tmux's own
-# work; typing and its echo stay far below the rate and are never held.
-FLOOD_WINDOW = 0.05
+# A flood is gathered into fewer, larger frames: while the bytes read, decaying with a time constant
+# of FLOOD_DECAY_SECONDS, exceed FLOOD_BYTES, the PTY rests BATCH_DELAY after each read, so the
+# next read takes all that piled up. tmux writes a flood in pieces of ~700 bytes, and a frame for
+# each cost more CPU than tmux's own work. Each read counts as at least MIN_READ_BYTES: a client
+# that falls behind gets a stream of tiny cursor moves from tmux (it skips the text, then redraws),
+# thousands of reads a second. The decay outlasts tmux's 100 ms pauses between those redraws.
+# Output within INPUT_GRACE_SECONDS of input answers the user (an echo, an editor) and is never held.
+FLOOD_DECAY_SECONDS = 0.25
 FLOOD_BYTES = 32 * 1024
+MIN_READ_BYTES = 256
 BATCH_DELAY = 0.008
+INPUT_GRACE_SECONDS = 0.05
 MAX_FRAME = 256 * 1024
 
 
 class FloodMeter:
-    """Tells a flood from typing: more than `limit` bytes read within one `window` of seconds."""
+    """Decides when a terminal's output is a flood to gather, not an answer to wait on.
 
-    def __init__(self, window: float = FLOOD_WINDOW, limit: int = FLOOD_BYTES) -> None:
-        self._window = window
+    Flooding: reads (each at least MIN_READ_BYTES), decaying with time constant `decay`, add up to
+    more than `limit` bytes; it lasts until they fall below an eighth of that, because gathered
+    reads are fewer and would otherwise end it while the flood goes on. An answer: output within
+    INPUT_GRACE_SECONDS of the user's input.
+    """
+
+    def __init__(self, decay: float = FLOOD_DECAY_SECONDS, limit: int = FLOOD_BYTES) -> None:
+        self._decay = decay
         self._limit = limit
-        self._start = float("-inf")
-        self._bytes = 0
+        self._level = 0.0
+        self._at = float("-inf")
+        self._last_input = float("-inf")
+        self.flooding = False
 
-    def flooding(self, size: int, now: float) -> bool:
-        """Count a read of `size` bytes at `now`; True while output arrives faster than the limit."""
-        if now - self._start > self._window:
-            self._start, self._bytes = now, 0
-        self._bytes += size
-        return self._bytes > self._limit
+    def input_written(self, now: float) -> None:
+        self._last_input = now
+
+    def should_rest(self, size: int, now: float) -> bool:
+        """Count a read of `size` bytes at `now`; True if the PTY should rest before the next read."""
+        self._level = self._level * math.exp((self._at - now) / self._decay) + max(size, MIN_READ_BYTES)
+        self._at = now
+        if self._level > self._limit:
+            self.flooding = True
+        elif self._level < self._limit / 8:
+            self.flooding = False
+        return self.flooding and now - self._last_input > INPUT_GRACE_SECONDS
 
 
 class Sink(Protocol):
@@ -173,7 +193,7 @@ class TmuxAttachment:
             if ended:
                 self.close()
                 return
-            if data and not self._closed and self._flood.flooding(len(data), self._loop.time()):
+            if data and not self._closed and self._flood.should_rest(len(data), self._loop.time()):
                 self._rest()
 
     def _read_available(self, fd: int) -> tuple[bytes, bool]:
@@ -209,6 +229,7 @@ class TmuxAttachment:
             return
         if len(self._pending_input) + len(data) > MAX_PENDING_INPUT:
             raise OverflowError("the terminal is not reading input fast enough; input dropped")
+        self._flood.input_written(self._loop.time())
         self._pending_input += data
         self._flush_input()
 

@@ -161,17 +161,32 @@ async def test_a_flood_is_read_in_large_pieces(gateway: Gateway) -> None:
         attachment.close()
 
 
-def test_typing_is_never_held_and_a_flood_is() -> None:
-    meter = FloodMeter(window=0.05, limit=32 * 1024)
-    # A fast typist, or a paste echoed key by key: small reads, however close together.
-    assert not any(meter.flooding(40, t * 0.001) for t in range(2000))
-    # A flood: ~700-byte reads every 0.2 ms cross the limit within the window ...
-    flood = [meter.flooding(700, 10 + t * 0.0002) for t in range(100)]
+def test_a_flood_is_gathered_and_answers_to_input_are_not() -> None:
+    meter = FloodMeter(decay=0.25, limit=32 * 1024)
+    # Output of its own at a typing pace (a clock, a progress bar): never held.
+    assert not any(meter.should_rest(40, t * 0.03) for t in range(300))
+    # Echoes typed back to back, each read 1 ms after its key: a thousand reads a second, not held.
+    for t in range(2000):
+        meter.input_written(20 + t * 0.002)
+        assert not meter.should_rest(40, 20 + t * 0.002 + 0.001)
+    # A flood: ~700-byte reads every 0.2 ms cross the limit within a few dozen reads ...
+    flood = [meter.should_rest(700, 30 + t * 0.0002) for t in range(100)]
     assert not flood[0] and flood[-1]
-    # ... and keep it crossed read after read while batches of the rest's size keep arriving.
-    assert all(meter.flooding(40_000, 11 + t * 0.009) for t in range(50))
-    # Quiet for a window: the next keystroke's echo goes out at once.
-    assert not meter.flooding(40, 20)
+    # ... stay over it with the larger reads that follow each rest ...
+    assert all(meter.should_rest(40_000, 31 + t * 0.009) for t in range(50))
+    # ... and through the 100 ms tmux keeps quiet before redrawing a client that fell behind.
+    assert meter.should_rest(5_000, 31.55)
+    # Gathered reads of tmux's cursor moves for such a client: few and small, still a flood.
+    assert all(meter.should_rest(100, 31.56 + t * 0.009) for t in range(100))
+    # Ctrl-C in the middle of it: what answers it goes out at once.
+    meter.input_written(32.5)
+    assert not meter.should_rest(3_000, 32.51)
+    # tmux's stream of tiny cursor moves for a client that fell behind is a flood too.
+    meter = FloodMeter(decay=0.25, limit=32 * 1024)
+    assert meter.should_rest(9, 0) is False
+    assert any(meter.should_rest(9, t * 0.0006) for t in range(1, 300))
+    # Quiet for a second: the next output goes out at once.
+    assert not meter.should_rest(40, 2)
 
 
 async def test_session_exit_sends_exit_and_closes_normally(gateway: Gateway) -> None:
