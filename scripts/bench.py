@@ -306,6 +306,15 @@ async def main() -> None:
             f"no client {no_client:.2f} s",
             f"<= {1.2 * no_client:.2f} s (raw tmux client {raw:.2f} s, bare PTY {detached:.2f} s)",
         )
+        # Each round's runs are seconds apart: their ratio is free of the machine's drift over the minute.
+        paired = statistics.median(o / n for o, n in zip(runs["ours"], runs["none"], strict=True))
+        paired_raw = statistics.median(r / n for r, n in zip(runs["raw"], runs["none"], strict=True))
+        row(
+            "  same, per-round ratio to no client (median)",
+            f"{paired:.2f}x",
+            f"raw tmux client {paired_raw:.2f}x",
+            "<= 1.2x",
+        )
         other = await TermClient.connect(url, "other", TOKEN, cols=COLS, rows=ROWS)
         await other.wait_ready()
         flood = asyncio.create_task(timed_seq(client, "FLOOD"))
