@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from services import databricks, state
 from services.config import Settings
@@ -40,7 +40,11 @@ from services.sync.restore import (
 from services.sync.status import OverallState, RepoState, RepoStatus, SyncStatus, status_path, write_status
 
 if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+
     from services.sync.remote import Remote
+
+T = TypeVar("T")
 
 log = logging.getLogger("sync")
 
@@ -208,22 +212,35 @@ class Watcher:
         # The gateway publishes the owner it looked up (Apps mode); ask SCIM ourselves otherwise.
         return databricks.load_owner(self.settings) or databricks.lookup_owner(self.settings)
 
-    def _connect(self) -> None:
-        # Only now, with a workspace configured: importing databricks-sdk takes ~1.5 CPU-seconds.
-        from services.sync.remote import Remote, workspace_client
-
+    def _keep_trying(
+        self,
+        attempt: Callable[[], T],
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        describe: Callable[[BaseException], str],
+    ) -> T:
+        """`attempt()` until it succeeds, showing each failure in the status, backing off; raises
+        Stopped when the watcher stops meanwhile."""
         delay = self.options.backoff_base
         while True:
             try:
-                owner = self._resolve_owner()
-                client = workspace_client(self.settings, self.options.http_timeout)
-                break
-            except Exception as exc:
-                self.overall_error = f"cannot reach the workspace: {databricks.describe_error(exc)}"
+                return attempt()
+            except errors as exc:
+                self.overall_error = describe(exc)
                 log.warning("%s; retrying in %.0f s", self.overall_error, delay)
                 self._write_status(force=True)
                 self._wait(delay)
                 delay = min(delay * 2, self.options.backoff_max)
+
+    def _connect(self) -> None:
+        # Only now, with a workspace configured: importing databricks-sdk takes ~1.5 CPU-seconds.
+        from services.sync.remote import Remote, workspace_client
+
+        def connect() -> tuple[databricks.Owner, WorkspaceClient]:
+            return self._resolve_owner(), workspace_client(self.settings, self.options.http_timeout)
+
+        owner, client = self._keep_trying(
+            connect, Exception, lambda exc: f"cannot reach the workspace: {databricks.describe_error(exc)}"
+        )
         self.owner = owner
         root = f"/Users/{owner.email}/projects"
         assert self.journal is not None
@@ -238,17 +255,10 @@ class Watcher:
 
     def _restore_all(self) -> None:
         assert self.remote is not None and self.journal is not None and self.pool is not None
-        delay = self.options.backoff_base
-        while True:
-            try:
-                listing = self.remote.list_dir(self.remote.root)
-                break
-            except OpFailed as exc:
-                self.overall_error = f"cannot list {self.remote.root}: {exc}"
-                log.warning("%s; retrying in %.0f s", self.overall_error, delay)
-                self._write_status(force=True)
-                self._wait(delay)
-                delay = min(delay * 2, self.options.backoff_max)
+        remote = self.remote
+        listing = self._keep_trying(
+            lambda: remote.list_dir(remote.root), OpFailed, lambda exc: f"cannot list {remote.root}: {exc}"
+        )
         self.overall_error = ""
         for leftover in self.settings.projects_dir.glob(f"{RESTORING}*"):
             shutil.rmtree(leftover, ignore_errors=True)  # a restore killed half-way: start it over
