@@ -153,9 +153,11 @@ async def wait_prompt(client: TermClient, timeout: float = 10) -> None:
     await client.read_until(lambda c: re.search(r"[$#] $", c.text.rstrip("\r\n ") + " ") is not None, timeout)
 
 
-async def timed_seq(client: TermClient, tag: str) -> float:
+async def timed_seq(client: TermClient, tag: str, frames: list[int] | None = None) -> float:
     """The flood as the shell times it, read by a client doing no more than a browser's socket would:
-    on two cores every CPU-second this process spends is taken from tmux and the gateway."""
+    on two cores every CPU-second this process spends is taken from tmux and the gateway. The number
+    of output frames it took is appended to `frames`."""
+    count = 0
     await client.type(f"s=$(date +%s%N); seq 1 2000000; echo {tag}=$(( ($(date +%s%N)-s)/1000000 ))ms\r")
     pattern = re.compile(rf"{tag}=(\d+)ms".encode())
     tail = b""
@@ -166,6 +168,7 @@ async def timed_seq(client: TermClient, tag: str) -> float:
             raise ConnectionError("the terminal closed during the flood")
         if isinstance(message, str):
             continue
+        count += 1
         unacked += len(message)
         if unacked >= protocol.ACK_EVERY:
             await client.send({"type": protocol.ACK, "bytes": unacked})
@@ -173,6 +176,8 @@ async def timed_seq(client: TermClient, tag: str) -> float:
         tail = (tail + message)[-4096:]
         if match := pattern.search(tail):
             await client.send({"type": protocol.ACK, "bytes": unacked})
+            if frames is not None:
+                frames.append(count)
             return int(match.group(1)) / 1000
 
 
@@ -202,9 +207,10 @@ async def seq_without_client(tmux: list[str], tag: str) -> float:
     raise TimeoutError("the detached flood did not finish")
 
 
-async def seq_with_raw_client(tmux: list[str], tag: str) -> float:
+async def seq_with_raw_client(tmux: list[str], tag: str, reads: list[int]) -> float:
     """The flood with a bare `tmux attach` in a PTY drained as fast as it can read: what any client
-    costs tmux itself, so the gateway's own share of the attached figure shows."""
+    costs tmux itself, so the gateway's own share of the attached figure shows. The number of reads
+    it took (one per write of tmux, near enough) is appended to `reads`."""
     pid, fd = pty.fork()
     if pid == 0:
         set_winsize(0, COLS, ROWS)  # a PTY starts at 0x0, which tmux would take as 80x24
@@ -212,6 +218,7 @@ async def seq_with_raw_client(tmux: list[str], tag: str) -> float:
             tmux[0], [*tmux, "attach-session", "-t", "=flood2"], {**os.environ, "TERM": "xterm-256color"}
         )
     stop = threading.Event()
+    count = [0]
 
     def pump() -> None:
         while not stop.is_set():
@@ -220,6 +227,7 @@ async def seq_with_raw_client(tmux: list[str], tag: str) -> float:
                     os.read(fd, 65536)
                 except OSError:
                     return
+                count[0] += 1
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -231,6 +239,7 @@ async def seq_with_raw_client(tmux: list[str], tag: str) -> float:
         os.waitpid(pid, 0)
         thread.join()
         os.close(fd)
+        reads.append(count[0])
 
 
 async def main() -> None:
@@ -292,13 +301,15 @@ async def main() -> None:
         subprocess.run([*env_tmux, "new-session", "-d", "-s", "other", *size], check=True)
         await client.type("clear\r")
         detached = bare_pty_seq()
-        # Medians of five, the three kinds interleaved: on two cores one run swings by a third with
-        # whatever else is scheduled, and drift over the minute would otherwise favour one kind.
+        # Medians of several rounds, the three kinds interleaved: on two cores one run swings by a third
+        # with whatever else is scheduled, and drift over the minute would otherwise favour one kind.
         runs: dict[str, list[float]] = {"none": [], "raw": [], "ours": []}
+        frames: list[int] = []
+        raw_reads: list[int] = []
         for i in range(FLOOD_ROUNDS):
             runs["none"].append(await seq_without_client(env_tmux, f"N{i}"))
-            runs["raw"].append(await seq_with_raw_client(env_tmux, f"R{i}"))
-            runs["ours"].append(await timed_seq(client, f"A{i}"))
+            runs["raw"].append(await seq_with_raw_client(env_tmux, f"R{i}", raw_reads))
+            runs["ours"].append(await timed_seq(client, f"A{i}", frames))
         no_client, raw, attached = (statistics.median(runs[k]) for k in ("none", "raw", "ours"))
         row(
             f"seq 1 2000000, client attached (median of {FLOOD_ROUNDS})",
@@ -309,6 +320,12 @@ async def main() -> None:
         # Each round's runs are seconds apart: their ratio is free of the machine's drift over the minute.
         paired = statistics.median(o / n for o, n in zip(runs["ours"], runs["none"], strict=True))
         paired_raw = statistics.median(r / n for r, n in zip(runs["raw"], runs["none"], strict=True))
+        row(
+            "  WebSocket frames per flood (median)",
+            f"{statistics.median(frames):.0f}",
+            f"raw client's reads {statistics.median(raw_reads):.0f}",
+            "-",
+        )
         row(
             "  same, per-round ratio to no client (median)",
             f"{paired:.2f}x",
@@ -366,8 +383,9 @@ async def main() -> None:
             # Killed before its startsecs, supervisord would count a failed start and back off.
             while "RUNNING" not in ctl_output(env, "status", "gateway"):
                 await asyncio.sleep(0.05)
+            pid = program_pid(env, "gateway")
             t0 = time.perf_counter()
-            os.kill(program_pid(env, "gateway"), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
             back = await connect_when_up(url)
             back.close()
             return time.perf_counter() - t0
