@@ -23,6 +23,8 @@ from tests.helpers import free_port  # noqa: E402
 
 PAT = "dapi-bench-0123456789"
 SAMPLES = 200
+STREAMS = 20  # of 6 events each, paced like a model generating tokens
+EVENT_INTERVAL = 0.02
 BODY = {
     "model": "databricks-claude-opus-4-6",
     "max_tokens": 16,
@@ -47,6 +49,20 @@ def post(url: str, key: str, stream: bool) -> tuple[float, float]:
         response.read()
     end = time.perf_counter()
     return (first - start) * 1000, (end - start) * 1000
+
+
+def event_lateness(url: str, key: str, interval: float) -> float:
+    """Worst lateness in ms of one stream's events against the fake's schedule (one event every
+    `interval` s after the first): what buffering on the way (Nagle, flushing) adds to each token."""
+    data = json.dumps({**BODY, "stream": True}).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    )
+    arrivals: list[float] = []
+    with urllib.request.urlopen(request, timeout=10) as response:
+        while chunk := response.read1(65536):
+            arrivals += [time.perf_counter()] * chunk.count(b"\n\n")
+    return max((t - arrivals[0] - i * interval) * 1000 for i, t in enumerate(arrivals))
 
 
 def measure(url: str, key: str, stream: bool) -> tuple[list[float], list[float]]:
@@ -106,6 +122,15 @@ def main() -> None:
             f"{pf:.2f} ms (+{pf - df:.2f})",
             f"direct {df:.2f} ms",
             "within 5 ms",
+        )
+        fake.event_interval = EVENT_INTERVAL
+        direct_late = [event_lateness(direct_url, PAT, EVENT_INTERVAL) for _ in range(STREAMS)]
+        proxied_late = [event_lateness(proxied_url, key, EVENT_INTERVAL) for _ in range(STREAMS)]
+        row(
+            f"SSE event lateness, worst of {STREAMS} streams",
+            f"{max(proxied_late):.2f} ms",
+            f"direct {max(direct_late):.2f} ms",
+            "-",
         )
     finally:
         proxy.send_signal(signal.SIGTERM)

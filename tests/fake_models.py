@@ -42,6 +42,7 @@ class FakeModels:
     clients: dict[str, str] = field(default_factory=dict)  # M2M client id → secret
     token_lifetime: int = 3600
     hold_after_first_event: threading.Event | None = None  # set by a test to release the stream
+    event_interval: float = 0.0  # seconds between streamed events, as a model generating would
     status_override: int = 0  # answer every model call with this status (an upstream error)
     requests: list[ModelRequest] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
@@ -287,6 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             if i == 0 and self.fake.hold_after_first_event is not None:
                 self.fake.hold_after_first_event.wait(30)
+            if self.fake.event_interval and i < len(events) - 1:
+                time.sleep(self.fake.event_interval)
 
     def _authorized(self, req: ModelRequest) -> bool:
         auth = req.headers.get("authorization", "")

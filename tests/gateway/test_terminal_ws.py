@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import struct
 import termios
 
@@ -104,6 +105,16 @@ async def test_reattach_shows_earlier_output(gateway: Gateway) -> None:
     # The replay alone (before `ready`) must hold the marker: it repaints without waiting for tmux.
     assert "1337marker" in second.text
     second.close()
+
+
+async def test_output_is_sent_without_nagle_delay(gateway: Gateway) -> None:
+    # With Nagle on, an echo written while an earlier frame is unacknowledged waits for the
+    # browser's delayed ACK: a 40-45 ms stall among the first keystrokes of each connection here.
+    client = await connect(gateway)
+    [channel] = list(gateway.ctx.channels)
+    sock = channel._sink._handler.ws_connection.stream.socket  # type: ignore[attr-defined]
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    client.close()
 
 
 async def test_two_clients_both_see_output(gateway: Gateway) -> None:
