@@ -27,14 +27,18 @@ from pathlib import Path
 from services.config import ConfigError, Settings
 
 DEFAULT_URL = (
-    "https://github.com/mjakob-gh/build-static-tmux/releases/download/v3.7b/tmux.linux-{arch}.stripped.gz"
+    "https://github.com/mjakob-gh/build-static-tmux/releases/download/v3.6b/tmux.linux-{arch}.stripped.gz"
 )
-# The published checksum of the v3.7b amd64 asset. It could not be re-downloaded and checked from the
-# machine this was written on; a wrong value fails closed (checksum mismatch), never installs.
-DEFAULT_SHA256 = {"amd64": "92ac102a1f9b33b21d891a836b4b5b5c8c5d2eeac4bae4dfd34d565bbed598bf"}
+# v3.6b is that project's newest release (tmux 3.6b, musl, ncurses 6.6, libevent 2.1.12). Its release
+# notes carry no checksums: this digest of the amd64 asset is the one a public project that runs on the
+# Databricks Apps runtime pins. It could not be re-downloaded here; a wrong value fails closed (checksum
+# mismatch), never installs. arm64 has no digest anyone pins: CODING_AGENTS_TMUX_SHA256 must supply it.
+DEFAULT_SHA256 = {"amd64": "a23e56e9913d610c31f2893a1c9c669a73cb8bb2b8ded1180f6572bb55e52ca5"}
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
-TIMEOUT = 30.0
+# Per socket operation. A silently blocked host must not hold the start for long: without tmux the
+# app starts in degraded mode and the setup row "tmux" retries later.
+TIMEOUT = 10.0
 MAX_DOWNLOAD = 20 * 1024 * 1024
 # A static tmux is a few MB; the cap only stops a runaway gzip from filling the disk.
 MAX_BINARY = 64 * 1024 * 1024

@@ -129,6 +129,17 @@ def test_a_payload_that_is_not_gzip_is_refused(installer: Installer) -> None:
     assert installer.leftovers() == []
 
 
+def test_a_file_url_installs_like_a_download(installer: Installer, tmp_path: Path) -> None:
+    local = tmp_path / "tmux.gz"
+    local.write_bytes(TMUX_GZ)
+    result = installer.run(None, TMUX_SHA, url=local.as_uri())
+    assert result.returncode == 0, result.stderr
+    assert f"into {installer.target}" in result.stderr
+    missing = installer.run(None, TMUX_SHA, "--force", url=(tmp_path / "absent.gz").as_uri())
+    assert missing.returncode == 1
+    assert "absent.gz" in missing.stderr and "No such file" in missing.stderr
+
+
 def test_a_custom_url_needs_a_checksum(installer: Installer) -> None:
     result = installer.run("/tmux.gz", None)
     assert result.returncode == 1
@@ -148,7 +159,7 @@ def test_a_payload_that_does_not_run_leaves_nothing_behind(installer: Installer)
 def test_default_source_per_architecture() -> None:
     for machine in ("x86_64", "amd64"):
         source = resolve_source({}, machine, "Linux")
-        assert source.url.endswith("/v3.7b/tmux.linux-amd64.stripped.gz")
+        assert source.url.endswith("/v3.6b/tmux.linux-amd64.stripped.gz")
         assert source.sha256 == DEFAULT_SHA256["amd64"]
     # No published checksum pinned for arm64: the user must supply one.
     with pytest.raises(InstallError, match="set CODING_AGENTS_TMUX_SHA256"):
