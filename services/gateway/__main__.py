@@ -19,6 +19,7 @@ from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolic
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
+from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.setup import registry
 from services.shell_env import shell_environment, shell_path
 from services.tmux import TmuxError, TmuxSessions
@@ -117,13 +118,11 @@ class Gateway:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    setup_logging("gateway")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        log.error("%s", exc)
+        announce(f"gateway cannot start: {exc}", CONFIG_FIX)
         return 2
     state.ensure_dir(settings.state_dir)
     asyncio.run(Gateway(settings).run())

@@ -16,6 +16,7 @@ from services.model_proxy.app import ProxyContext, make_app
 from services.model_proxy.credentials import Credentials
 from services.model_proxy.key import proxy_key
 from services.model_proxy.upstream import Upstreams
+from services.platform_log import CONFIG_FIX, announce, setup_logging
 
 log = logging.getLogger("model_proxy")
 
@@ -63,11 +64,11 @@ async def warm_credentials(credentials: Credentials) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging("model-proxy")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        log.error("%s", exc)
+        announce(f"model-proxy cannot start: {exc}", CONFIG_FIX)
         return 2
     state.ensure_dir(settings.state_dir)
     asyncio.run(serve(settings))

@@ -19,6 +19,7 @@ import time
 
 from services import state
 from services.config import ConfigError, Settings
+from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.setup import builtins
 from services.setup.registry import Registry, RegistryError, load, registry_path
 from services.setup.runner import DEFAULT_CONCURRENCY, Runner
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the steps and exit")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    setup_logging("setup")
     env = dict(os.environ)
     if env.get("CODING_AGENTS_SETUP", "").strip().lower() == "off":
         log.info("setup is off (CODING_AGENTS_SETUP=off); nothing to do")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(env)
     except ConfigError as exc:
-        log.error("%s", exc)
+        announce(f"setup cannot start: {exc}", CONFIG_FIX)
         return 2
     try:
         registry = load(registry_path(env))

@@ -17,6 +17,7 @@ from types import FrameType
 
 from services import state
 from services.config import ConfigError, Settings
+from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.sync.watcher import SyncOptions, Watcher
 
 log = logging.getLogger("sync")
@@ -49,11 +50,11 @@ def acquire_lock(settings: Settings) -> int | None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    setup_logging("sync")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        log.error("%s", exc)
+        announce(f"sync cannot start: {exc}", CONFIG_FIX)
         return 2
     if acquire_lock(settings) is None:
         return 3

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from services import state
 from services.config import PROJECT_ROOT, ConfigError, Settings
+from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.shell_env import shell_environment
 
 log = logging.getLogger("tmuxd")
@@ -98,11 +99,11 @@ def adopt(pid: int) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s tmuxd %(levelname)s %(message)s")
+    setup_logging("tmuxd")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        log.error("%s", exc)
+        announce(f"tmuxd cannot start: {exc}", CONFIG_FIX)
         return 2
     for folder in (settings.state_dir, settings.state_bin, settings.log_dir):
         state.ensure_dir(folder)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.config import ConfigError, Settings
+from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.supervisor_client import ProgramInfo, SupervisorUnavailable, programs
 
 log = logging.getLogger("watchdog")
@@ -95,11 +96,11 @@ def watch_once(socket_path: Path, timeout: float = RELIST_SECONDS) -> list[str]:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s watchdog %(levelname)s %(message)s")
+    setup_logging("watchdog")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        log.error("%s", exc)
+        announce(f"watchdog cannot start: {exc}", CONFIG_FIX)
         return 2
     socket_path = settings.state_dir / "supervisor.sock"
     while True:

@@ -55,7 +55,7 @@ class RunningApp:
 
 
 def start_app(stack: Stack) -> RunningApp:
-    with open(stack.root / "run.out", "wb") as out:  # the child keeps its own copy of the fd
+    with open(stack.root / "run.out", "ab") as out:  # append: supervisord opens /dev/stdout itself too
         proc = subprocess.Popen(
             [str(PROJECT_ROOT / "scripts" / "run")],
             env=stack.env,

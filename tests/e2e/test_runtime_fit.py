@@ -218,7 +218,7 @@ def runtime() -> Iterator[Runtime]:
             "CODING_AGENTS_SETUP": "off",
         }
         log = base / "run.out"
-        with open(log, "wb") as out:
+        with open(log, "ab") as out:  # append: supervisord opens /dev/stdout itself too
             proc = subprocess.Popen(
                 [str(app_dir / "scripts" / "run")],
                 cwd=app_dir,
