@@ -7,7 +7,6 @@ system can run side by side on one machine.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import shutil
 from collections.abc import Mapping
@@ -16,6 +15,13 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_ROOT / "web"
+# The page's third-party files: web/vendor in a staged deploy set (services/deploy copies them out of
+# node_modules, so the app needs no npm at runtime), else web/node_modules from `npm ci`.
+WEB_VENDOR_DIR = WEB_DIR / "vendor"
+WEB_NODE_MODULES_DIR = WEB_DIR / "node_modules"
+# The shells' home when HOME is unusable: inside the app folder (the one place Databricks Apps is
+# known to let the app write) but apart from the app's files.
+FALLBACK_HOME = PROJECT_ROOT / ".home"
 
 DEFAULT_PORT = 8000
 DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
@@ -29,17 +35,16 @@ class ConfigError(ValueError):
 
 
 def _home(env: Mapping[str, str]) -> Path:
-    # Databricks Apps may leave HOME unset or set it to "/"; fall back to the passwd entry, then cwd.
+    """The shells' home: HOME, unless it is unusable or the app's own source folder.
+
+    Databricks Apps may leave HOME unset or "/", and older deploys set it to the source folder, where
+    `ls ~` showed the app and an agent cleaning up `~` could break it. scripts/lib/env.sh applies the
+    same rule, so every process agrees.
+    """
     home = env.get("HOME", "").strip()
-    if home and home != "/":
+    if home and home != "/" and Path(home).resolve() != PROJECT_ROOT:
         return Path(home)
-    try:
-        pw_home = pwd.getpwuid(os.getuid()).pw_dir
-    except KeyError:
-        pw_home = ""
-    if pw_home and pw_home != "/" and os.access(pw_home, os.W_OK):
-        return Path(pw_home)
-    return Path.cwd()
+    return FALLBACK_HOME
 
 
 def _port(env: Mapping[str, str]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,9 +46,20 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
     env.setdefault("SHELL", "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh")
     env.setdefault("LANG", "C.UTF-8")
+    # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
+    user = base.get("USER", "").strip() or login_name()
+    env["USER"] = env["LOGNAME"] = user
     if settings.databricks_host:
         env["DATABRICKS_HOST"] = settings.databricks_host
         if settings.apps_mode:
             # The SDK skips ~/.databrickscfg when DATABRICKS_HOST is set unless a profile is named.
             env.setdefault("DATABRICKS_CONFIG_PROFILE", "DEFAULT")
     return env
+
+
+def login_name() -> str:
+    """This process's user name; "app" for a uid without a passwd entry (containers often have none)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "app"

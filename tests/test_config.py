@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from services.config import ConfigError, Settings, normalize_host
+from services.config import PROJECT_ROOT, ConfigError, Settings, normalize_host
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -33,10 +33,12 @@ def test_bad_port_is_a_clear_error(tmp_path: Path, raw: str, message: str) -> No
         Settings.from_env({"HOME": str(tmp_path), "DATABRICKS_APP_PORT": raw})
 
 
-@pytest.mark.parametrize("home", [None, "", "/"])
-def test_unusable_home_falls_back(home: str | None) -> None:
+@pytest.mark.parametrize("home", [None, "", "/", str(PROJECT_ROOT), str(PROJECT_ROOT) + "/"])
+def test_unusable_home_or_the_app_folder_falls_back_to_its_own_folder(home: str | None) -> None:
     env = {} if home is None else {"HOME": home}
-    assert Settings.from_env(env).home != Path("/")
+    settings = Settings.from_env(env)
+    assert settings.home == PROJECT_ROOT / ".home"
+    assert settings.projects_dir == PROJECT_ROOT / ".home" / "projects"
 
 
 @pytest.mark.parametrize(

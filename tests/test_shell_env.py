@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 
 from services.config import Settings
@@ -37,3 +39,12 @@ def test_local_shells_keep_the_users_own_token_but_never_app_credentials(tmp_pat
     assert env["DATABRICKS_TOKEN"] == "dapi-owner"  # the laptop user's own environment
     assert "DATABRICKS_CLIENT_SECRET" not in env and "TMUX" not in env
     assert "DATABRICKS_CONFIG_PROFILE" not in env
+
+
+def test_shells_get_a_user_name_when_the_platform_sets_none(tmp_path: Path) -> None:
+
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # Databricks Apps sets no USER/LOGNAME
+    env = shell_environment(Settings.from_env(base), base)
+    assert env["USER"] == env["LOGNAME"] == pwd.getpwuid(os.getuid()).pw_name
+    kept = shell_environment(Settings.from_env(base), {**base, "USER": "someone"})
+    assert kept["USER"] == kept["LOGNAME"] == "someone"

@@ -2,9 +2,12 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 UV_VERSION=0.13.8
 
-# Databricks Apps may leave HOME unset or "/": fall back to the app's source folder.
-if [ -z "${HOME:-}" ] || [ "$HOME" = "/" ] || [ ! -w "$HOME" ]; then
-  export HOME="$ROOT"
+# The shells' home. Databricks Apps may leave HOME unset or "/", and older deploys pointed it at this
+# source folder: use a folder of its own instead, so `ls ~` shows the user's files and `rm -rf ~/*`
+# cannot break the app (services/config.py applies the same rule).
+if [ -z "${HOME:-}" ] || [ "$HOME" = "/" ] || [ ! -w "$HOME" ] || [ "$(cd "$HOME" && pwd -P)" = "$(cd "$ROOT" && pwd -P)" ]; then
+  export HOME="$ROOT/.home"
+  mkdir -p "$HOME"
 fi
 export CODING_AGENTS_STATE_DIR="${CODING_AGENTS_STATE_DIR:-$HOME/.coding-agents}"
 export DATABRICKS_APP_PORT="${DATABRICKS_APP_PORT:-8000}"
@@ -35,6 +38,23 @@ find_uv() {
   fi
 }
 
+# Every module the app's processes import; databricks-sdk by name only (importing it costs ~1.5 s).
+RUNTIME_MODULES="tornado libtmux supervisor yaml httpx tomli_w databricks.sdk"
+
+# A Python that already has the app's dependencies: on Databricks Apps the platform runs
+# `pip install -r requirements.txt` (staged by scripts/deploy) before the app's command, so neither
+# uv nor a venv of our own is needed there. Prints its path, or fails.
+installed_python() {
+  [ -f "$ROOT/requirements.txt" ] || return 1
+  local python
+  python=$(command -v python3) || return 1
+  "$python" - $RUNTIME_MODULES <<'PY' >/dev/null 2>&1 || return 1
+import importlib.util, sys
+sys.exit(any(importlib.util.find_spec(name) is None for name in sys.argv[1:]))
+PY
+  echo "$python"
+}
+
 # The app's virtualenv from uv.lock; extra args select dependency groups.
 sync_python() {
   find_uv
@@ -43,7 +63,9 @@ sync_python() {
 }
 
 # xterm.js and addons from web/package-lock.json, reinstalled only when the lockfile changed.
+# A staged deploy set carries the files the page needs in web/vendor instead (no npm at runtime).
 sync_web() {
+  if [ -d "$ROOT/web/vendor" ]; then return; fi
   local stamp="$ROOT/web/node_modules/.package-lock.json"
   if [ -f "$stamp" ] && ! [ "$ROOT/web/package-lock.json" -nt "$stamp" ]; then return; fi
   command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20+ (it serves the terminal's JS)"

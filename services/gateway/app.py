@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tornado import web
 
-from services.config import WEB_DIR
+from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
 from services.gateway import handlers, protocol
 from services.gateway.context import GatewayContext
 
 SESSION = r"/api/sessions/([^/]*)"
+
+
+def third_party_dir() -> Path:
+    """Where `/static/node_modules/...` is served from: a staged deploy's web/vendor, else npm's folder."""
+    return WEB_VENDOR_DIR if WEB_VENDOR_DIR.is_dir() else WEB_NODE_MODULES_DIR
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
@@ -17,6 +24,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/health", handlers.HealthHandler, init),
         (r"/", handlers.IndexHandler, init),
         (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
+        (r"/static/node_modules/(.*)", handlers.StaticHandler, {**init, "path": str(third_party_dir())}),
         (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
         (r"/api/setup-status", handlers.SetupStatusHandler, init),
         (r"/api/setup/retry", handlers.SetupRetryHandler, init),

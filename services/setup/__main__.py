@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         registry = load(registry_path(env))
     except RegistryError as exc:
-        log.error("%s", exc)
+        announce(f"setup cannot start: {exc}", "fix agents.yaml (the page shows the same reason)")
         # The page shows this instead of steps: the registry is the first thing to fix.
         write_status(
             status_path(settings), SetupStatus(SetupState.FAILED, time.time(), time.time(), reason=str(exc))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.config import Settings
+from services.platform_log import announce
 from services.setup.status import (
     SetupState,
     SetupStatus,
@@ -182,6 +183,12 @@ class Runner:
                 step_log.line(f"{state.value}: {reason}")
             entry.log_tail = list(step_log.tail)
         seconds = entry.seconds or 0.0
+        if state == StepState.FAILED:
+            announce(
+                f"setup step {entry.id} failed: {reason}",
+                f"details in {self.log_dir / (entry.id + '.log')}; fix the cause, then retry it from the "
+                "page's setup panel (or scripts/ctl start setup)",
+            )
         log.info(
             "[%s] %s in %.2f s%s", entry.id, state.value.upper(), seconds, f": {reason}" if reason else ""
         )

@@ -81,6 +81,15 @@ def test_setup_runs_beside_a_usable_terminal_and_retries_from_the_page(
     assert "EXITED" in app.ctl("status", "setup")
     log = (stack.state_dir / "logs" / "setup.log").read_text()
     assert "[flaky] FAILED" in log and "[steady] OK" in log
+    # The platform log (scripts/run's stdout, all Databricks Apps shows) names the step and the reason.
+    wait_until(
+        lambda: (
+            "[coding-agents] setup step flaky failed: exited with status 7: mirror is down; details in "
+            in (stack.root / "run.out").read_text()
+        ),
+        timeout=5,
+        what="the failure on the platform log",
+    )
 
     (stack.root / "flag").touch()
     assert api(app, "/api/setup/retry", "POST", {}) == (202, {"started": True})

@@ -49,6 +49,14 @@ def test_dependencies_wait_and_a_failure_blocks_only_its_dependents(setup_env: S
     assert d.reason == "not run: needs b, which failed" and d.started is None
     assert "[b] FAILED" in result.stdout and "[a] OK" in result.stdout  # progress lines in the log
     assert "\ndisk on fire\n" in (setup_env.settings.log_dir / "setup" / "b.log").read_text()
+    # The platform log (stderr, which supervisord puts on its stdout) has one line per failed step.
+    platform = [line for line in result.stderr.splitlines() if line.startswith("[coding-agents] ")]
+    assert len(platform) == 2, result.stderr
+    assert platform[0].startswith(
+        "[coding-agents] setup step b failed: exited with status 3: about to fail | disk on fire; details in "
+    )
+    assert platform[0].endswith("retry it from the page's setup panel (or scripts/ctl start setup)")
+    assert platform[1].startswith("[coding-agents] setup step d failed: not run: needs b, which failed")
 
 
 def test_a_step_over_its_timeout_fails_and_its_processes_die(setup_env: SetupEnv) -> None:
