@@ -58,6 +58,10 @@ PY
 # The app's virtualenv from uv.lock; extra args select dependency groups.
 sync_python() {
   find_uv
+  # A private index named the pip way (Databricks Apps documents PIP_INDEX_URL) serves uv too.
+  if [ -n "${PIP_INDEX_URL:-}" ] && [ -z "${UV_INDEX_URL:-}" ] && [ -z "${UV_DEFAULT_INDEX:-}" ]; then
+    export UV_DEFAULT_INDEX="$PIP_INDEX_URL"
+  fi
   UV_PYTHON_DOWNLOADS=never "$UV" sync --frozen --inexact --project "$ROOT" "$@" -q \
     || die "uv sync failed (see above)"
 }

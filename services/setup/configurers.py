@@ -9,8 +9,9 @@ key, never the Databricks credential (that stays in the proxy's environment).
 from __future__ import annotations
 
 import json
+import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,43 @@ MCP_SERVERS = {
     "deepwiki": "https://mcp.deepwiki.com/mcp",
     "exa": "https://mcp.exa.ai/mcp",
 }
+MCP_ENV = "CODING_AGENTS_MCP_SERVERS"
+MCP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def mcp_servers(env: Mapping[str, str]) -> dict[str, str]:
+    """The MCP servers every agent gets: MCP_SERVERS, or CODING_AGENTS_MCP_SERVERS — `off`, or
+    `name=https://url,...` — for workspaces that cannot or must not reach the public ones."""
+    raw = env.get(MCP_ENV, "").strip()
+    if not raw:
+        return dict(MCP_SERVERS)
+    if raw.lower() in ("off", "none"):
+        return {}
+    servers: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, url = item.partition("=")
+        name, url = name.strip().lower(), url.strip()
+        if not MCP_NAME.fullmatch(name) or not url.startswith(("https://", "http://")):
+            raise StepFailed(f"{MCP_ENV}: {item!r} is not name=https://url (or set it to off)")
+        servers[name] = url
+    return servers
+
+
+def merge_mcp(section: dict[str, Any], env: Mapping[str, str], entry: Callable[[str], Any]) -> list[str]:
+    """Write our servers into an agent's MCP section; drop the defaults we added that are now off.
+
+    A server the user added, even under a default's name, is kept unless its URL is ours.
+    """
+    wanted = mcp_servers(env)
+    for name, url in MCP_SERVERS.items():
+        current = section.get(name)
+        if name not in wanted and isinstance(current, dict) and url in current.values():
+            del section[name]
+    for name, url in wanted.items():
+        section[name] = entry(url)
+    return sorted(wanted) or ["none"]
+
+
 CLAUDE_TIERS = {
     "OPUS": "databricks-claude-opus-4-6",
     "SONNET": "databricks-claude-sonnet-4-6",
@@ -151,11 +189,9 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     state_path = home / ".claude.json"
     profile = _read_json(state_path)
     profile["hasCompletedOnboarding"] = True
-    servers = _section(profile, "mcpServers")
-    for name, url in MCP_SERVERS.items():
-        servers[name] = {"type": "http", "url": url}
+    mcp = merge_mcp(_section(profile, "mcpServers"), ctx.env, lambda url: {"type": "http", "url": url})
     _write_json(state_path, profile)
-    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(MCP_SERVERS)}")
+    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(mcp)}")
 
 
 def configure_gemini(ctx: StepContext, agent: Agent) -> None:
@@ -181,9 +217,7 @@ def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     general = _section(data, "general")
     general["enableAutoUpdate"] = False
     general["enableAutoUpdateNotification"] = False
-    servers = _section(data, "mcpServers")
-    for name, url in MCP_SERVERS.items():
-        servers[name] = {"httpUrl": url}
+    mcp = merge_mcp(_section(data, "mcpServers"), ctx.env, lambda url: {"httpUrl": url})
     _write_json(path, data)
     # Gemini ignores ~/.gemini/.env in folders it does not trust.
     trusted_path = folder / "trustedFolders.json"
@@ -191,7 +225,7 @@ def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     for trusted_folder in (home, settings.projects_dir):
         trusted[str(trusted_folder)] = "TRUST_FOLDER"
     _write_json(trusted_path, trusted)
-    ctx.log.line(f"{dotenv}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(MCP_SERVERS)}")
+    ctx.log.line(f"{dotenv}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(mcp)}")
 
 
 def _limits(model: str) -> dict[str, int]:
@@ -217,11 +251,10 @@ def configure_opencode(ctx: StepContext, agent: Agent) -> None:
     data["small_model"] = f"{OPENCODE_PROVIDER}/{model}"
     data["autoupdate"] = False
     data["share"] = "disabled"
-    servers = _section(data, "mcp")
-    for name, url in MCP_SERVERS.items():
-        servers[name] = {"type": "remote", "url": url, "enabled": True}
+    remote = _section(data, "mcp")
+    mcp = merge_mcp(remote, ctx.env, lambda url: {"type": "remote", "url": url, "enabled": True})
     _write_json(path, data)
-    ctx.log.line(f"{path}: model {data['model']} via {options['baseURL']}; MCP: {', '.join(MCP_SERVERS)}")
+    ctx.log.line(f"{path}: model {data['model']} via {options['baseURL']}; MCP: {', '.join(mcp)}")
 
 
 def configure_codex(ctx: StepContext, agent: Agent) -> None:
@@ -243,13 +276,9 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
         "wire_api": "responses",
         "experimental_bearer_token": proxy_key(settings),
     }
-    servers = _section(data, "mcp_servers")
-    for name, url in MCP_SERVERS.items():
-        servers[name] = {"url": url}
+    mcp = merge_mcp(_section(data, "mcp_servers"), ctx.env, lambda url: {"url": url})
     state.atomic_write_bytes(path, tomli_w.dumps(data).encode(), mode=0o600)
-    ctx.log.line(
-        f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {', '.join(MCP_SERVERS)}"
-    )
+    ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {', '.join(mcp)}")
 
 
 CONFIGURERS: dict[str, Configurer] = {

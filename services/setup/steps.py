@@ -307,6 +307,33 @@ class Download(Step):
             return f"{self.tool.binary} {self.version} already installed"
         return None
 
+    def env_prefix(self) -> str:
+        """CODING_AGENTS_<ID>_: where a locked-down workspace points this download at its own mirror."""
+        return "CODING_AGENTS_" + re.sub(r"[^A-Z0-9]", "_", self.id.upper()) + "_"
+
+    def source(self, env: Mapping[str, str], log: StepLog) -> tuple[str, str]:
+        """The URL to fetch and the sha256 it must have: agents.yaml's, or the <ID>_URL/_SHA256 override.
+
+        A mirror of the very same asset (same file name) keeps the pinned checksum; any other file
+        needs its own, so a setting can never bring in unverified bytes.
+        """
+        pinned_url = self.tool.url.get(self.arch)
+        url = env.get(self.env_prefix() + "URL", "").strip() or pinned_url
+        if url is None:
+            raise StepFailed(
+                f"no {self.tool.binary} build for this machine ({self.arch}); "
+                f"set {self.env_prefix()}URL and {self.env_prefix()}SHA256"
+            )
+        override = env.get(self.env_prefix() + "SHA256", "").strip().lower()
+        if override:
+            if not re.fullmatch(r"[0-9a-f]{64}", override):
+                raise StepFailed(f"{self.env_prefix()}SHA256 must be 64 hex digits, got {override[:80]!r}")
+            return url, override
+        same_asset = pinned_url is not None and url.rsplit("/", 1)[-1] == pinned_url.rsplit("/", 1)[-1]
+        if url != pinned_url and not same_asset and not self.tool.sha256_url:
+            raise StepFailed(f"{url} is not the pinned asset: set {self.env_prefix()}SHA256 to its checksum")
+        return url, self.expected_sha256(url, log)
+
     def expected_sha256(self, url: str, log: StepLog) -> str:
         if self.arch in self.tool.sha256:
             return self.tool.sha256[self.arch]
@@ -321,10 +348,7 @@ class Download(Step):
         return match.group(0).lower()
 
     def install(self, ctx: StepContext) -> None:
-        url = self.tool.url.get(self.arch)
-        if url is None:
-            raise StepFailed(f"no {self.tool.binary} build for this machine ({self.arch})")
-        expected = self.expected_sha256(url, ctx.log)
+        url, expected = self.source(ctx.env, ctx.log)
         ctx.log.line(f"downloading {url}")
         archive = fetch(url, log=ctx.log)
         got = hashlib.sha256(archive).hexdigest()

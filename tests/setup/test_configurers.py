@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from services import state
 from services.config import Settings
@@ -146,3 +147,27 @@ def test_a_broken_file_fails_the_step_and_is_left_alone(settings: Settings) -> N
 
 def test_merge_dotenv() -> None:
     assert merge_dotenv("A=1\nexport B=2\nB=3\n# c\n", {"B": "9", "D": "4"}) == "A=1\nB=9\n# c\nD=4\n"
+
+
+def test_mcp_servers_can_be_replaced_or_switched_off(settings: Settings) -> None:
+    """Locked-down workspaces: CODING_AGENTS_MCP_SERVERS names private servers, or `off` for none."""
+    codex = settings.home / ".codex" / "config.toml"
+    configure(settings, "codex")
+    assert set(tomllib.loads(codex.read_text())["mcp_servers"]) == {"deepwiki", "exa"}
+    configure(settings, "codex", {"CODING_AGENTS_MCP_SERVERS": "docs=https://mcp.internal.example/mcp"})
+    servers = tomllib.loads(codex.read_text())["mcp_servers"]
+    assert servers == {"docs": {"url": "https://mcp.internal.example/mcp"}}  # our defaults removed
+    # A server the user added under a default's name is theirs: kept when the defaults go off.
+    data = tomllib.loads(codex.read_text())
+    data["mcp_servers"]["exa"] = {"url": "https://exa.mine.example/mcp"}
+    codex.write_text(tomli_w.dumps(data))
+    configure(settings, "codex", {"CODING_AGENTS_MCP_SERVERS": "off"})
+    assert tomllib.loads(codex.read_text())["mcp_servers"] == {
+        "docs": {"url": "https://mcp.internal.example/mcp"},
+        "exa": {"url": "https://exa.mine.example/mcp"},
+    }
+    claude_state = settings.home / ".claude.json"
+    configure(settings, "claude", {"CODING_AGENTS_MCP_SERVERS": "off"})
+    assert json.loads(claude_state.read_text())["mcpServers"] == {}
+    with pytest.raises(StepFailed, match="CODING_AGENTS_MCP_SERVERS: 'nourl' is not name=https://url"):
+        configure(settings, "gemini", {"CODING_AGENTS_MCP_SERVERS": "nourl"})

@@ -131,6 +131,40 @@ def test_download_errors_name_the_url(
     assert setup_env.states()["micro"] == "ok"  # the other download went on
 
 
+def test_a_mirror_replaces_a_download_url_and_keeps_or_needs_its_checksum(
+    setup_env: SetupEnv, files: FileServer
+) -> None:
+    """A locked-down workspace points downloads at its own mirror (README: locked-down workspaces)."""
+    cli_sha = hashlib.sha256(CLI_ZIP).hexdigest()
+    setup_env.registry(download_tools(files, cli_sha).replace("/cli.zip", "/blocked/cli.zip"))  # a 404
+    with FileServer({"/mirror/cli.zip": CLI_ZIP, "/mirror/other-name.zip": CLI_ZIP}) as mirror:
+        # The same asset by name on a mirror: the pinned checksum still applies.
+        setup_env.env["CODING_AGENTS_DATABRICKS_CLI_URL"] = mirror.url("/mirror/cli.zip")
+        setup_env.run("--only", "databricks-cli")
+        assert setup_env.states()["databricks-cli"] == "ok", setup_env.status().step("databricks-cli").reason
+        assert mirror.requests["/mirror/cli.zip"] == 1 and files.requests["/blocked/cli.zip"] == 0
+        # Another file name: refused until its checksum is given, then verified against it.
+        setup_env.env["CODING_AGENTS_DATABRICKS_CLI_URL"] = mirror.url("/mirror/other-name.zip")
+        (setup_env.home / ".local" / "share" / "coding-agents" / "tools" / "databricks-cli.version").unlink()
+        setup_env.run("--only", "databricks-cli")
+        step = setup_env.status().step("databricks-cli")
+        assert step.state.value == "failed"
+        assert step.reason.endswith(
+            "is not the pinned asset: set CODING_AGENTS_DATABRICKS_CLI_SHA256 to its checksum"
+        )
+        assert mirror.requests["/mirror/other-name.zip"] == 0
+        setup_env.env["CODING_AGENTS_DATABRICKS_CLI_SHA256"] = "f" * 64
+        setup_env.run("--only", "databricks-cli")
+        assert (
+            setup_env.status()
+            .step("databricks-cli")
+            .reason.startswith("checksum mismatch for other-name.zip")
+        )
+        setup_env.env["CODING_AGENTS_DATABRICKS_CLI_SHA256"] = cli_sha.upper()
+        setup_env.run("--only", "databricks-cli")
+        assert setup_env.states()["databricks-cli"] == "ok"
+
+
 def test_a_missing_archive_member_is_named(setup_env: SetupEnv, files: FileServer) -> None:
     setup_env.registry(
         download_tools(files, hashlib.sha256(CLI_ZIP).hexdigest()).replace(
