@@ -53,6 +53,7 @@ APP_HINTS: dict[type[Exception], str] = {
     ResourceExhausted: "the workspace has as many apps as it allows: delete one you no longer use",
     BadRequest: NAME_HINT,
 }
+DESCRIPTION = "Coding agents in a browser terminal (scripts/deploy)"
 T = TypeVar("T")
 
 
@@ -131,10 +132,9 @@ def ensure_app(w: WorkspaceClient, name: str, waiter: Waiter) -> App:
         if not isinstance(exc.__cause__, NotFound):
             raise
         with api_step(step, f"creating app {name}", APP_HINTS):
-            w.apps.create(App(name=name, description="Coding agents in a browser terminal (scripts/deploy)"))
+            created: App | None = w.apps.create(App(name=name, description=DESCRIPTION)).response
         waiter.progress.line(f"created app {name}")
-        with api_step(step, f"looking up app {name}", APP_HINTS):
-            app = w.apps.get(name)
+        app = created or App(name=name)
     if _compute(app) in (ComputeState.STOPPED, ComputeState.ERROR, None):
         with api_step(step, f"starting app {name}", APP_HINTS):
             w.apps.start(name)

@@ -25,7 +25,8 @@ def describe(exc: BaseException) -> str:
     """The workspace's own message with its error code, never request data (which may hold the token)."""
     if isinstance(exc, DatabricksError):
         code = exc.error_code or type(exc).__name__
-        message = str(exc).strip() or "no message"
+        # The SDK appends "Config: host=..., token=***, ..." to auth errors; step 1 already named both.
+        message = str(exc).split(" Config: ", 1)[0].strip() or "no message"
         return f"{message} [{code}]"
     if isinstance(exc, OSError):
         # requests' errors are OSErrors; their text names the URL and the socket error, never headers.
