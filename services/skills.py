@@ -7,6 +7,10 @@ Rules that keep a user's own work safe:
   any other folder in an agent's skills folder is the user's and is never touched.
 - An installed skill the user edited becomes theirs: it is kept and dropped from the manifest.
 - A source that cannot be fetched keeps the skills it installed before; shipped skills always install.
+
+A deployed app carries a copy of each source made on the deployer's machine (`skills/vendor/<name>/`,
+written by services.deploy); a copy whose marker names the source's repo and ref is used as is, with no
+git and no network.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ SHIPPED_DIR = PROJECT_ROOT / "skills"
 DEFAULT_SOURCES = SHIPPED_DIR / "sources.yaml"
 SOURCES_ENV = "CODING_AGENTS_SKILL_SOURCES"
 SHIPPED = "coding-agents"  # the source label of skills/ in reports and the manifest
+VENDOR_DIR = "vendor"  # skills/vendor/<source>/: staged copies of the sources; not a shipped skill
+VENDOR_MARKER = ".vendored.json"  # in each staged copy: the repo, ref, commit and path it holds
 MANIFEST_VERSION = 1
 FETCH_TIMEOUT = 180.0  # one source's whole fetch: two stalled sources still end within a setup step's 600 s
 GIT_TIMEOUT = 60.0  # local git commands (init, checkout, rev-parse)
@@ -126,10 +132,10 @@ def read_skill(folder: Path) -> Skill:
     return Skill(name, description.strip(), body)
 
 
-def _skill_folders(root: Path) -> Iterator[Path]:
+def _skill_folders(root: Path, skip: tuple[str, ...] = ()) -> Iterator[Path]:
     """Candidate skill folders directly under root: real directories, not hidden ones."""
     for child in sorted(root.iterdir()):
-        if child.name.startswith(".") or child.is_symlink() or not child.is_dir():
+        if child.name.startswith(".") or child.name in skip or child.is_symlink() or not child.is_dir():
             continue
         yield child
 
@@ -139,7 +145,7 @@ def shipped_skills(root: Path = SHIPPED_DIR) -> tuple[dict[str, Path], list[str]
     found: dict[str, Path] = {}
     problems: list[str] = []
     try:
-        folders = list(_skill_folders(root))
+        folders = list(_skill_folders(root, skip=(VENDOR_DIR,)))
     except OSError as exc:
         return {}, [f"{root}: {exc.strerror or exc}"]
     for folder in folders:
@@ -302,6 +308,7 @@ class Checkout:
     path: Path
     commit: str
     fetched: bool  # False: the pinned ref was already in the cache, no network used
+    vendored: bool = False  # True: the staged copy shipped with the app (skills/vendor/<name>)
 
 
 def _git_env(base: Mapping[str, str]) -> dict[str, str]:
@@ -369,6 +376,39 @@ def cached_checkout(cache_root: Path, source: Source) -> Checkout | None:
     ):
         return Checkout(folder, marker["commit"], fetched=False)
     return None
+
+
+def vendored_checkout(vendor_root: Path, source: Source) -> Checkout | None:
+    """The staged copy of exactly this repo, ref and path under vendor_root (skills/vendor), or None."""
+    folder = vendor_root / source.name
+    try:
+        marker = state.read_json(folder / VENDOR_MARKER)
+    except (OSError, ValueError):
+        return None
+    if (
+        isinstance(marker, dict)
+        and marker.get("repo") == source.repo
+        and marker.get("ref") == source.ref
+        and marker.get("path", "") == source.path
+        and isinstance(marker.get("commit"), str)
+        and not folder.is_symlink()
+        and (folder / source.path).is_dir()
+    ):
+        return Checkout(folder, marker["commit"], fetched=False, vendored=True)
+    return None
+
+
+def write_vendored_copy(vendor_root: Path, source: Source, commit: str, found: Mapping[str, Path]) -> Path:
+    """Copy a source's skill folders to vendor_root/<name>/<path>/<skill>/ and write the marker that
+    vendored_checkout accepts. Called by services.deploy while staging; vendor_root/<name> must not exist."""
+    folder = vendor_root / source.name
+    root = folder / source.path if source.path else folder
+    root.mkdir(parents=True)
+    for name, src in sorted(found.items()):
+        _copy_skill(src, root / name)
+    marker = {"repo": source.repo, "ref": source.ref, "commit": commit, "path": source.path}
+    state.atomic_write_json(folder / VENDOR_MARKER, marker, mode=0o644)
+    return folder
 
 
 def fetch(
@@ -492,6 +532,7 @@ class SourceResult:
     ref: str
     commit: str = ""
     fetched: bool = False
+    vendored: bool = False
     skills: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder, reason)
     error: str = ""
@@ -551,7 +592,7 @@ class SkillsReport:
             if s.error:
                 lines.append(f"{head}: FAILED: {s.error}")
                 continue
-            how = "fetched" if s.fetched else "cached"
+            how = "staged copy" if s.vendored else "fetched" if s.fetched else "cached"
             lines.append(f"{head} ({s.commit[:12]}, {how}): {_count(len(s.skills), 'skill')}")
             lines += [f"  skipped {folder}: {reason}" for folder, reason in s.skipped]
         for t in self.targets:
@@ -633,7 +674,8 @@ def _read_manifest(path: Path) -> dict[str, dict[str, dict[str, str]]]:
     }
 
 
-def _upstream_skills(source: Source, checkout: Checkout, result: SourceResult) -> dict[str, Path]:
+def upstream_skills(source: Source, checkout: Checkout, result: SourceResult) -> dict[str, Path]:
+    """The valid skill folders a source offers (include/exclude applied); skipped ones go to result."""
     root = checkout.path / source.path if source.path else checkout.path
     if root.is_symlink() or not root.is_dir():
         raise FetchError(f"no folder {source.path or '.'!r} at {checkout.commit[:12]}")
@@ -658,6 +700,7 @@ def _plan(
     shipped: dict[str, Path],
     sources: list[Source],
     cache_root: Path,
+    vendor_root: Path,
     env: Mapping[str, str],
     log: Callable[[str], None],
     report: SkillsReport,
@@ -670,9 +713,10 @@ def _plan(
         result = SourceResult(source.name, source.repo, source.ref)
         report.sources.append(result)
         try:
-            checkout = fetch(source, cache_root, env, log)
+            checkout = vendored_checkout(vendor_root, source) or fetch(source, cache_root, env, log)
             result.commit, result.fetched = checkout.commit, checkout.fetched
-            found = _upstream_skills(source, checkout, result)
+            result.vendored = checkout.vendored
+            found = upstream_skills(source, checkout, result)
         except (FetchError, OSError) as exc:
             result.error = str(exc)
             log(f"{source.name}: FAILED: {exc}")
@@ -794,7 +838,7 @@ def install_skills(
             report.sources_error = str(exc)
             log(str(exc))
             sources = []
-        plan = _plan(shipped, sources, skills_state / "cache", env, log, report)
+        plan = _plan(shipped, sources, skills_state / "cache", shipped_dir / VENDOR_DIR, env, log, report)
         failed = {s.name for s in report.sources if s.error}
         manifest_path = skills_state / "installed.json"
         manifest = _read_manifest(manifest_path)

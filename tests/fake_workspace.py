@@ -1,6 +1,7 @@
 """A fake Databricks workspace: real HTTP on 127.0.0.1, spoken to by the real databricks-sdk.
 
-It answers the REST paths the app calls (shapes in shared notes, databricks-apps.md §8-9), records
+It answers the REST paths the app calls (shapes in shared notes, databricks-apps.md §8-9; apps and
+secrets in tests/fake_apps.py), records
 every request, and has switches to fail (500), hang, refuse the token (401) or go down entirely.
 Fault injection for flaky-network tests: a seeded fraction of workspace calls fails with 500, is
 throttled (429 + Retry-After) or hangs and then drops the connection without applying anything.
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fake_apps import PATTERN_ROUTES, FakeApps
 
 
 @dataclass
@@ -77,6 +80,9 @@ class FakeWorkspace:
     fault_paths: str = r"^/api/2\.0/workspace/"
     reject_paths: str = ""  # imports to matching paths answer 400 INVALID_PARAMETER_VALUE
     seed: int = 0
+    apps_api: FakeApps = field(default_factory=FakeApps)  # apps and secrets (tests/fake_apps.py)
+    # (method, path regex, status, error_code, message): matching calls are refused with that error.
+    refusals: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)  # injected faults by kind
     port: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -348,10 +354,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(*throttled, headers={"Retry-After": str(ws.retry_after)})
         if ws.latency and re.search(ws.fault_paths, parts.path):
             time.sleep(ws.latency)
+        for verb, pattern, status, code, message in ws.refusals:
+            if verb == method and re.search(pattern, parts.path):
+                return self._reply(*_error(status, code, message))
         route = ROUTES.get((method, parts.path))
-        if route is None:
-            return self._reply(*_error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {parts.path}"))
-        self._reply(*route(self, ws, req))
+        if route is not None:
+            return self._reply(*route(self, ws, req))
+        for verb, path_re, pattern_route in PATTERN_ROUTES:
+            if verb == method and (match := path_re.fullmatch(parts.path)):
+                return self._reply(*pattern_route(self, ws, req, match))
+        self._reply(*_error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {parts.path}"))
 
     def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -152,8 +152,8 @@ def test_every_shipped_skill_is_valid_and_the_required_ones_exist() -> None:
 def test_sources_file_is_valid_and_every_ref_is_pinned() -> None:
     sources = load_sources(DEFAULT_SOURCES)
     by_name = {s.name: s for s in sources}
-    assert {"ai-dev-kit", "superpowers"} <= set(by_name)
-    assert "databricks-solutions/ai-dev-kit" in by_name["ai-dev-kit"].repo
+    assert {"databricks-agent-skills", "superpowers"} <= set(by_name)
+    assert "databricks/databricks-agent-skills" in by_name["databricks-agent-skills"].repo
     assert "obra/superpowers" in by_name["superpowers"].repo
     for source in sources:
         assert source.repo.startswith("https://github.com/")
