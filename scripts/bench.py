@@ -1,8 +1,9 @@
 """Benchmark the terminal core; every figure is printed beside a baseline measured in this run.
 
 Starts a private copy of the whole system with scripts/run (own port, state dir and HOME), then:
-keystroke echo, flood throughput, cold start, reconnect and gateway memory. Then the workspace sync
-against the fake workspace (`scripts/bench sync` runs only that part).
+keystroke echo, flood throughput, cold start, reconnect and gateway memory, over WebSocket and over
+the long-poll fallback. Then the workspace sync against the fake workspace. `scripts/bench sync` runs
+only the sync part, `scripts/bench longpoll` only the WebSocket/long-poll echo and flood rows.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ sys.path.insert(0, str(ROOT))
 from services.gateway import protocol  # noqa: E402
 from services.gateway.terminal import set_winsize  # noqa: E402
 from tests.helpers import TermClient, free_port, stack_env  # noqa: E402
+from tests.longpoll_client import LongPollClient  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 KEYS = 300
 FLOOD_ROUNDS = 7
+LONGPOLL_FLOOD_ROUNDS = 5
 COLS, ROWS = 120, 40  # every terminal in the benchmark, attached or not
 
 
@@ -106,7 +109,7 @@ def bare_pty_seq() -> float:
     return time.perf_counter() - start
 
 
-async def ws_echo(client: TermClient, samples: int) -> list[float]:
+async def ws_echo(client: TermClient | LongPollClient, samples: int) -> list[float]:
     times = []
     for i in range(samples):
         key = "abcdefghij"[i % 10]
@@ -115,7 +118,7 @@ async def ws_echo(client: TermClient, samples: int) -> list[float]:
         await client.type(key)
         needle = key.encode()
 
-        def echoed(c: TermClient, since: int = before, k: bytes = needle) -> bool:
+        def echoed(c: TermClient | LongPollClient, since: int = before, k: bytes = needle) -> bool:
             return k in c.output[since:]
 
         await client.read_until(echoed, timeout=5)
@@ -149,7 +152,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def wait_prompt(client: TermClient, timeout: float = 10) -> None:
+async def wait_prompt(client: TermClient | LongPollClient, timeout: float = 10) -> None:
     await client.read_until(lambda c: re.search(r"[$#] $", c.text.rstrip("\r\n ") + " ") is not None, timeout)
 
 
@@ -178,6 +181,25 @@ async def timed_seq(client: TermClient, tag: str, frames: list[int] | None = Non
             await client.send({"type": protocol.ACK, "bytes": unacked})
             if frames is not None:
                 frames.append(count)
+            return int(match.group(1)) / 1000
+
+
+async def longpoll_seq(client: LongPollClient, tag: str, polls: list[int] | None = None) -> float:
+    """timed_seq over long-poll: the client acks as output arrives, like the page after rendering.
+    The number of polls that brought output is appended to `polls`."""
+    await client.type(f"s=$(date +%s%N); seq 1 2000000; echo {tag}=$(( ($(date +%s%N)-s)/1000000 ))ms\r")
+    pattern = re.compile(rf"{tag}=(\d+)ms".encode())
+    tail = b""
+    count = 0
+    while True:
+        data = await client.next_output(120)
+        if data is None:
+            raise ConnectionError("the long-poll connection closed during the flood")
+        count += bool(data)
+        tail = (tail + data)[-4096:]
+        if match := pattern.search(tail):
+            if polls is not None:
+                polls.append(count)
             return int(match.group(1)) / 1000
 
 
@@ -242,24 +264,101 @@ async def seq_with_raw_client(tmux: list[str], tag: str, reads: list[int]) -> fl
         reads.append(count[0])
 
 
-async def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="ca-bench-", dir="/tmp"))
-    home, state = root / "home", root / "state"
-    home.mkdir()
-    port = free_port()
-    env = stack_env(home, state, port, TOKEN)
-    url = f"http://127.0.0.1:{port}"
-    print(f"# scripts/bench — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores")
+async def longpoll_rows(url: str, tmux: list[str], ws: TermClient) -> None:
+    """Keystroke echo and flood over the long-poll fallback beside the same over WebSocket (`ws`, at
+    a prompt), interleaved in one run; long-poll in its own session of the same size."""
+    subprocess.run([*tmux, "new-session", "-d", "-s", "lp", "-x", str(COLS), "-y", str(ROWS)], check=True)
+    poll = await LongPollClient.connect(url, "lp", TOKEN, COLS, ROWS)
+    try:
+        await poll.wait_ready()
+        await wait_prompt(poll)
+        ws_times: list[float] = []
+        poll_times: list[float] = []
+        for _ in range(KEYS // 50):  # blocks taken in turn, so the machine's drift hits both alike
+            ws_times += await ws_echo(ws, 50)
+            poll_times += await ws_echo(poll, 50)
+        w50, w99 = statistics.median(ws_times), percentile(ws_times, 99)
+        p50, p99 = statistics.median(poll_times), percentile(poll_times, 99)
+        row(
+            "keystroke echo median / p99 (long-poll)",
+            f"{p50:.2f} / {p99:.2f} ms",
+            f"WS {w50:.2f} / {w99:.2f} ms",
+            f"median <= {2 * w50:.2f} ms (2x WS)",
+        )
+        await ws.type("clear\r")
+        await poll.type("clear\r")
+        floods: dict[str, list[float]] = {"ws": [], "poll": []}
+        polls: list[int] = []
+        for i in range(LONGPOLL_FLOOD_ROUNDS):
+            floods["ws"].append(await timed_seq(ws, f"W{i}"))
+            floods["poll"].append(await longpoll_seq(poll, f"P{i}", polls))
+        paired = statistics.median(p / w for p, w in zip(floods["poll"], floods["ws"], strict=True))
+        row(
+            f"seq 1 2000000, long-poll (median of {LONGPOLL_FLOOD_ROUNDS})",
+            f"{statistics.median(floods['poll']):.2f} s",
+            f"WS {statistics.median(floods['ws']):.2f} s",
+            f"- ({paired:.2f}x WS per round, {statistics.median(polls):.0f} polls)",
+        )
+    finally:
+        await poll.close()
 
-    # Cold start: scripts/run until a prompt is on screen (deps installed already).
-    start = time.perf_counter()
-    proc = subprocess.Popen(
+
+def launch(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """scripts/run for a private copy of the system, in its own process group."""
+    return subprocess.Popen(
         [str(ROOT / "scripts/run")],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def shut_down(proc: subprocess.Popen[bytes], root: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def private_stack() -> tuple[Path, dict[str, str], str]:
+    """A root dir, the environment and the URL of a private copy of the system."""
+    root = Path(tempfile.mkdtemp(prefix="ca-bench-", dir="/tmp"))
+    home = root / "home"
+    home.mkdir()
+    port = free_port()
+    return root, stack_env(home, root / "state", port, TOKEN), f"http://127.0.0.1:{port}"
+
+
+def tmux_command(env: dict[str, str]) -> list[str]:
+    return [os.environ.get("CODING_AGENTS_TMUX", "tmux"), "-S", env["CODING_AGENTS_STATE_DIR"] + "/tmux.sock"]
+
+
+async def longpoll_only() -> None:
+    """`scripts/bench longpoll`: only the WebSocket/long-poll rows (the machine may be shared)."""
+    root, env, url = private_stack()
+    print(f"# scripts/bench longpoll — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores")
+    proc = launch(env)
+    try:
+        while not healthy(url):
+            await asyncio.sleep(0.01)
+        client = await connect_when_up(url)
+        await wait_prompt(client)
+        await longpoll_rows(url, tmux_command(env), client)
+        client.close()
+    finally:
+        shut_down(proc, root)
+
+
+async def main() -> None:
+    root, env, url = private_stack()
+    print(f"# scripts/bench — {time.strftime('%Y-%m-%d %H:%M')} — {os.cpu_count()} cores")
+
+    # Cold start: scripts/run until a prompt is on screen (deps installed already).
+    start = time.perf_counter()
+    proc = launch(env)
     try:
         while not healthy(url):
             await asyncio.sleep(0.01)
@@ -295,7 +394,7 @@ async def main() -> None:
         )
 
         # Flood with a client attached vs none, while another session's echo is measured.
-        env_tmux = [os.environ.get("CODING_AGENTS_TMUX", "tmux"), "-S", str(state / "tmux.sock")]
+        env_tmux = tmux_command(env)
         size = ["-x", str(COLS), "-y", str(ROWS)]
         subprocess.run([*env_tmux, "new-session", "-d", "-s", "flood2", *size], check=True)
         subprocess.run([*env_tmux, "new-session", "-d", "-s", "other", *size], check=True)
@@ -345,6 +444,7 @@ async def main() -> None:
             f"idle p99 {o99:.2f} ms",
             "<= 20 ms",
         )
+        await longpoll_rows(url, env_tmux, client)
 
         # Reconnect after a reload: time from connect to replay done.
         await client.type("clear; echo reconnect-marker\r")
@@ -401,12 +501,7 @@ async def main() -> None:
         )
         other.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
+        shut_down(proc, root)
 
 
 def git_commit(repo: Path, env: dict[str, str], message: str, files: dict[str, str]) -> None:
@@ -518,7 +613,13 @@ def sync_bench(samples: int = 15, big: int = 5000) -> None:
 
 
 if __name__ == "__main__":
-    # `scripts/bench sync` runs only the workspace sync figures.
+    # `scripts/bench sync` runs only the workspace sync figures, `scripts/bench longpoll` only the
+    # WebSocket/long-poll rows.
+    if sys.argv[1:] == ["longpoll"]:
+        asyncio.run(longpoll_only())
+        sys.exit(0)
+    if sys.argv[1:] not in ([], ["sync"]):
+        sys.exit("usage: scripts/bench [sync | longpoll]")
     if sys.argv[1:] != ["sync"]:
         asyncio.run(main())
     sync_bench()

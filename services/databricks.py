@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services import state
+from services import state, workspace_errors
 from services.config import Settings
 
 if TYPE_CHECKING:
@@ -123,8 +123,10 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
     try:
         me = client.current_user.me()
     except Exception as exc:  # any failure (network, 401, bad JSON) means: owner unknown
+        host = settings.databricks_host
+        reason = workspace_errors.explain(exc, host, timeout)
         raise WorkspaceUnavailable(
-            f"cannot ask {settings.databricks_host} who owns DATABRICKS_TOKEN: {describe_error(exc)}"
+            reason or f"cannot ask {host} who owns DATABRICKS_TOKEN: {describe_error(exc)}"
         ) from exc
     email = _scim_email(me)
     if "@" not in email:

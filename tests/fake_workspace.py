@@ -60,7 +60,7 @@ class FakeWorkspace:
     """State and switches; `url` is what DATABRICKS_HOST should be set to."""
 
     tokens: dict[str, User] = field(default_factory=dict)
-    mode: str = "ok"  # ok | fail | hang | unauthorized
+    mode: str = "ok"  # ok | fail | hang | unauthorized | forbidden
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=lambda: {"/"})
     endpoints: list[dict[str, Any]] = field(
@@ -342,6 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if ws.mode == "unauthorized" or self.user is None:
             return self._reply(*_error(401, "UNAUTHENTICATED", "Invalid access token."))
+        if ws.mode == "forbidden":
+            return self._reply(*_error(403, "PERMISSION_DENIED", "This API is disabled for the user."))
         fault = req.fault = ws.draw_fault(parts.path)
         if fault == "hang":
             ws._release.wait(ws.hang_seconds)

@@ -58,16 +58,16 @@ def test_lookup_failures_name_the_reason(
         databricks.lookup_owner(settings_for(tmp_path, workspace.url), timeout=1)
 
 
-@pytest.mark.parametrize("fault", ["down", "hang"])
+@pytest.mark.parametrize(("fault", "message"), [("down", "refused"), ("hang", "did not answer within 1 s")])
 def test_unreachable_or_hanging_workspace_fails_within_the_timeout(
-    tmp_path: Path, workspace: FakeWorkspace, fault: str
+    tmp_path: Path, workspace: FakeWorkspace, fault: str, message: str
 ) -> None:
     if fault == "down":
         workspace.stop()
     else:
         workspace.mode = "hang"
     started = time.monotonic()
-    with pytest.raises(WorkspaceUnavailable, match=r"cannot ask http://127\.0\.0\.1"):
+    with pytest.raises(WorkspaceUnavailable, match=message):
         databricks.lookup_owner(settings_for(tmp_path, workspace.url), timeout=1)
     # Bounded by the client's timeouts, not the SDK's default five-minute retry window.
     assert time.monotonic() - started < 30

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tornado import web
+from tornado.log import access_log
 
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
 from services.gateway import handlers, protocol
@@ -16,6 +17,16 @@ SESSION = r"/api/sessions/([^/]*)"
 def third_party_dir() -> Path:
     """Where `/static/node_modules/...` is served from: a staged deploy's web/vendor, else npm's folder."""
     return WEB_VENDOR_DIR if WEB_VENDOR_DIR.is_dir() else WEB_NODE_MODULES_DIR
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access log line, except for long-poll requests that went well: two per keystroke
+    and hundreds per flood would bury everything else, and the line cost ~15% of each request."""
+    status = handler.get_status()
+    if isinstance(handler, handlers.PollHandler) and status < 400:
+        return
+    log = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    log("%d %s %.2fms", status, handler._request_summary(), 1000 * handler.request.request_time())
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
@@ -48,4 +59,5 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         websocket_max_message_size=protocol.MAX_MESSAGE_BYTES,
         xsrf_cookies=False,  # SameSite=Strict cookie plus Origin checks on every mutating request
         compress_response=False,
+        log_function=log_request,
     )

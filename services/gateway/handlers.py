@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from services import state
@@ -578,6 +579,12 @@ class PollOpenHandler(BaseHandler):
 
 class PollHandler(BaseHandler):
     """`GET` waits for output, `POST` sends client messages, `DELETE` closes."""
+
+    def prepare(self) -> None:
+        # As for the WebSocket: an answer must not wait behind an unacknowledged earlier one.
+        if isinstance(self.request.connection, HTTP1Connection):
+            self.request.connection.stream.set_nodelay(True)
+        super().prepare()
 
     def _conn(self, raw: str, conn_id: str) -> Any:
         assert self.principal is not None and self.ctx.polls is not None

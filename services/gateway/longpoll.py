@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import secrets
 import time
 from typing import Any
@@ -23,7 +22,9 @@ class PollSink:
     def __init__(self) -> None:
         self._messages: list[dict[str, Any]] = []
         self._output = bytearray()  # output not yet turned into a message, coalesced
-        self._wakeup = asyncio.Event()
+        # A bare future, not an Event under wait_for: the answer to a keystroke is in the critical
+        # path, and wait_for's extra task costs loop iterations on every wake-up.
+        self._waiter: asyncio.Future[None] | None = None
         self.closed: tuple[int, str] | None = None
         self.channel: TerminalChannel | None = None
 
@@ -36,25 +37,34 @@ class PollSink:
     def send_json(self, message: dict[str, Any]) -> None:
         self._flush_output()
         self._messages.append(message)
-        self._wakeup.set()
+        self._wake()
 
     def send_output(self, data: bytes) -> None:
         self._output += data
-        self._wakeup.set()
+        self._wake()
 
     def backed_up(self) -> bool:
         return len(self._output) > protocol.HIGH_WATER
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def drain(self, wait_seconds: float) -> list[dict[str, Any]]:
         """Everything buffered, waiting up to `wait_seconds` for something to arrive."""
         if not self._messages and not self._output and self.closed is None:
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait_seconds)
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            timeout = loop.call_later(wait_seconds, self._wake)
+            try:
+                await self._waiter
+            finally:
+                timeout.cancel()
+                self._waiter = None
         self._flush_output()
         messages, self._messages = self._messages, []
         if self.closed is not None:

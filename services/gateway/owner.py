@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.databricks import Owner, WorkspaceUnavailable
+from services.platform_log import announce, resolved
 
 log = logging.getLogger("gateway.owner")
 
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
+# One platform-log line per distinct reason: a retry with the same reason says nothing new.
+PLATFORM_LOG_KEY = "owner-lookup"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class OwnerResolver:
             else:
                 self.status = OwnerStatus(owner, "", attempts, None)
                 log.info("app owner: %s (from %s)", owner.email, owner.source)
+                resolved(PLATFORM_LOG_KEY, f"owner lookup succeeded: the app's owner is {owner.email}")
                 if self._on_found is not None:
                     try:
                         await loop.run_in_executor(None, self._on_found, owner)
@@ -77,6 +81,11 @@ class OwnerResolver:
                         log.exception("setting up the owner's workspace identity failed")
                 return owner
             self.status = OwnerStatus(None, reason, attempts, time.time() + delay)
+            announce(
+                f"owner lookup failed: {reason}",
+                f"retrying every {self._max_retry:g} s at most",
+                key=PLATFORM_LOG_KEY,
+            )
             log.warning("owner unknown (attempt %d, retry in %.0f s): %s", attempts, delay, reason)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

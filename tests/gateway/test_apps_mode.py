@@ -152,7 +152,8 @@ async def test_workspace_down_at_start_means_503_then_in_without_restart(
             response = await gw.fetch(path, auth=False, headers=as_user(OWNER_EMAIL))
             assert response.code == 503, path
             assert response.headers["Retry-After"]
-            assert "cannot ask" in response.body.decode() and "retrying" in response.body.decode()
+            assert "refused (nothing listens there)" in response.body.decode()
+            assert "retrying" in response.body.decode()
         # Nobody gets in while the owner is unknown, whatever e-mail the header names.
         assert (await gw.fetch("/", auth=False, headers=as_user("mallory@example.com"))).code == 503
         with pytest.raises(HTTPClientError) as err:

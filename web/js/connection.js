@@ -1,9 +1,14 @@
 /**
  * TerminalConnection: keeps one xterm.js terminal attached to one tmux session through whatever
  * transport gets through, reconnecting until the session ends. Protocol: PROTOCOL.md.
+ *
+ * A WebSocket that has not said `hello` within WEBSOCKET_HELLO_DEADLINE_MS (a proxy swallowing the
+ * upgrade) hands the terminal to long-poll at once; WebSockets are then tried in the background
+ * (the "candidate", candidates.js), and the first that reaches `ready` takes over: see #handOver.
  */
 
 import { PROTOCOL } from "/js/protocol.js";
+import { CandidateTrials } from "./candidates.js";
 import { CLOSE_ABNORMAL, LongPollTransport, WebSocketTransport } from "./transports.js";
 
 /** The values of `connection.state` (and of `data-state` on the indicator). */
@@ -20,8 +25,19 @@ const BACKOFF_START_MS = 250;
 const BACKOFF_CAP_MS = 10_000;
 /** A connection that lived this long was a real one, so the next outage starts the backoff over. */
 const STABLE_CONNECTION_MS = 5_000;
-/** A proxy that swallows the upgrade can leave a WebSocket "connecting" forever. */
+/** A transport that has not said `hello` by then is given up (long-poll; WebSocket: see below). */
 const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * A proxy that swallows the upgrade leaves a WebSocket "connecting" forever; past this, long-poll
+ * starts beside it, so the terminal works within ~2 s of page load. A working gateway says hello
+ * within a few round trips, and a slower one still gets its socket back (it stays on as candidate).
+ */
+const WEBSOCKET_HELLO_DEADLINE_MS = 1_000;
+/**
+ * After a handover the old transport is closed only this much later: a keystroke it delivered just
+ * before may still sit unread in its PTY, and closing the PTY would drop it.
+ */
+const RETIRE_GRACE_MS = 1_000;
 /** Two handshakes in a row failing before `hello` means something in between blocks WebSockets. */
 const WEBSOCKET_FAILURES_BEFORE_FALLBACK = 2;
 const RESIZE_DEBOUNCE_MS = 50;
@@ -31,6 +47,8 @@ const LIVENESS_PROBE_MS = 5_000;
 /**
  * @typedef {import("/static/node_modules/@xterm/xterm/lib/xterm.mjs").Terminal} Terminal
  * @typedef {WebSocketTransport | LongPollTransport} Transport
+ * @typedef {["message", any] | ["output", Uint8Array] | ["close", {code: number, reason: string}]} TransportEvent
+ * @typedef {import("./candidates.js").Candidate} Candidate
  */
 
 export class TerminalConnection extends EventTarget {
@@ -50,9 +68,22 @@ export class TerminalConnection extends EventTarget {
 
   #term;
   #transformInput;
-  /** @type {Transport | null} */
+  /** @type {Transport | null} the transport the terminal shows and types into */
   #live = null;
+  /** WebSockets opened beside a live long-poll, each recorded until `ready` */
+  #candidates = new CandidateTrials({
+    open: () => this.#openCandidate(),
+    onReady: (candidate) => void this.#handOver(candidate),
+  });
+  /** @type {Set<Transport>} replaced transports, closed after RETIRE_GRACE_MS */
+  #retiring = new Set();
+  /** While a handover waits for the old transport to deliver, typed input waits here. */
+  #handingOver = false;
+  /** @type {{binary: boolean, data: string}[]} */
+  #heldInput = [];
   #longPollOnly;
+  /** WebSocket was blocked and long-poll got through: start on long-poll, probe WebSocket beside. */
+  #preferLongPoll;
   #websocketFailures = 0;
   #attempt = 0;
   #helloSeen = false;
@@ -68,34 +99,39 @@ export class TerminalConnection extends EventTarget {
   /**
    * @param {Terminal} term
    * @param {string} session
-   * @param {{longPollOnly?: boolean, transformInput?: (data: string) => string}} [options]
-   *   longPollOnly skips WebSocket attempts (forced by `?transport=poll`, or learned by an earlier
-   *   connection); transformInput lets the touch key bar's sticky Ctrl rewrite typed keys.
+   * @param {{longPollOnly?: boolean, startOnLongPoll?: boolean,
+   *          transformInput?: (data: string) => string}} [options]
+   *   longPollOnly never tries WebSocket (`?transport=poll`); startOnLongPoll starts on long-poll
+   *   and tries WebSocket beside it (learned by an earlier connection in this tab); transformInput
+   *   lets the touch key bar's sticky Ctrl rewrite typed keys.
    */
-  constructor(term, session, { longPollOnly = false, transformInput = (data) => data } = {}) {
+  constructor(
+    term,
+    session,
+    { longPollOnly = false, startOnLongPoll = false, transformInput = (data) => data } = {},
+  ) {
     super();
     this.session = session;
     this.#term = term;
     this.#transformInput = transformInput;
     this.#longPollOnly = longPollOnly || typeof window.WebSocket === "undefined";
-    this.transport = this.#longPollOnly ? "longpoll" : "websocket";
+    this.#preferLongPoll = startOnLongPoll;
+    this.transport = this.#longPollOnly || startOnLongPoll ? "longpoll" : "websocket";
   }
 
   /**
-   * True once long-poll is known to be the way through (forced, or WebSocket failed and long-poll
-   * worked), so the next connection in this page can skip the WebSocket attempts.
+   * True while long-poll is the way through because WebSocket was not (not when it is forced), so
+   * the next connection in this tab can start on long-poll instead of waiting out a WebSocket.
    */
-  get longPollOnly() {
-    return this.#longPollOnly;
+  get prefersLongPoll() {
+    return this.#preferLongPoll && !this.#longPollOnly;
   }
 
   start() {
     const term = this.#term;
     this.#subscriptions.push(
       term.onData((data) => this.#sendInput(data)),
-      term.onBinary((data) => {
-        if (this.#inputOpen()) this.#live.sendBinary(data);
-      }),
+      term.onBinary((data) => this.#sendBinary(data)),
       term.onResize(() => {
         clearTimeout(this.#timers.resize);
         this.#timers.resize = setTimeout(() => this.#sendSize(), RESIZE_DEBOUNCE_MS);
@@ -115,34 +151,86 @@ export class TerminalConnection extends EventTarget {
     this.#subscriptions = [];
     window.removeEventListener("online", this.#wake);
     document.removeEventListener("visibilitychange", this.#wake);
+    this.#candidates.drop();
+    for (const transport of this.#retiring) transport.close();
+    this.#retiring.clear();
     this.#live?.close();
     this.#live = null;
   }
 
   #connect() {
     this.#clearTimers();
+    this.#candidates.drop();
+    this.#handingOver = false; // a reconnect drops input like any typed while disconnected
+    this.#heldInput = [];
     const useLongPoll =
-      this.#longPollOnly || this.#websocketFailures >= WEBSOCKET_FAILURES_BEFORE_FALLBACK;
-    const Transport = useLongPoll ? LongPollTransport : WebSocketTransport;
+      this.#longPollOnly ||
+      this.#preferLongPoll ||
+      this.#websocketFailures >= WEBSOCKET_FAILURES_BEFORE_FALLBACK;
+    this.#goLive(useLongPoll ? LongPollTransport : WebSocketTransport);
+  }
+
+  /** @param {typeof WebSocketTransport | typeof LongPollTransport} Transport */
+  #goLive(Transport) {
+    const transport = this.#createTransport(Transport);
     const { cols, rows } = this.#term;
-    const transport = new Transport(this.session, cols, rows, {
-      onMessage: (message) => this.#onMessage(transport, message),
-      onOutput: (data) => this.#onOutput(transport, data),
-      onClose: (info) => this.#onClose(transport, info),
-    });
     this.#live = transport;
     this.#helloSeen = false;
     this.#renderedSinceAck = 0;
     this.#sentSize = { cols, rows };
     this.transport = transport.name;
     this.#setState(ConnectionState.CONNECTING);
-    this.#timers.hello = setTimeout(() => this.#abandon(transport), HELLO_TIMEOUT_MS);
+    const deadline = transport.name === "websocket" ? WEBSOCKET_HELLO_DEADLINE_MS : HELLO_TIMEOUT_MS;
+    this.#timers.hello = setTimeout(() => this.#helloOverdue(transport), deadline);
     transport.start();
+  }
+
+  /**
+   * Every event goes to the live transport's handlers, or into the candidate's record; events of
+   * transports given up or retired are dropped.
+   * @param {typeof WebSocketTransport | typeof LongPollTransport} Transport
+   */
+  #createTransport(Transport) {
+    const { cols, rows } = this.#term;
+    /** @type {(event: TransportEvent) => void} */
+    const route = (event) => this.#route(transport, event);
+    const transport = new Transport(this.session, cols, rows, {
+      onMessage: (message) => route(["message", message]),
+      onOutput: (data) => route(["output", data]),
+      onClose: (info) => route(["close", info]),
+    });
+    return transport;
+  }
+
+  /** @param {Transport} transport @param {TransportEvent} event */
+  #route(transport, [kind, value]) {
+    if (transport === this.#live) {
+      if (kind === "message") this.#onMessage(transport, value);
+      else if (kind === "output") this.#onOutput(transport, value);
+      else this.#onClose(transport, value);
+    } else {
+      this.#candidates.record(transport, [kind, value]);
+    }
+  }
+
+  /**
+   * No `hello` in time. A WebSocket is not closed: long-poll starts and the socket stays on as the
+   * candidate, so a slow network that answers later still gets its WebSocket back.
+   * @param {Transport} transport
+   */
+  #helloOverdue(transport) {
+    if (transport !== this.#live) return;
+    if (transport.name !== "websocket") {
+      this.#abandon(transport);
+      return;
+    }
+    this.#live = null;
+    this.#candidates.adopt(transport, this.#sentSize);
+    this.#goLive(LongPollTransport);
   }
 
   /** @param {Transport} transport @param {any} message */
   #onMessage(transport, message) {
-    if (transport !== this.#live) return;
     this.#stillAlive();
     switch (message.type) {
       case PROTOCOL.HELLO:
@@ -155,6 +243,7 @@ export class TerminalConnection extends EventTarget {
         this.#term.write("", () => {
           if (transport !== this.#live) return;
           this.replaying = false;
+          this.#releaseHeldInput();
           this.#setState(ConnectionState.CONNECTED);
         });
         break;
@@ -175,7 +264,13 @@ export class TerminalConnection extends EventTarget {
     this.#helloSeen = true;
     this.#connectedAt = Date.now();
     this.#websocketFailures = 0;
-    if (transport.name === "longpoll") this.#longPollOnly = true; // it got through; WebSocket did not
+    if (transport.name === "longpoll") {
+      // It got through. Unless forced, WebSocket is tried again beside it until one opens.
+      this.#preferLongPoll = !this.#longPollOnly;
+      if (!this.#longPollOnly) this.#candidates.schedule();
+    } else {
+      this.#preferLongPoll = false;
+    }
     this.replaying = true;
     this.#term.reset();
     this.#sendSize(); // the window may have changed while the connection was being set up
@@ -183,7 +278,6 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {Transport} transport @param {Uint8Array} data */
   #onOutput(transport, data) {
-    if (transport !== this.#live) return;
     this.#stillAlive();
     const size = data.length;
     // Ack from the write callback, i.e. after rendering, so the gateway's flow control tracks
@@ -200,9 +294,10 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {Transport} transport @param {{code: number, reason: string}} info */
   #onClose(transport, { code, reason }) {
-    if (transport !== this.#live) return;
     this.#live = null;
+    if (this.#candidates.current?.ready) return; // a handover is under way: the candidate takes over
     this.#clearTimers();
+    this.#candidates.drop();
     // A normal close ends the session only after a hello; before one, something in between
     // (a proxy) closed the socket, which is a failed attempt like any other.
     if (code === PROTOCOL.CLOSE_NORMAL && this.#helloSeen) {
@@ -227,6 +322,7 @@ export class TerminalConnection extends EventTarget {
       // Long-poll failed too, so the gateway itself is unreachable rather than WebSockets
       // blocked: go back to trying WebSocket first.
       this.#websocketFailures = 0;
+      this.#preferLongPoll = false;
     }
     this.#scheduleReconnect();
   }
@@ -264,13 +360,65 @@ export class TerminalConnection extends EventTarget {
     this.#setState(ConnectionState.RECONNECTING);
   }
 
+  /** A trial WebSocket, while long-poll is live. */
+  #openCandidate() {
+    if (this.#stopped || this.#live?.name !== "longpoll") return null;
+    const transport = this.#createTransport(WebSocketTransport);
+    const { cols, rows } = this.#term;
+    transport.start();
+    return { transport, size: { cols, rows } };
+  }
+
+  /**
+   * Move the terminal to a candidate that has replayed the screen (make before break). Input typed
+   * from here is held until the old transport has delivered all it was given, so no keystroke is
+   * lost or overtaken; then the candidate's recorded hello, replay and ready are played into the
+   * terminal as if live (the replay starts with a reset, so nothing shows twice), the held input
+   * follows on the new transport, and the old one is closed a little later.
+   * @param {Candidate} candidate
+   */
+  async #handOver(candidate) {
+    const old = this.#live;
+    this.#handingOver = true;
+    if (old) await old.flush();
+    if (this.#stopped || this.#candidates.current !== candidate) return;
+    this.#candidates.taken();
+    this.#clearTimers();
+    if (old) this.#retire(old);
+    const { transport, events, size } = candidate;
+    this.#live = transport;
+    this.#helloSeen = false;
+    this.#renderedSinceAck = 0;
+    this.#sentSize = size;
+    this.transport = transport.name;
+    for (const event of events) this.#route(transport, event);
+  }
+
+  /** @param {Transport} transport */
+  #retire(transport) {
+    this.#retiring.add(transport);
+    setTimeout(() => {
+      transport.close();
+      this.#retiring.delete(transport);
+    }, RETIRE_GRACE_MS);
+  }
+
+  #releaseHeldInput() {
+    if (!this.#handingOver || this.#candidates.current) return; // no handover, or not switched yet
+    this.#handingOver = false;
+    for (const { binary, data } of this.#heldInput.splice(0)) {
+      if (binary) this.#live.sendBinary(data);
+      else this.#live.send({ type: PROTOCOL.INPUT, data });
+    }
+  }
+
   /** `online` and "tab visible again" are the moments a waiting reconnect should not wait. */
   #wake = () => {
     if (this.#stopped || document.visibilityState !== "visible") return;
     if (this.state === ConnectionState.RECONNECTING || this.state === ConnectionState.OFFLINE) {
       this.#attempt = 0;
       this.#connect();
-    } else if (this.state === ConnectionState.CONNECTED && !this.#timers.probe) {
+    } else if (this.state === ConnectionState.CONNECTED && this.#live && !this.#timers.probe) {
       const transport = this.#live;
       transport.send({ type: PROTOCOL.PING });
       this.#timers.probe = setTimeout(() => this.#abandon(transport), LIVENESS_PROBE_MS);
@@ -294,9 +442,17 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {string} data */
   #sendInput(data) {
-    if (this.#inputOpen()) {
+    if (this.#handingOver) {
+      this.#heldInput.push({ binary: false, data: this.#transformInput(data) });
+    } else if (this.#inputOpen()) {
       this.#live.send({ type: PROTOCOL.INPUT, data: this.#transformInput(data) });
     }
+  }
+
+  /** @param {string} data */
+  #sendBinary(data) {
+    if (this.#handingOver) this.#heldInput.push({ binary: true, data });
+    else if (this.#inputOpen()) this.#live.sendBinary(data);
   }
 
   #inputOpen() {
@@ -314,6 +470,9 @@ export class TerminalConnection extends EventTarget {
   /** @param {string} state ENDED or MISSING: states no reconnect can fix */
   #finish(state) {
     this.#clearTimers();
+    this.#candidates.drop();
+    this.#handingOver = false;
+    this.#heldInput = [];
     this.#live?.close();
     this.#live = null;
     this.replaying = false;

@@ -42,9 +42,9 @@ const overlay = {
 
 const forceLongPoll = new URLSearchParams(location.search).get("transport") === "poll";
 /**
- * Set once a connection had to fall back to long-poll. Remembered for the tab's lifetime
- * (sessionStorage), so reloads and other sessions skip the WebSocket attempts, which behind a
- * proxy that swallows upgrades cost a timeout each.
+ * Set while connections had to fall back to long-poll. Remembered for the tab's lifetime
+ * (sessionStorage), so reloads and other sessions start on long-poll rather than wait out a
+ * WebSocket that a proxy swallows; they still try WebSocket beside it, and clear this once one opens.
  */
 let longPollLearned = readTabFlag(LONG_POLL_LEARNED_KEY);
 /** @type {TerminalConnection | null} */
@@ -113,7 +113,8 @@ function openSession(name, { reopen = false } = {}) {
   term.reset(); // the old session's screen must not linger under the new one's
 
   const opened = new TerminalConnection(term, name, {
-    longPollOnly: forceLongPoll || longPollLearned,
+    longPollOnly: forceLongPoll,
+    startOnLongPoll: longPollLearned,
     transformInput: keyBar.transformInput,
   });
   opened.addEventListener("statechange", () => {
@@ -137,9 +138,9 @@ function onStateChange(changed) {
     refreshTabs();
   } else if (changed.state === ConnectionState.CONNECTED) {
     overlay.box.hidden = true;
-    if (changed.longPollOnly && !forceLongPoll && !longPollLearned) {
-      longPollLearned = true;
-      writeTabFlag(LONG_POLL_LEARNED_KEY);
+    if (changed.prefersLongPoll !== longPollLearned) {
+      longPollLearned = changed.prefersLongPoll;
+      writeTabFlag(LONG_POLL_LEARNED_KEY, longPollLearned);
     }
   }
 }
@@ -248,10 +249,11 @@ function readTabFlag(key) {
   }
 }
 
-/** @param {string} key */
-function writeTabFlag(key) {
+/** @param {string} key @param {boolean} value */
+function writeTabFlag(key, value) {
   try {
-    sessionStorage.setItem(key, "1");
+    if (value) sessionStorage.setItem(key, "1");
+    else sessionStorage.removeItem(key);
   } catch {
     // storage disabled: just not remembered
   }

@@ -6,6 +6,8 @@
  *   new XTransport(session, cols, rows, handlers); transport.start();
  *   transport.send(message)      - a client JSON message
  *   transport.sendBinary(string) - raw input bytes, one char per byte (xterm's onBinary)
+ *   transport.flush()            - a promise settled once every message sent so far has reached the
+ *                                  gateway (or the transport closed): a handover waits on it
  *   transport.close()            - stop for good; no handler fires afterwards
  *
  * handlers: onMessage(object), onOutput(Uint8Array), onClose({code, reason}).
@@ -20,8 +22,6 @@ export const CLOSE_ABNORMAL = 1006;
 /** Long enough for the gateway's own wait plus a slow network, short enough to notice a dead one. */
 const POLL_TIMEOUT_MS = (PROTOCOL.POLL_WAIT_SECONDS + 15) * 1000;
 
-/** Keystrokes typed within this window travel in one POST instead of one request each. */
-const POLL_SEND_DELAY_MS = 5;
 
 /**
  * @typedef {{onMessage(message: any): void, onOutput(data: Uint8Array): void,
@@ -109,6 +109,11 @@ export class WebSocketTransport {
     if (this.#socket?.readyState === WebSocket.OPEN) this.#socket.send(binaryStringToBytes(binary));
   }
 
+  /** Frames go out in order on one socket: nothing sent earlier can be overtaken. */
+  flush() {
+    return Promise.resolve();
+  }
+
   close() {
     if (this.#closed) return;
     this.#closed = true;
@@ -133,8 +138,9 @@ export class LongPollTransport {
   #connUrl = null;
   /** @type {object[]} */
   #outbox = [];
-  #sendScheduled = false;
   #sending = false;
+  /** @type {(() => void)[]} resolved once the outbox is empty and no POST is in flight */
+  #flushed = [];
   #closed = false;
   /** Aborts whatever request is in flight when the transport closes. */
   #abort = new AbortController();
@@ -171,11 +177,24 @@ export class LongPollTransport {
     this.send({ type: PROTOCOL.INPUT, data: binary });
   }
 
+  flush() {
+    return new Promise((resolve) => {
+      this.#flushed.push(resolve);
+      this.#settleFlushed();
+    });
+  }
+
   close() {
     if (this.#closed) return;
     this.#closed = true;
     this.#abort.abort();
     this.#release();
+    this.#settleFlushed();
+  }
+
+  #settleFlushed() {
+    if (!this.#closed && (this.#sending || this.#outbox.length)) return;
+    for (const resolve of this.#flushed.splice(0)) resolve();
   }
 
   /**
@@ -193,7 +212,7 @@ export class LongPollTransport {
     if (!opened) return;
     const { conn } = opened;
     this.#connUrl = `${this.#base}/poll/${encodeURIComponent(conn)}`;
-    this.#scheduleSend();
+    this.#sendOutbox();
     this.#pollLoop();
   }
 
@@ -236,17 +255,19 @@ export class LongPollTransport {
   }
 
   #scheduleSend() {
-    if (this.#sendScheduled || this.#sending || !this.#connUrl) return;
-    this.#sendScheduled = true;
-    setTimeout(() => {
-      this.#sendScheduled = false;
-      this.#sendOutbox();
-    }, POLL_SEND_DELAY_MS);
+    if (!this.#sending && this.#connUrl) void this.#sendOutbox();
   }
 
-  /** One POST in flight at a time keeps keystrokes in order. */
+  /**
+   * A message goes out at once when no POST is in flight; what is typed meanwhile travels in one
+   * POST when it returns (one in flight at a time also keeps keystrokes in order). A fixed delay
+   * to gather keys would add itself to every echo.
+   */
   async #sendOutbox() {
-    if (this.#closed || this.#outbox.length === 0) return;
+    if (this.#closed || this.#sending || this.#outbox.length === 0) {
+      this.#settleFlushed();
+      return;
+    }
     const batch = this.#outbox.splice(0);
     this.#sending = true;
     const response = await this.#fetch(this.#connUrl, {
@@ -263,7 +284,7 @@ export class LongPollTransport {
       this.#failHttp(response);
       return;
     }
-    if (this.#outbox.length) this.#scheduleSend();
+    void this.#sendOutbox();
   }
 
   /**
@@ -314,6 +335,7 @@ export class LongPollTransport {
     this.#closed = true;
     this.#abort.abort();
     this.#release();
+    this.#settleFlushed();
     this.#handlers.onClose({ code, reason });
   }
 }
