@@ -9,7 +9,6 @@ downloads and a task waiting on its own pool could wait forever.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -32,20 +31,14 @@ HANDLED = "restore:"  # journal meta key prefix: this name's restore is done for
 WORKERS = 3  # repositories restored at once: each is a download, then git work on one core
 
 
-def to_restore(
-    settings: Settings, journal: Journal, listing: list[tuple[str, bool, int]]
-) -> dict[str, Found]:
-    """What the workspace holds that this container has not got (or handled) yet."""
+def to_restore(journal: Journal, listing: list[tuple[str, bool, int]], known: set[str]) -> dict[str, Found]:
+    """What the workspace holds that this container has not got (or handled) yet. `known`: the names
+    the journal held when the watcher started, i.e. repositories mirrored from here before (still
+    here: the user's, whose own sync goes on; gone: deleted here, the user's choice)."""
     todo: dict[str, Found] = {}
     for name, found in sorted(candidates(listing).items()):
-        if journal.meta(HANDLED + name) is not None:
-            continue  # restored (or restored beside) earlier in this container's life
-        record = journal.get(name)
-        on_disk = os.path.lexists(settings.projects_dir / name)
-        if record is not None and not on_disk:
-            continue  # deleted here during this container's life: the user's choice
-        if record is not None and record.synced is not None:
-            continue  # the user's repository, already mirrored from here: the workspace copy is its own
+        if name in known or journal.meta(HANDLED + name) is not None:
+            continue
         todo[name] = found
     return todo
 
@@ -55,6 +48,7 @@ def restore_missing(
     ctx: RestoreContext,
     journal: Journal,
     listing: list[tuple[str, bool, int]],
+    known: set[str],
     progress: RestoreStatus,
     on_progress: Callable[[], None],
     stop: threading.Event,
@@ -64,7 +58,7 @@ def restore_missing(
     (calling `on_progress` after each change); returns a failure message per name."""
     for leftover in settings.projects_dir.glob(f"{RESTORING}*"):
         shutil.rmtree(leftover, ignore_errors=True)  # a restore killed half-way: start it over
-    todo = to_restore(settings, journal, listing)
+    todo = to_restore(journal, listing, known)
     progress.total, progress.done = len(todo), 0
     progress.items = [RestoreItem(name) for name in todo]
     errors: dict[str, str] = {}

@@ -155,6 +155,7 @@ class Watcher:
         self._status_dirty = True
         self._status_written = 0.0
         self._warned: set[str] = set()
+        self._known_at_start: set[str] = set()
         # Figures for the log, the tests and the bench.
         self.syncs = 0
         self.uploads = 0
@@ -171,6 +172,8 @@ class Watcher:
             self.restore = RestoreStatus(started_at=time.time())
             notice.write_notice(self.settings, notice.checking_text())
         self.journal = Journal(self.dir / notice.JOURNAL_NAME)
+        # Before the first scan: a repo the journal knows already is the user's, never restored over.
+        self._known_at_start = {record.name for record in self.journal.all()}
         self.pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync")
         try:
             if not self.settings.has_workspace:
@@ -298,6 +301,7 @@ class Watcher:
             ctx,
             self.journal,
             listing,
+            self._known_at_start,
             self.restore,
             progressed,
             self.stop,
