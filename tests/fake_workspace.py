@@ -79,6 +79,7 @@ class FakeWorkspace:
     latency: float = 0.0  # seconds added to every matching call that goes through
     fault_paths: str = r"^/api/2\.0/workspace/"
     reject_paths: str = ""  # imports to matching paths answer 400 INVALID_PARAMETER_VALUE
+    forbidden_dirs: str = ""  # mkdirs of matching workspace paths answer 403 PERMISSION_DENIED
     seed: int = 0
     apps_api: FakeApps = field(default_factory=FakeApps)  # apps and secrets (tests/fake_apps.py)
     # (method, path regex, status, error_code, message): matching calls are refused with that error.
@@ -180,6 +181,8 @@ def _mkdirs(ws: FakeWorkspace, path: str) -> None:
 
 def _ws_mkdirs(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]:
     path = _norm(str(_json(req).get("path", "")))
+    if ws.forbidden_dirs and re.search(ws.forbidden_dirs, path):
+        return _error(403, "PERMISSION_DENIED", f"User does not have permission to create {path}.")
     with ws.lock:
         if path in ws.files:
             return _error(400, "RESOURCE_ALREADY_EXISTS", f"{path} exists and is a file")

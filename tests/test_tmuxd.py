@@ -6,6 +6,9 @@ import signal
 import subprocess
 from pathlib import Path
 
+from services.config import Settings
+from services.sync import notice
+from services.sync.notice import notice_path
 from tests.conftest import Stack
 from tests.helpers import start_tmuxd, wait_until
 
@@ -37,3 +40,49 @@ def test_adopts_a_running_server_and_forwards_sigterm(stack: Stack) -> None:
         if orphan.poll() is None:
             orphan.kill()
             orphan.wait()
+
+
+def capture(tmux: list[str], target: str) -> str:
+    return subprocess.run([*tmux, "capture-pane", "-p", "-t", target], capture_output=True, text=True).stdout
+
+
+def test_a_fresh_containers_shells_say_a_restore_is_running(stack: Stack) -> None:
+    """With a workspace and no sync journal yet (an Apps restart), services.tmuxd leaves the restore
+    notice before the server starts: the very first shell prints it, and shells stop once it is gone."""
+    env = {**stack.env, "DATABRICKS_HOST": "https://example.invalid", "DATABRICKS_TOKEN": "dapi-x"}
+    settings = stack.settings
+    tmux = [settings.tmux_bin, "-S", str(settings.tmux_socket)]
+    tmuxd = start_tmuxd(env)
+    try:
+        wait_until(lambda: subprocess.run([*tmux, "list-sessions"], capture_output=True).returncode != 1)
+        assert notice_path(settings).exists()
+        subprocess.run(
+            [*tmux, "new-session", "-d", "-s", "first", "-x", "200", "-y", "20"], check=True, env=env
+        )
+        wait_until(lambda: "checking the workspace for projects to restore" in capture(tmux, "=first:"))
+        notice.write_notice(settings, notice.restoring_text(3, "/Users/x@example.com/projects"))
+        subprocess.run([*tmux, "new-window", "-t", "=first:"], check=True)
+        line = (
+            "restoring 3 projects from /Workspace/Users/x@example.com/projects… ~/projects fills in a moment"
+        )
+        wait_until(lambda: line in capture(tmux, "=first:1"), what="the notice in a new shell")
+        notice.clear_notice(settings)
+        subprocess.run([*tmux, "new-window", "-t", "=first:"], check=True)
+        wait_until(lambda: capture(tmux, "=first:2").strip().endswith(("$", "#")), what="a prompt")
+        assert "[coding-agents]" not in capture(tmux, "=first:2")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+        tmuxd.wait(timeout=10)
+
+
+def test_no_notice_without_a_workspace_or_once_the_sync_has_run(stack: Stack) -> None:
+    settings = stack.settings
+    notice.prepare(settings)  # no DATABRICKS_HOST: nothing to restore from
+    assert not notice_path(settings).exists()
+    with_workspace = Settings.from_env(
+        {**stack.env, "DATABRICKS_HOST": "https://x.invalid", "DATABRICKS_TOKEN": "t"}
+    )
+    (settings.state_dir / "sync").mkdir(parents=True)
+    (settings.state_dir / "sync" / "journal.sqlite").touch()  # the sync watcher ran on this disk
+    notice.prepare(with_workspace)
+    assert not notice_path(settings).exists()

@@ -2,14 +2,13 @@
 
 With a bundle, the repository comes back with its history, branches, tags and remote URLs; without
 one (over 10 MB, or never written), the mirrored files become a new repository with one commit. A
-repository is built in `~/projects/.restoring-NAME` and renamed into place, so a half-restored one is
-never mistaken for the user's; an existing folder is never touched.
+repository is built in `~/projects/.restoring-NAME`, so a half-restored one is never mistaken for the
+user's, then put in place by services.sync.placement (whatever ~/projects/NAME has become meanwhile).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from concurrent.futures import Executor
@@ -18,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from services.sync.gitrepo import Git, GitError
+from services.sync.placement import Placed, place
 from services.sync.plan import MAX_FILE_BYTES, desired
 
 if TYPE_CHECKING:
@@ -153,9 +153,9 @@ def _load_manifest(ctx: RestoreContext, name: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def restore_repo(ctx: RestoreContext, name: str, found: Found) -> Restored | None:
-    """Restore one repository; None when there was nothing to restore or the folder appeared meanwhile."""
-    target = ctx.projects / name
+def restore_repo(ctx: RestoreContext, name: str, found: Found) -> tuple[Restored, Placed] | None:
+    """Restore one repository (safe to call from several threads for different names); None when the
+    workspace holds nothing to restore it from."""
     work = ctx.projects / f"{RESTORING}{name}"
     shutil.rmtree(work, ignore_errors=True)
     manifest = _load_manifest(ctx, name) if found.manifest else None
@@ -166,12 +166,10 @@ def restore_repo(ctx: RestoreContext, name: str, found: Found) -> Restored | Non
     work.mkdir()
     try:
         result = _build(ctx, name, work, manifest, bundle_data, found)
-        if os.path.lexists(target):
-            return None  # the user made one meanwhile: theirs wins
-        os.rename(work, target)
+        placed = place(work, ctx.projects / name, ctx.env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return result
+    return result, placed
 
 
 def _build(

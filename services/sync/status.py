@@ -49,12 +49,58 @@ class RepoStatus:
     note: str = ""
 
 
+class RestorePhase(StrEnum):
+    CHECKING = "checking"  # a fresh container: connecting and listing the workspace folder
+    RESTORING = "restoring"  # `total` projects to bring back, `done` of them handled so far
+    DONE = "done"
+
+
+class Outcome(StrEnum):
+    """What became of one project the workspace holds and ~/projects lacked at start."""
+
+    WAITING = "waiting"
+    RESTORED = "restored"  # ~/projects/NAME was free: restored there
+    INTO_EMPTY = "into empty folder"  # an empty folder of that name was there: restored into it
+    UP_TO_DATE = "already there"  # a clone of the same project already held the restored history
+    FAST_FORWARDED = "fast-forwarded"  # a clone of the same project, behind: fast-forwarded to it
+    BRANCH = "as a branch"  # a clone of the same project with other commits: history as branch(es)
+    BESIDE = "beside"  # something else had the name: restored as NAME.restored
+    FAILED = "failed"
+
+
+# Outcomes a user should read: their folder was not simply filled in.
+NOTEWORTHY = {Outcome.BRANCH, Outcome.BESIDE, Outcome.FAILED}
+
+
+@dataclass
+class RestoreItem:
+    name: str  # the project's name in the workspace
+    outcome: Outcome = Outcome.WAITING
+    path: str = ""  # where it is now, relative to HOME (`projects/app.restored`)
+    message: str = ""  # one line for the page, the log and the status
+
+
+@dataclass
+class RestoreStatus:
+    """The start-up restore, while it runs and after (the page's notice above the terminal)."""
+
+    phase: RestorePhase = RestorePhase.CHECKING
+    remote_root: str = ""  # /Workspace/Users/{owner}/projects, once known
+    total: int = 0
+    done: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    reason: str = ""  # why it is stuck (the workspace is unreachable...), while it is
+    items: list[RestoreItem] = field(default_factory=list)
+
+
 @dataclass
 class SyncStatus:
     state: OverallState = OverallState.IDLE
     reason: str = ""  # why the whole watcher is in `error` or `no workspace`
     remote_root: str = ""
     repos: list[RepoStatus] = field(default_factory=list)
+    restore: RestoreStatus | None = None  # None: no restore ran since the watcher started
     pid: int | None = None
     updated_at: float | None = None
 

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import threading
 import time
 import uuid
@@ -24,20 +23,23 @@ from typing import TYPE_CHECKING, TypeVar
 
 from services import databricks, state
 from services.config import Settings
-from services.sync import hook
+from services.sync import connect, hook, notice
 from services.sync.failures import Failure, Kind, OpFailed, Stopped
 from services.sync.gitrepo import BlobReader, Git, GitError, find_repos, git_env, is_utf8
 from services.sync.journal import Journal, RepoRecord
 from services.sync.plan import MAX_FILE_BYTES, Plan, desired, full, incremental
-from services.sync.restore import (
-    RESTORING,
-    RestoreContext,
-    bundle_path,
-    candidates,
-    manifest_path,
-    restore_repo,
+from services.sync.restore import RestoreContext, bundle_path, manifest_path
+from services.sync.restorer import restore_missing
+from services.sync.status import (
+    OverallState,
+    RepoState,
+    RepoStatus,
+    RestorePhase,
+    RestoreStatus,
+    SyncStatus,
+    status_path,
+    write_status,
 )
-from services.sync.status import OverallState, RepoState, RepoStatus, SyncStatus, status_path, write_status
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -142,6 +144,7 @@ class Watcher:
         self.git_errors: dict[str, str] = {}
         self.hooks: dict[str, hook.HookResult] = {}
         self.restore_errors: dict[str, str] = {}
+        self.restore: RestoreStatus | None = None  # the start-up restore's progress, once there is one
         self.bundle_jobs: dict[str, _BundleJob] = {}
         self.syncing: str | None = None
         self.overall_error = ""
@@ -152,6 +155,7 @@ class Watcher:
         self._status_dirty = True
         self._status_written = 0.0
         self._warned: set[str] = set()
+        self._known_at_start: set[str] = set()
         # Figures for the log, the tests and the bench.
         self.syncs = 0
         self.uploads = 0
@@ -163,7 +167,13 @@ class Watcher:
         """Until `stop` is set: connect, restore what is missing, then watch and sync."""
         for folder in (self.dir, self.spool, self.tmp):
             state.ensure_dir(folder)
-        self.journal = Journal(self.dir / "journal.sqlite")
+        if notice.fresh_container(self.settings):
+            # Projects may be coming back: say so at once (the shells print it, the page shows it).
+            self.restore = RestoreStatus(started_at=time.time())
+            notice.write_notice(self.settings, notice.checking_text())
+        self.journal = Journal(self.dir / notice.JOURNAL_NAME)
+        # Before the first scan: a repo the journal knows already is the user's, never restored over.
+        self._known_at_start = {record.name for record in self.journal.all()}
         self.pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync")
         try:
             if not self.settings.has_workspace:
@@ -218,8 +228,8 @@ class Watcher:
         errors: type[BaseException] | tuple[type[BaseException], ...],
         describe: Callable[[BaseException], str],
     ) -> T:
-        """`attempt()` until it succeeds, showing each failure in the status, backing off; raises
-        Stopped when the watcher stops meanwhile."""
+        """`attempt()` until it succeeds, showing each failure in the status and, once per reason, on
+        the platform log, backing off; raises Stopped when the watcher stops meanwhile."""
         delay = self.options.backoff_base
         while True:
             try:
@@ -227,6 +237,10 @@ class Watcher:
             except errors as exc:
                 self.overall_error = describe(exc)
                 log.warning("%s; retrying in %.0f s", self.overall_error, delay)
+                root = self.remote.root if self.remote else ""
+                connect.announce_failure(self.settings, databricks.describe_error(exc), exc, root)
+                if self.restore is not None:
+                    self.restore.reason = self.overall_error
                 self._write_status(force=True)
                 self._wait(delay)
                 delay = min(delay * 2, self.options.backoff_max)
@@ -248,6 +262,8 @@ class Watcher:
             log.info("the workspace folder changed to %s: every repo is synced again in full", root)
         self.remote = Remote(client, root, self.stop, self.options.op_tries, self.options.op_delay)
         self.overall_error = ""
+        if self.restore is not None:
+            self.restore.remote_root, self.restore.reason = root, ""
         self.connected.set()
         log.info("mirroring %s to %s", self.settings.projects_dir, root)
 
@@ -257,13 +273,13 @@ class Watcher:
         assert self.remote is not None and self.journal is not None and self.pool is not None
         remote = self.remote
         listing = self._keep_trying(
-            lambda: remote.list_dir(remote.root), OpFailed, lambda exc: f"cannot list {remote.root}: {exc}"
+            lambda: connect.list_root(remote), OpFailed, connect.describe_listing(remote)
         )
         self.overall_error = ""
-        for leftover in self.settings.projects_dir.glob(f"{RESTORING}*"):
-            shutil.rmtree(leftover, ignore_errors=True)  # a restore killed half-way: start it over
-        if not listing:
-            return
+        connect.announce_connected(self.settings, remote.root)
+        if self.restore is None:
+            self.restore = RestoreStatus(RestorePhase.RESTORING, started_at=time.time())
+        self.restore.remote_root, self.restore.reason = remote.root, ""
         assert self.owner is not None
         ctx = RestoreContext(
             self.remote,
@@ -274,32 +290,26 @@ class Watcher:
             (self.owner.display_name or self.owner.email, self.owner.email),
             self.options.max_file_bytes,
         )
-        for name, found in sorted(candidates(listing).items()):
-            if os.path.lexists(self.settings.projects_dir / name):
-                continue  # never overwrite what is on disk
-            if self.journal.get(name) is not None:
-                continue  # deleted here during this container's life: the user's choice
-            log.info("[%s] missing locally: restoring it from the workspace", name)
-            started = time.monotonic()
-            try:
-                result = restore_repo(ctx, name, found)
-            except Stopped:
-                raise
-            except (OpFailed, GitError, OSError) as exc:
-                self.restore_errors[name] = f"restore failed: {exc}"
-                log.error("[%s] restore failed: %s (tried again at the next start)", name, exc)
-                continue
-            for line in ctx.log:
-                log.info("[%s] %s", name, line)
-            ctx.log.clear()
-            if result is None:
-                continue
-            due = time.time() if result.refresh_bundle else None
-            self.journal.restored(
-                name, result.synced, result.refs, result.manifest, f"restored {result.how}", due
-            )
-            log.info("[%s] restored %s in %.1f s", name, result.how, time.monotonic() - started)
+
+        def progressed() -> None:
+            self._scan()  # a restored repo shows as itself at once, not as "removed" until the next scan
             self._status_dirty = True
+            self._write_status(force=True)
+
+        errors = restore_missing(
+            self.settings,
+            ctx,
+            self.journal,
+            listing,
+            self._known_at_start,
+            self.restore,
+            progressed,
+            self.stop,
+            self.options.poll_interval,
+        )
+        self.restore_errors.update(errors)
+        if not self.restore.items:
+            self.restore = None  # nothing came back: nothing for the page to say
 
     # -- discovery --------------------------------------------------------------------------------
 
@@ -746,7 +756,9 @@ class Watcher:
         return count
 
     def build_status(self) -> SyncStatus:
-        status = SyncStatus(pid=os.getpid(), remote_root=self.remote.root if self.remote else "")
+        status = SyncStatus(
+            pid=os.getpid(), remote_root=self.remote.root if self.remote else "", restore=self.restore
+        )
         if not self.settings.has_workspace:
             status.state = OverallState.NO_WORKSPACE
             status.reason = self.overall_error

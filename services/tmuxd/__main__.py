@@ -20,6 +20,7 @@ from services import state
 from services.config import PROJECT_ROOT, ConfigError, Settings
 from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.shell_env import shell_environment
+from services.sync import notice
 
 log = logging.getLogger("tmuxd")
 
@@ -114,6 +115,7 @@ def main() -> int:
         return 3
     write_supervisorctl_wrapper(settings)
     write_refresh_skills_wrapper(settings)
+    notice.prepare(settings)  # before the server starts, so even the first shell says a restore runs
     config = render_config(settings)
     pid = running_server_pid(settings)
     if pid is not None:

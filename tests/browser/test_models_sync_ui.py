@@ -330,3 +330,48 @@ def test_sync_indicator_follows_the_status_file(browser: Browser, local_app: Run
     page.evaluate(VISIBILITY_JS, "visible")
     wait_until(lambda: sync_badge(page)["hidden"], timeout=3, what="sync badge hidden")
     assert not errors, errors
+
+
+RESTORE_JS = """() => { const n = document.getElementById('restore-notice');
+  return {hidden: n.hidden, text: n.querySelector('.restore-text').textContent,
+          items: [...n.querySelectorAll('.restore-items li')].map((li) => li.textContent),
+          above: n.getBoundingClientRect().bottom
+                 <= document.getElementById('terminal').getBoundingClientRect().top};
+}"""
+
+
+def test_restore_notice_above_the_terminal(browser: Browser, local_app: RunningApp) -> None:
+    stop_sync_program(local_app)
+    root = "/Users/x@example.com/projects"
+    started = time.time()
+    items = [{"name": n, "outcome": "waiting", "path": "", "message": ""} for n in ("app", "lib", "web")]
+    restore = {"phase": "restoring", "remote_root": root, "total": 3, "done": 0, "started_at": started}
+    write_sync(local_app, {"state": "idle", "repos": [], "restore": {**restore, "items": items}})
+    page, errors = open_page(browser, local_app, {}, f"?token={local_app.stack.token}")
+    notice = wait_until(lambda: (r := page.evaluate(RESTORE_JS)) and not r["hidden"] and r, what="the notice")
+    assert notice["text"] == f"Restoring 3 projects from /Workspace{root}… ~/projects fills in a moment"
+    assert notice["above"] and notice["items"] == []
+
+    # Done: the plain restores need no word; one beside a folder of the user's does, until dismissed.
+    beside = "~/projects/web is in use: left as it is, restored beside it as ~/projects/web.restored"
+    items = [
+        {
+            "name": "app",
+            "outcome": "restored",
+            "path": "projects/app",
+            "message": "restored as ~/projects/app",
+        },
+        {"name": "lib", "outcome": "into empty folder", "path": "projects/lib", "message": "..."},
+        {"name": "web", "outcome": "beside", "path": "projects/web.restored", "message": beside},
+    ]
+    restore.update(phase="done", done=3, finished_at=time.time())
+    write_sync(local_app, {"state": "idle", "repos": [], "restore": {**restore, "items": items}})
+    wait_until(lambda: page.evaluate(RESTORE_JS)["items"] == [beside], timeout=5, what="the outcome")
+    assert page.evaluate(RESTORE_JS)["text"] == f"Restored 3 projects from /Workspace{root}:"
+    page.locator("#restore-notice .restore-dismiss").click()
+    assert page.evaluate(RESTORE_JS)["hidden"]
+    page.reload()  # dismissed for this restore, for the tab's life
+    # The notice is updated right after the badge, in the same poll: once the badge has a title, it was.
+    page.wait_for_function("() => document.getElementById('sync-badge').title !== ''")
+    assert page.evaluate(RESTORE_JS)["hidden"]
+    assert not errors, errors

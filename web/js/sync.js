@@ -9,8 +9,11 @@
  */
 
 import { ApiError, errorText } from "./api.js";
+import { RestoreNotice, normaliseRestore, restoring } from "./restore.js";
 
 const POLL_MS = 5_000;
+/** While projects are being restored: the notice above the terminal follows it closely. */
+const RESTORE_POLL_MS = 1_000;
 /** Failing answers back off (doubling) up to this. */
 const MAX_BACKOFF_MS = 60_000;
 /** A gateway without the route (404): nothing to show, only look again now and then. */
@@ -33,7 +36,8 @@ const BADGE_LABELS = { synced: "synced", syncing: "syncing", error: "sync error"
  * @typedef {{name: string, state: string, last_synced_commit: string | null,
  *            last_synced_at: number | null, pending: number, last_error: string,
  *            skipped_large: string[]}} RepoSync
- * @typedef {{state: string, reason: string, now: number | null, repos: RepoSync[]}} SyncStatus
+ * @typedef {{state: string, reason: string, now: number | null, repos: RepoSync[],
+ *            restore: import("./restore.js").Restore | null}} SyncStatus
  * @typedef {"synced" | "syncing" | "error" | "off"} Level
  */
 
@@ -60,6 +64,7 @@ function normalise(data) {
     state: String(data?.state ?? "idle"),
     reason: typeof data?.reason === "string" ? data.reason : "",
     now: number(data?.now),
+    restore: normaliseRestore(data?.restore),
     repos: repos.map((/** @type {any} */ repo) => ({
       name: String(repo?.name ?? "?"),
       state: String(repo?.state ?? "pending"),
@@ -304,6 +309,7 @@ export function installSync({ term }) {
     onOpen: () => poll(), // fresh rows on opening, not up to 5 s old ones
     onClose: () => term.focus(),
   });
+  const notice = new RestoreNotice(byId("restore-notice"));
 
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") poll();
@@ -326,7 +332,10 @@ export function installSync({ term }) {
     again = false;
     let delay = POLL_MS;
     try {
-      view.update(await fetchSyncStatus());
+      const status = await fetchSyncStatus();
+      view.update(status);
+      notice.update(status.restore);
+      if (restoring(status.restore)) delay = RESTORE_POLL_MS;
       failures = 0;
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
