@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from services import workspace_errors
 from services.config import Settings
+from services.databricks import DEFAULT_TIMEOUT_SECONDS
 from services.platform_log import announce, resolved
 from services.sync.failures import Kind, OpFailed
 
@@ -51,6 +53,8 @@ def explain(settings: Settings, message: str, exc: BaseException, root: str = ""
             "put a valid personal access token of the app's owner in the app's secret (README, Deploy, "
             f"steps 1-4) and restart the app; {RETRYING}",
         )
+    # The SDK reports most network failures as "Timed out after …": name the cause under it.
+    message = workspace_errors.explain(exc, host, DEFAULT_TIMEOUT_SECONDS) or message
     return (
         f"sync cannot reach the workspace {host}: {message}",
         f"check DATABRICKS_HOST in app.yaml and that the app can reach the workspace; {RETRYING}",

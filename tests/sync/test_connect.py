@@ -37,7 +37,8 @@ def test_one_platform_line_with_the_fix_then_one_when_connected(
     host = rig.workspace.url
     if failure == "unreachable":
         rig.workspace.stop()  # the port refuses connections
-        want = f"{PREFIX} sync cannot reach the workspace {host}: "
+        port = host.rsplit(":", 1)[1]
+        want = f"{PREFIX} sync cannot reach the workspace {host}: connection to 127.0.0.1:{port} refused"
         fix = "; check DATABRICKS_HOST in app.yaml and that the app can reach the workspace; the sync keeps"
     elif failure == "token refused":
         rig.workspace.mode = "unauthorized"
