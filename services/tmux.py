@@ -72,6 +72,7 @@ class SessionInfo:
     last_activity: int
     command: str
     windows: int
+    degraded: bool = False  # a shell on the gateway's own PTY (no tmux): it ends with the gateway
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,8 +189,11 @@ class TmuxSessions:
             n += 1
         return f"{prefix}-{n}"
 
-    def create(self, name: str | None = None, cols: int = 120, rows: int = 36) -> SessionInfo:
-        """Create a detached session whose shell starts in the projects folder.
+    def create(
+        self, name: str | None = None, cols: int = 120, rows: int = 36, command: str | None = None
+    ) -> SessionInfo:
+        """Create a detached session whose shell starts in the projects folder (and runs `command`,
+        typed in as new_window does).
 
         Raises SessionExists rather than attaching to or replacing an existing session.
         """
@@ -204,6 +208,8 @@ class TmuxSessions:
             ):
                 raise TmuxError("tmux server is not running")
             raise TmuxError(message)
+        if command:
+            self._type_command(f"={name}:", command)
         return self.get(name)
 
     def _run_with_shell_path(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -296,9 +302,12 @@ class TmuxSessions:
                 raise SessionNotFound(name)
             raise TmuxError(message)
         index = int(proc.stdout.strip())
-        self._run("send-keys", "-t", f"={name}:{index}", "-l", command)
-        self._run("send-keys", "-t", f"={name}:{index}", "Enter")
+        self._type_command(f"={name}:{index}", command)
         return index
+
+    def _type_command(self, target: str, command: str) -> None:
+        self._run("send-keys", "-t", target, "-l", command)
+        self._run("send-keys", "-t", target, "Enter")
 
     def set_environment(self, key: str, value: str) -> None:
         """Set a variable for every new pane (tmux global environment)."""
