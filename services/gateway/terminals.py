@@ -135,16 +135,16 @@ class Terminals:
         """A tmux call; without tmux (degraded) a session tmux cannot be asked about does not exist."""
         try:
             return await self._run_blocking(fn, *args)
-        except TmuxError:
+        except (TmuxError, OSError) as exc:  # OSError: no binary to run at all
             if self.degraded:
                 raise SessionNotFound(str(args[0]) if args else "?") from None
-            raise
+            raise exc if isinstance(exc, TmuxError) else TmuxError(f"cannot run tmux: {exc}") from None
 
     async def list_sessions(self) -> list[SessionInfo]:
         ptys = self.ptys.list_sessions()
         try:
             in_tmux: list[SessionInfo] = await self._run_blocking(self.tmux.sessions.list_sessions)
-        except TmuxError:
+        except (TmuxError, OSError):
             if not (self.degraded or ptys):
                 raise
             in_tmux = []
@@ -220,10 +220,10 @@ class Terminals:
             return True
         try:
             return await self.tmux.exists(session)
-        except TmuxError:
+        except (TmuxError, OSError) as exc:
             if self.degraded:
                 return False
-            raise
+            raise TmuxError(str(exc)) from None
 
     async def close_all(self) -> None:
         await self.ptys.close_all()
