@@ -32,8 +32,9 @@ async def pids_from(client: TermClient, *names: str) -> list[int]:
     """Pids a shell printed as NAME=pid (computed by the shell, not echoed keystrokes)."""
     found: list[int] = []
     for name in names:
-        await client.read_until(lambda c, n=name: re.search(rf"{n}=(\d+)\s", c.text) is not None)
-        match = re.search(rf"{name}=(\d+)\s", client.text)
+        pattern = re.compile(rf"{name}=(\d+)\s")
+        await client.read_until(lambda c: pattern.search(c.text) is not None)  # noqa: B023
+        match = pattern.search(client.text)
         assert match is not None
         found.append(int(match.group(1)))
     return found
