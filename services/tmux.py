@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -312,6 +313,16 @@ class TmuxSessions:
     def set_environment(self, key: str, value: str) -> None:
         """Set a variable for every new pane (tmux global environment)."""
         self._run("set-environment", "-g", key, value)
+
+
+def server_answers(socket_path: Path) -> bool:
+    """A tmux server listens on the socket (a connect costs microseconds, a tmux command ~3 ms)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:  # no socket, a stale one (refused), or a path too long for sun_path
+            return False
+    return True
 
 
 def _target_name(args: tuple[str, ...]) -> str:

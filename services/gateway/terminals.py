@@ -12,11 +12,9 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from services import tmux_install
@@ -25,7 +23,7 @@ from services.gateway import protocol
 from services.gateway.ptys import PtySessions
 from services.gateway.terminal import Attachment, TmuxTerminals
 from services.platform_log import announce, resolved
-from services.tmux import SessionExists, SessionInfo, SessionNotFound, TmuxError
+from services.tmux import SessionExists, SessionInfo, SessionNotFound, TmuxError, server_answers
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +47,6 @@ class WindowInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def server_answers(socket_path: Path) -> bool:
-    """A tmux server listens on the socket (a connect costs microseconds, a tmux command ~3 ms)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(socket_path))
-        except OSError:  # no socket, a stale one (refused), or a path too long for sun_path
-            return False
-    return True
 
 
 class Terminals:

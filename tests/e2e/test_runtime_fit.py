@@ -29,6 +29,7 @@ from tests.helpers import (
     env_for_subprocess,
     free_port,
     gzipped_system_tmux,
+    path_without_tmux,
     short_tempdir,
     wait_until,
 )
@@ -112,18 +113,6 @@ def copy_project(dest: Path) -> None:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest / name, follow_symlinks=False)
     subprocess.run(["cp", "-a", str(PROJECT_ROOT / "web" / "node_modules"), str(dest / "web")], check=True)
-
-
-def path_without_tmux(folder: Path) -> str:
-    """A PATH of one folder linking every system command except tmux."""
-    folder.mkdir()
-    for system_dir in ("/usr/local/bin", "/usr/bin", "/bin"):
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(system_dir):
-                link = folder / entry.name
-                if entry.name != "tmux" and not link.is_symlink():
-                    link.symlink_to(entry.path)
-    return str(folder)
 
 
 @dataclass

@@ -33,7 +33,7 @@ async def pids_from(client: TermClient, *names: str) -> list[int]:
     found: list[int] = []
     for name in names:
         pattern = re.compile(rf"{name}=(\d+)\s")
-        await client.read_until(lambda c: pattern.search(c.text) is not None)  # noqa: B023
+        await client.read_until(lambda c: pattern.search(c.text) is not None)  # noqa: B023  # awaited here
         match = pattern.search(client.text)
         assert match is not None
         found.append(int(match.group(1)))
