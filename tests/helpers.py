@@ -270,5 +270,6 @@ def gzipped_system_tmux() -> tuple[bytes, str]:
     """This machine's tmux, gzipped, and the payload's sha256: a stand-in for the static build."""
     found = shutil.which("tmux")
     assert found, "the tests need tmux on PATH"
-    payload = gzip.compress(Path(found).read_bytes(), compresslevel=1)
+    # mtime=0: the same bytes (and checksum) on every call
+    payload = gzip.compress(Path(found).read_bytes(), compresslevel=1, mtime=0)
     return payload, hashlib.sha256(payload).hexdigest()
