@@ -11,7 +11,11 @@ from pathlib import Path
 
 from services import tmux_install
 from services.gateway import protocol
+from services.gateway.__main__ import build_policy
+from services.gateway.context import GatewayContext
 from services.gateway.ptys import RING_BYTES
+from services.gateway.terminals import GRACE_SECONDS, SERVER_DOWN, Terminals
+from services.tmux import TmuxSessions
 from tests.conftest import Gateway, Stack
 from tests.gateway.test_longpoll import PollClient
 from tests.helpers import TermClient, async_wait_until, free_port, start_tmuxd
@@ -269,3 +273,23 @@ async def test_once_tmux_answers_new_sessions_live_in_tmux(degraded_gateway: Gat
         kill = [str(link), "-S", str(stack.settings.tmux_socket), "kill-server"]
         await gw.ctx.run_blocking(subprocess.run, kill)
         await gw.ctx.run_blocking(tmuxd.wait, 10)
+
+
+def test_a_tmux_server_that_never_answers_degrades_after_the_grace(stack: Stack) -> None:
+    settings = stack.settings  # tmux is on PATH, but no server runs on the socket
+    ctx = GatewayContext(
+        settings,
+        TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin),
+        build_policy(settings),
+        stack.env,
+    )
+    now = [100.0]
+    terminals = Terminals(settings, ctx.terminals.tmux, ctx.terminals.ptys, ctx.run_blocking, lambda: now[0])
+    assert terminals.mode == "tmux"  # starting: tmux gets its grace period
+    now[0] += GRACE_SECONDS - 1
+    terminals.check()
+    assert terminals.mode == "tmux"
+    now[0] += 2
+    terminals.check()
+    assert terminals.mode == "degraded" and terminals.reason.startswith(SERVER_DOWN)
+    ctx.executor.shutdown()
