@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.gateway import protocol  # noqa: E402
-from services.gateway.terminal import set_winsize  # noqa: E402
+from services.gateway.ptyio import set_winsize  # noqa: E402
 from tests.helpers import TermClient, free_port, stack_env  # noqa: E402
 from tests.longpoll_client import LongPollClient  # noqa: E402
 

@@ -28,7 +28,8 @@ def start_program(socket_path: Path, name: str) -> None:
     if not socket_path.exists():
         raise SupervisorUnavailable(f"supervisord is not running (no {socket_path.name} in the state dir)")
     try:
-        _proxy(socket_path).supervisor.startProcess(name, False)
+        with _proxy(socket_path) as proxy:  # closes its socket
+            proxy.supervisor.startProcess(name, False)
     except xmlrpc.client.Fault as fault:
         if "ALREADY_STARTED" in fault.faultString:
             raise AlreadyRunning(name) from None
@@ -40,7 +41,8 @@ def start_program(socket_path: Path, name: str) -> None:
 def _ask(socket_path: Path, method: str, *args: object) -> object:
     """One XML-RPC call to supervisord; every failure becomes SupervisorUnavailable with the reason."""
     try:
-        return getattr(_proxy(socket_path).supervisor, method)(*args)
+        with _proxy(socket_path) as proxy:  # closes its socket
+            return getattr(proxy.supervisor, method)(*args)
     except xmlrpc.client.Fault as fault:
         raise SupervisorUnavailable(fault.faultString) from None
     except OSError as exc:

@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -72,6 +73,7 @@ class SessionInfo:
     last_activity: int
     command: str
     windows: int
+    degraded: bool = False  # a shell on the gateway's own PTY (no tmux): it ends with the gateway
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,8 +190,11 @@ class TmuxSessions:
             n += 1
         return f"{prefix}-{n}"
 
-    def create(self, name: str | None = None, cols: int = 120, rows: int = 36) -> SessionInfo:
-        """Create a detached session whose shell starts in the projects folder.
+    def create(
+        self, name: str | None = None, cols: int = 120, rows: int = 36, command: str | None = None
+    ) -> SessionInfo:
+        """Create a detached session whose shell starts in the projects folder (and runs `command`,
+        typed in as new_window does).
 
         Raises SessionExists rather than attaching to or replacing an existing session.
         """
@@ -204,6 +209,8 @@ class TmuxSessions:
             ):
                 raise TmuxError("tmux server is not running")
             raise TmuxError(message)
+        if command:
+            self._type_command(f"={name}:", command)
         return self.get(name)
 
     def _run_with_shell_path(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -296,13 +303,26 @@ class TmuxSessions:
                 raise SessionNotFound(name)
             raise TmuxError(message)
         index = int(proc.stdout.strip())
-        self._run("send-keys", "-t", f"={name}:{index}", "-l", command)
-        self._run("send-keys", "-t", f"={name}:{index}", "Enter")
+        self._type_command(f"={name}:{index}", command)
         return index
+
+    def _type_command(self, target: str, command: str) -> None:
+        self._run("send-keys", "-t", target, "-l", command)
+        self._run("send-keys", "-t", target, "Enter")
 
     def set_environment(self, key: str, value: str) -> None:
         """Set a variable for every new pane (tmux global environment)."""
         self._run("set-environment", "-g", key, value)
+
+
+def server_answers(socket_path: Path) -> bool:
+    """A tmux server listens on the socket (a connect costs microseconds, a tmux command ~3 ms)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:  # no socket, a stale one (refused), or a path too long for sun_path
+            return False
+    return True
 
 
 def _target_name(args: tuple[str, ...]) -> str:

@@ -17,13 +17,16 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from services import state
 from services.config import ConfigError, Settings
 
 DEFAULT_URL = (
@@ -43,6 +46,11 @@ MAX_DOWNLOAD = 20 * 1024 * 1024
 # A static tmux is a few MB; the cap only stops a runaway gzip from filling the disk.
 MAX_BINARY = 64 * 1024 * 1024
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# What a user can do about any failure here; the page and the platform log show it with the reason.
+FIX = (
+    'set CODING_AGENTS_TMUX_URL and CODING_AGENTS_TMUX_SHA256, allow github.com, or retry "tmux" on the page'
+)
+RECORD = "tmux-install.json"
 
 
 class InstallError(Exception):
@@ -73,34 +81,45 @@ def resolve_source(env: Mapping[str, str], machine: str | None = None, system: s
         url = DEFAULT_URL.format(arch=arch)
         sha256 = sha256 or DEFAULT_SHA256.get(arch, "")
     if not sha256:
-        raise InstallError(f"no known sha256 for {url}: set CODING_AGENTS_TMUX_SHA256 to its checksum")
+        raise InstallError(f"no known sha256 for {shown(url)}: set CODING_AGENTS_TMUX_SHA256 to its checksum")
     if not SHA256_HEX.fullmatch(sha256):
         raise InstallError(f"CODING_AGENTS_TMUX_SHA256 must be 64 hex digits, got {sha256!r}")
     return Source(url, sha256)
 
 
+def shown(url: str) -> str:
+    """The URL without credentials, query or fragment: messages go to a public /health and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def download(url: str) -> bytes:
+    shown_url = shown(url)
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             data: bytes = response.read(MAX_DOWNLOAD + 1)
     except urllib.error.HTTPError as exc:
-        raise InstallError(f"download failed: HTTP {exc.code} {exc.reason} from {url}") from None
+        raise InstallError(f"download failed: HTTP {exc.code} {exc.reason} from {shown_url}") from None
     except urllib.error.URLError as exc:
-        raise InstallError(f"cannot reach {url}: {exc.reason}") from None
+        raise InstallError(f"cannot reach {shown_url} ({exc.reason})") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:  # mid-body timeouts, resets, bad URLs
-        raise InstallError(f"cannot download {url}: {exc}") from None
+        raise InstallError(f"cannot download {shown_url} ({exc})") from None
     if len(data) > MAX_DOWNLOAD:
-        raise InstallError(f"download from {url} is larger than {MAX_DOWNLOAD} bytes")
+        raise InstallError(f"download from {shown_url} is larger than {MAX_DOWNLOAD} bytes")
     return data
 
 
 def verify(data: bytes, source: Source) -> None:
     got = hashlib.sha256(data).hexdigest()
     if got != source.sha256:
-        raise InstallError(f"checksum mismatch for {source.url}: expected {source.sha256}, got {got}")
+        raise InstallError(f"checksum mismatch for {shown(source.url)}: expected {source.sha256}, got {got}")
 
 
 def gunzip(data: bytes, url: str) -> bytes:
+    url = shown(url)
     if not data.startswith(b"\x1f\x8b"):
         raise InstallError(f"not a gzip file: {url}")
     try:
@@ -138,6 +157,7 @@ def tmux_version(path: Path, label: str) -> str:
 
 def install(binary: bytes, target: Path, url: str) -> str:
     """Write, test-run, then atomically rename into place; nothing is left behind on failure."""
+    url = shown(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmux-", suffix=".tmp")
     tmp = Path(tmp_name)
@@ -156,19 +176,51 @@ def install(binary: bytes, target: Path, url: str) -> str:
     return version
 
 
-def run(target: Path, env: Mapping[str, str], force: bool = False) -> str:
-    """Install tmux at target unless a working one is there; returns the message to print."""
+def run(
+    target: Path, env: Mapping[str, str], force: bool = False, say: Callable[[str], None] | None = None
+) -> str:
+    """Install tmux at target unless a working one is there; returns the message to print.
+    `say` gets the progress line (stderr by default)."""
     if not force and target.exists():
         try:
             return f"{tmux_version(target, str(target))} already installed at {target}"
         except InstallError:
             pass  # a broken leftover: replace it
     source = resolve_source(env)
-    _say(f"downloading tmux from {source.url}")
+    (say or _say)(f"downloading tmux from {shown(source.url)}")
     data = download(source.url)
     verify(data, source)
     version = install(gunzip(data, source.url), target, source.url)
     return f"installed {version} into {target}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """The last install attempt's outcome, kept in the state dir for the gateway (degraded mode)."""
+
+    ok: bool
+    message: str
+    fix: str
+    time: float
+
+
+def record_path(settings: Settings) -> Path:
+    return settings.state_dir / RECORD
+
+
+def record(settings: Settings, ok: bool, message: str) -> None:
+    state.atomic_write_json(
+        record_path(settings), {"ok": ok, "message": message, "fix": "" if ok else FIX, "time": time.time()}
+    )
+
+
+def read_record(settings: Settings) -> Record | None:
+    """The last outcome, or None when there is none (or it is unreadable: then only the binary counts)."""
+    try:
+        data = state.read_json(record_path(settings))
+        return Record(bool(data["ok"]), str(data["message"]), str(data["fix"]), float(data["time"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _say(message: str) -> None:
@@ -183,15 +235,24 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = parser.parse_args(argv)
     env = os.environ if env is None else env
     try:
-        target = Settings.from_env(env).local_bin / "tmux"
-        _say(run(target, env, force=args.force))
-    except (InstallError, ConfigError) as exc:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
         _say(f"error: {exc}")
         return 1
+    try:
+        message = run(settings.local_bin / "tmux", env, force=args.force)
+    except InstallError as exc:
+        message = str(exc)
     except OSError as exc:  # ~/.local/bin not writable, disk full
-        _say(f"error: cannot install tmux: {exc}")
-        return 1
-    return 0
+        message = f"cannot install tmux: {exc}"
+    else:
+        record(settings, True, message)
+        _say(message)
+        return 0
+    # scripts/run goes on without tmux: the gateway shows this reason (degraded mode).
+    record(settings, False, message)
+    _say(f"error: {message}")
+    return 1
 
 
 if __name__ == "__main__":

@@ -143,6 +143,19 @@ async def gateway(stack: Stack, tmux: TmuxSessions) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
+async def degraded_gateway(stack: Stack) -> AsyncIterator[Gateway]:
+    """The gateway without tmux, as after a failed install: CODING_AGENTS_TMUX names a missing file
+    (tests may put a tmux there later) and no tmux server runs."""
+    stack.env["CODING_AGENTS_TMUX"] = str(stack.root / "bin" / "tmux")
+    settings = stack.settings
+    sessions = TmuxSessions.for_socket(
+        settings.tmux_socket, settings.tmux_bin, settings.projects_dir, shell_path(settings, stack.env)
+    )
+    async with serve_gateway(stack, sessions, build_policy(settings)) as gw:
+        yield gw
+
+
+@pytest.fixture
 async def apps_gateway(stack: Stack, tmux: TmuxSessions, workspace: FakeWorkspace) -> AsyncIterator[Gateway]:
     async with serve_apps_gateway(stack, tmux, workspace) as gw:
         yield gw
@@ -179,7 +192,7 @@ async def serve_gateway(stack: Stack, tmux: TmuxSessions, policy: AccessPolicy) 
         polls=PollRegistry(),
         registry=registry.load(),
     )
-    tmux.ensure("main")
+    await ctx.terminals.ensure("main")
     server = HTTPServer(make_app(ctx, "test-cookie-secret"))
     server.listen(stack.port, "127.0.0.1")
     http = AsyncHTTPClient(force_instance=True)

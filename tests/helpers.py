@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -212,7 +213,8 @@ def env_for_subprocess() -> dict[str, str]:
 class FileServer:
     """Fixed payloads over real HTTP on 127.0.0.1 (404 for other paths), counting requests per path."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], port: int = 0) -> None:
+        """`port`: a fixed one, e.g. a URL's that was unreachable until now."""
         self.files = dict(files)
         self.requests: Counter[str] = Counter()
         server = self
@@ -232,7 +234,7 @@ class FileServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep pytest output clean
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         # A short poll interval: shutdown() waits for the serving loop's next wake-up.
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -252,9 +254,22 @@ class FileServer:
         self.close()
 
 
+def path_without_tmux(folder: Path) -> str:
+    """A PATH of one folder linking every system command except tmux."""
+    folder.mkdir()
+    for system_dir in ("/usr/local/bin", "/usr/bin", "/bin"):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(system_dir):
+                link = folder / entry.name
+                if entry.name != "tmux" and not link.is_symlink():
+                    link.symlink_to(entry.path)
+    return str(folder)
+
+
 def gzipped_system_tmux() -> tuple[bytes, str]:
     """This machine's tmux, gzipped, and the payload's sha256: a stand-in for the static build."""
     found = shutil.which("tmux")
     assert found, "the tests need tmux on PATH"
-    payload = gzip.compress(Path(found).read_bytes(), compresslevel=1)
+    # mtime=0: the same bytes (and checksum) on every call
+    payload = gzip.compress(Path(found).read_bytes(), compresslevel=1, mtime=0)
     return payload, hashlib.sha256(payload).hexdigest()

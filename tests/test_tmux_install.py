@@ -118,7 +118,7 @@ def test_unreachable_server_is_a_clear_error(installer: Installer) -> None:
     url = f"http://127.0.0.1:{free_port()}/tmux.gz"  # nothing listens there any more
     result = installer.run(None, TMUX_SHA, url=url)
     assert result.returncode == 1
-    assert f"error: cannot reach {url}: " in result.stderr
+    assert f"error: cannot reach {url} (" in result.stderr
     assert "refused" in result.stderr.lower()
 
 

@@ -19,6 +19,7 @@ from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolic
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
+from services.gateway.terminals import GRACE_SECONDS
 from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.setup import registry
 from services.shell_env import shell_environment, shell_path
@@ -76,12 +77,19 @@ class Gateway:
 
     async def ensure_default_session(self) -> None:
         # tmux starts beside us under supervisord; wait for it rather than failing the first page.
-        for _ in range(200):
+        # Without tmux (degraded mode, decided at once when there is no binary) the session is a
+        # shell on our own PTY; a tmux server that never answers degrades after the grace period.
+        deadline = asyncio.get_running_loop().time() + GRACE_SECONDS + 5
+        while True:
+            self.ctx.terminals.check()
             try:
-                await self.ctx.run_blocking(self.ctx.sessions.ensure, DEFAULT_SESSION)
-                log.info("default session %r ready", DEFAULT_SESSION)
+                await self.ctx.terminals.ensure(DEFAULT_SESSION)
+                mode = "without tmux (degraded)" if self.ctx.terminals.degraded else "in tmux"
+                log.info("default session %r ready, %s", DEFAULT_SESSION, mode)
                 return
             except TmuxError:
+                if asyncio.get_running_loop().time() > deadline:
+                    break
                 await asyncio.sleep(0.05)
         log.error("tmux server not reachable at %s; sessions unavailable", self.settings.tmux_socket)
 
@@ -98,6 +106,7 @@ class Gateway:
         self.server.listen(self.settings.port, self.settings.bind_host)
         log.info("listening on http://%s:%d", self.settings.bind_host, self.settings.port)
         default_session = asyncio.create_task(self.ensure_default_session())
+        tmux_watch = asyncio.create_task(self.ctx.terminals.watch())
         owner_lookup = asyncio.create_task(self.resolver.run()) if self.resolver else None
         assert self.ctx.polls is not None
         expiry = PeriodicCallback(self.expire_idle_polls, 10_000)
@@ -109,6 +118,7 @@ class Gateway:
         log.info("stopping")
         expiry.stop()
         default_session.cancel()
+        tmux_watch.cancel()
         if owner_lookup is not None:
             owner_lookup.cancel()
         self.server.stop()

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.config import Settings
 from services.gateway.auth import AccessPolicy
+from services.gateway.ptys import PtySessions
+from services.gateway.terminal import TerminalChannel, TmuxAttachment, TmuxTerminals
+from services.gateway.terminals import Terminals
 from services.setup.registry import Registry
+from services.shell_env import shell_environment
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
     from services.gateway.longpoll import PollRegistry
-    from services.gateway.terminal import TerminalChannel, TmuxAttachment
 
 T = TypeVar("T")
 
@@ -26,7 +29,8 @@ class GatewayContext:
     settings: Settings
     sessions: TmuxSessions
     policy: AccessPolicy
-    # Environment for `tmux attach` clients (not for shells: those inherit the tmux server's).
+    # Environment for `tmux attach` clients; shells in tmux inherit the tmux server's, degraded
+    # shells (no tmux) get services.shell_env's environment built from it.
     attach_env: Mapping[str, str]
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="tmux")
@@ -37,6 +41,15 @@ class GatewayContext:
     # agents.yaml, for launchers; None with the reason when it does not load.
     registry: Registry | None = None
     registry_error: str = ""
+    # Every session, in tmux or (degraded) on the gateway's own PTYs: what handlers talk to.
+    terminals: Terminals = field(init=False)
+
+    def __post_init__(self) -> None:
+        tmux = TmuxTerminals(self.sessions, self.run_blocking, self.attach_env, self.attachments)
+        ptys = PtySessions(
+            shell_environment(self.settings, self.attach_env), self.settings.projects_dir, self.run_blocking
+        )
+        self.terminals = Terminals(self.settings, tmux, ptys, self.run_blocking)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (libtmux, file I/O) off the event loop."""
@@ -44,12 +57,14 @@ class GatewayContext:
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
 
     async def close_all(self, timeout: float = 3.0) -> None:
-        """Close every terminal channel and wait (bounded) for the attach clients to be reaped."""
+        """Close every terminal channel, wait (bounded) for the attach clients to be reaped, and
+        kill the degraded shells (they cannot outlive this process)."""
         for channel in list(self.channels):
             channel.close()
         self.channels.clear()
         if self.polls is not None:
             self.polls.close_all()
+        await self.terminals.close_all()
         waits = [asyncio.create_task(a.exited.wait()) for a in list(self.attachments)]
         if waits:
             await asyncio.wait(waits, timeout=timeout)

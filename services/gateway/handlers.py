@@ -1,4 +1,5 @@
-"""HTTP and WebSocket handlers. Thin: sessions live in services.tmux, terminals in terminal.py."""
+"""HTTP and WebSocket handlers. Thin: sessions live behind ctx.terminals (terminals.py), terminal
+connections in terminal.py."""
 
 from __future__ import annotations
 
@@ -156,7 +157,16 @@ class HealthHandler(BaseHandler):
             setup_state = read_status(status_path(self.ctx.settings)).state.value
         except (OSError, ValueError):
             setup_state = "unknown"
-        self.write({"status": "ok", "setup": setup_state})
+        terminals = self.ctx.terminals
+        self.write(
+            {
+                "status": "ok",
+                "setup": setup_state,
+                # Whether shells survive a gateway restart; the reason names no secret (URLs shown bare).
+                "terminal": terminals.mode,
+                "terminal_reason": terminals.reason,
+            }
+        )
 
 
 class SetupRetryHandler(BaseHandler):
@@ -356,11 +366,18 @@ def _tmux_unavailable(exc: TmuxError) -> web.HTTPError:
 
 class SessionsHandler(BaseHandler):
     async def get(self) -> None:
+        terminals = self.ctx.terminals
         try:
-            sessions = await self.ctx.run_blocking(self.ctx.sessions.list_sessions)
+            sessions = await terminals.list_sessions()
         except TmuxError as exc:
             raise _tmux_unavailable(exc) from None
-        self.write({"sessions": [s.to_json() for s in sessions]})
+        self.write(
+            {
+                "sessions": [s.to_json() for s in sessions],
+                "terminal": terminals.mode,
+                "terminal_reason": terminals.reason,
+            }
+        )
 
     async def post(self) -> None:
         body = self.json_body()
@@ -375,7 +392,7 @@ class SessionsHandler(BaseHandler):
             except protocol.ProtocolError as exc:
                 raise web.HTTPError(400, str(exc)) from None
         try:
-            info = await self.ctx.run_blocking(self.ctx.sessions.create, name, size.cols, size.rows)
+            info = await self.ctx.terminals.create(name, size.cols, size.rows)
         except SessionExists as exc:
             raise web.HTTPError(409, str(exc)) from None
         except TmuxError as exc:
@@ -388,7 +405,7 @@ class SessionHandler(BaseHandler):
     async def get(self, raw: str) -> None:
         name = _session_name(raw)
         try:
-            info = await self.ctx.run_blocking(self.ctx.sessions.get, name)
+            info = await self.ctx.terminals.get(name)
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
         except TmuxError as exc:
@@ -398,7 +415,7 @@ class SessionHandler(BaseHandler):
     async def delete(self, raw: str) -> None:
         name = _session_name(raw)
         try:
-            await self.ctx.run_blocking(self.ctx.sessions.kill, name)
+            await self.ctx.terminals.kill(name)
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
         except TmuxError as exc:
@@ -419,13 +436,13 @@ class WindowsHandler(BaseHandler):
             known = ", ".join(a.id for a in self.ctx.registry.agents)
             raise web.HTTPError(400, f"'agent' must be one of: {known}")
         try:
-            index = await self.ctx.run_blocking(self.ctx.sessions.new_window, name, agent.id, agent.launch)
+            window = await self.ctx.terminals.new_window(name, agent.id, agent.launch)
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
         except TmuxError as exc:
             raise _tmux_unavailable(exc) from None
         self.set_status(201)
-        self.write({"window": {"index": index, "name": agent.id}})
+        self.write({"window": window.to_json()})
 
 
 def _query_size(handler: web.RequestHandler) -> protocol.Resize:
@@ -510,16 +527,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         name = _session_name(args[0])
         size = _query_size(self)
         sink = WebSocketSink(self)
-        self.channel = TerminalChannel(
-            self.ctx.sessions,
-            self.ctx.run_blocking,
-            name,
-            size,
-            sink,
-            "websocket",
-            self.ctx.attach_env,
-            self.ctx.attachments,
-        )
+        self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket")
         sink.channel = self.channel
         self.ctx.channels.add(self.channel)
         await self.channel.open()
@@ -557,16 +565,7 @@ class PollOpenHandler(BaseHandler):
         name = _session_name(raw)
         size = _query_size(self)
         sink = PollSink()
-        channel = TerminalChannel(
-            self.ctx.sessions,
-            self.ctx.run_blocking,
-            name,
-            size,
-            sink,
-            "longpoll",
-            self.ctx.attach_env,
-            self.ctx.attachments,
-        )
+        channel = TerminalChannel(self.ctx.terminals, name, size, sink, "longpoll")
         sink.channel = channel
         if not await channel.open():
             channel.close()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from services import skills
 from services.setup import configurers
 from services.setup.steps import StepContext, StepFailed, StepSkipped
+from services.setup.tmux_step import install_tmux
 
 Builtin = Callable[[StepContext], None]
 
@@ -43,6 +44,7 @@ def workspace_identity(ctx: StepContext) -> None:
 BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
     "skills": skills.setup_step,
+    "tmux": install_tmux,
 }
 
 # Agent configurers, each run as its own step after the agent's install (names valid in agents.yaml).

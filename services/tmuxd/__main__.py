@@ -3,6 +3,10 @@
 Runs `tmux -D` in the foreground so supervisord owns it. If a tmux server from an earlier run still
 serves the socket (supervisord was killed, the server outlived it), adopt it instead of failing:
 wait for it to exit and forward SIGTERM, so its shells survive a supervisord crash.
+
+Without a working tmux binary it exits with NO_TMUX, which supervisord.conf lists as expected: the
+gateway serves shells itself (degraded mode) and the setup step "tmux" starts this program again
+once it has installed tmux.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from services import state
@@ -21,10 +26,15 @@ from services.config import PROJECT_ROOT, ConfigError, Settings
 from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.shell_env import shell_environment
 from services.sync import notice
+from services.tmux_install import InstallError, tmux_version
 
 log = logging.getLogger("tmuxd")
 
 TEMPLATE = Path(__file__).with_name("tmux.conf")
+NO_TMUX = 78  # EX_CONFIG; supervisord.conf: exitcodes=78, autorestart=unexpected
+# supervisord counts an exit before `startsecs` (1 s for this program) as a failed start, retried into
+# FATAL whatever the code; after it, an expected code is a clean EXITED.
+MIN_LIFETIME_SECONDS = 1.2
 
 
 def render_config(settings: Settings) -> Path:
@@ -99,7 +109,20 @@ def adopt(pid: int) -> int:
             continue
 
 
+def no_tmux(reason: str, started: float) -> int:
+    """Exit as supervisord expects when there is no tmux to run (see NO_TMUX)."""
+    # Not announced: the gateway puts the one degraded-mode line on the platform log.
+    log.error(
+        "%s; the gateway serves shells without tmux (degraded mode) until the setup step "
+        '"tmux" installs it and starts this program again',
+        reason,
+    )
+    time.sleep(max(0.0, MIN_LIFETIME_SECONDS - (time.monotonic() - started)))
+    return NO_TMUX
+
+
 def main() -> int:
+    started = time.monotonic()
     setup_logging("tmuxd")
     try:
         settings = Settings.from_env()
@@ -111,8 +134,11 @@ def main() -> int:
     settings.projects_dir.mkdir(parents=True, exist_ok=True)
     settings.local_bin.mkdir(parents=True, exist_ok=True)
     if not Path(settings.tmux_bin).exists():
-        log.error("tmux not found at %s: install tmux or run scripts/run to fetch it", settings.tmux_bin)
-        return 3
+        return no_tmux(f"tmux not found at {settings.tmux_bin}", started)
+    try:
+        tmux_version(Path(settings.tmux_bin), settings.tmux_bin)
+    except InstallError as exc:
+        return no_tmux(str(exc), started)
     write_supervisorctl_wrapper(settings)
     write_refresh_skills_wrapper(settings)
     notice.prepare(settings)  # before the server starts, so even the first shell says a restore runs

@@ -15,7 +15,9 @@ import pytest
 
 from services.config import PROJECT_ROOT
 from tests.conftest import Stack
-from tests.helpers import wait_until
+from tests.helpers import free_port, gzipped_system_tmux, path_without_tmux, wait_until
+
+TMUX_ASSET = "/tmux.gz"
 
 
 @dataclass
@@ -54,7 +56,23 @@ class RunningApp:
         return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(logs.glob("*.log")))
 
 
-def start_app(stack: Stack) -> RunningApp:
+def without_tmux(stack: Stack) -> int:
+    """Make the stack a Databricks App whose tmux download fails: no tmux on PATH, and
+    CODING_AGENTS_TMUX_URL on a port where nothing listens. Returns that port (for a FileServer
+    serving TMUX_ASSET later: the same URL then works)."""
+    port = free_port()
+    _, checksum = gzipped_system_tmux()
+    venv_bin = stack.env["PATH"].split(":")[0]
+    stack.env.update(
+        PATH=f"{venv_bin}:{path_without_tmux(stack.root / 'bin')}",
+        CODING_AGENTS_TMUX_URL=f"http://127.0.0.1:{port}{TMUX_ASSET}",
+        CODING_AGENTS_TMUX_SHA256=checksum,
+    )
+    return port
+
+
+def start_app(stack: Stack, tmux: bool = True) -> RunningApp:
+    """scripts/run, until the gateway answers and (with `tmux`) the tmux program runs."""
     with open(stack.root / "run.out", "ab") as out:  # append: supervisord opens /dev/stdout itself too
         proc = subprocess.Popen(
             [str(PROJECT_ROOT / "scripts" / "run")],
@@ -66,7 +84,8 @@ def start_app(stack: Stack) -> RunningApp:
     app = RunningApp(stack, proc)
     try:
         wait_until(app.healthy, timeout=60, what="gateway /health")
-        wait_until(lambda: "RUNNING" in app.ctl("status", "tmux"), timeout=30, what="tmux RUNNING")
+        if tmux:
+            wait_until(lambda: "RUNNING" in app.ctl("status", "tmux"), timeout=30, what="tmux RUNNING")
     except AssertionError:
         stop_app(app)
         raise AssertionError((stack.root / "run.out").read_text() + app.log()) from None

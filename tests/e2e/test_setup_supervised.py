@@ -70,7 +70,7 @@ def test_setup_runs_beside_a_usable_terminal_and_retries_from_the_page(
     wait_until(lambda: states(app).get("slow") == "running", timeout=20, what="setup running")
     asyncio.run(answer_in_terminal(app))  # the first prompt does not wait for setup
     health = json.loads(urllib.request.urlopen(app.url + "/health", timeout=5).read())
-    assert health == {"status": "ok", "setup": "running"}
+    assert health == {"status": "ok", "setup": "running", "terminal": "tmux", "terminal_reason": ""}
 
     (stack.root / "release").touch()
     wait_until(

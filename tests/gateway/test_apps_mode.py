@@ -54,7 +54,13 @@ async def session_cookie(gw: Gateway) -> str:
 
 async def test_health_is_public(apps_gateway: Gateway) -> None:
     response = await apps_gateway.fetch("/health", auth=False)
-    assert response.code == 200 and json.loads(response.body) == {"status": "ok", "setup": "pending"}
+    assert response.code == 200
+    assert json.loads(response.body) == {
+        "status": "ok",
+        "setup": "pending",
+        "terminal": "tmux",
+        "terminal_reason": "",
+    }
 
 
 @pytest.mark.parametrize("email", [OWNER_EMAIL, OWNER_EMAIL.lower(), OWNER_EMAIL.upper(), f" {OWNER_EMAIL} "])

@@ -58,7 +58,12 @@ async def test_foreign_origin_is_refused_on_mutations(gateway: Gateway, method: 
 async def test_health_needs_nothing(gateway: Gateway) -> None:
     response = await gateway.fetch("/health", auth=False)
     assert response.code == 200
-    assert json.loads(response.body) == {"status": "ok", "setup": "pending"}
+    assert json.loads(response.body) == {
+        "status": "ok",
+        "setup": "pending",
+        "terminal": "tmux",
+        "terminal_reason": "",
+    }
 
 
 async def test_start_url_sets_a_strict_httponly_cookie_and_strips_the_token(gateway: Gateway) -> None:

@@ -33,7 +33,7 @@ async def test_serves_the_status_file_and_health_only_the_state(gateway: Gateway
         ("micro", "failed", "checksum mismatch"),
     ]
     health = json.loads((await gateway.fetch("/health", auth=False)).body)
-    assert health == {"status": "ok", "setup": "running"}
+    assert health == {"status": "ok", "setup": "running", "terminal": "tmux", "terminal_reason": ""}
     assert (await gateway.fetch("/api/setup-status", auth=False)).code == 401
 
 

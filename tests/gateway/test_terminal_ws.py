@@ -16,7 +16,8 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
 from services.gateway import protocol
-from services.gateway.terminal import FloodMeter, TmuxAttachment
+from services.gateway.ptyio import FloodMeter
+from services.gateway.terminal import TmuxAttachment
 from tests.conftest import Gateway
 from tests.helpers import TermClient, async_wait_until
 

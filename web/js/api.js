@@ -53,13 +53,21 @@ export async function errorText(response) {
 
 /**
  * @typedef {{name: string, created: number, clients: number, last_activity: number,
- *            command: string, windows: number}} SessionInfo
+ *            command: string, windows: number, degraded: boolean}} SessionInfo
+ *   degraded: a shell on the gateway's own PTY (no tmux), which ends when the gateway restarts
+ * @typedef {{sessions: SessionInfo[], terminal: string, terminalReason: string}} SessionList
+ *   terminal: "tmux", or "degraded" when new sessions cannot live in tmux (terminalReason says why)
  */
 
-/** @returns {Promise<SessionInfo[]>} */
+/** @returns {Promise<SessionList>} */
 export async function listSessions() {
   const response = await request("/api/sessions");
-  return (await response.json()).sessions;
+  const body = await response.json();
+  return {
+    sessions: body.sessions,
+    terminal: String(body.terminal ?? "tmux"),
+    terminalReason: String(body.terminal_reason ?? ""),
+  };
 }
 
 /**

@@ -6,6 +6,7 @@
 import * as api from "./api.js";
 import { enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
+import { DegradedBanner } from "./degraded.js";
 import { KeyBar } from "./keybar.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
@@ -34,6 +35,7 @@ const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ 
   onCreate: () => createAndOpenSession(),
   onClose: (name) => closeSession(name),
 });
+const banner = new DegradedBanner(byId("degraded-banner"), toast);
 const overlay = {
   box: byId("session-overlay"),
   text: byId("session-overlay-text"),
@@ -75,7 +77,16 @@ fit(); // before connecting, so the first attach already has this window's size
 openSession(sessionFromUrl());
 refreshTabs();
 // After the terminal has started connecting: setup is shown beside it, never waited for.
-installSetup({ term, toast, session: () => currentSession });
+installSetup({
+  term,
+  toast,
+  session: () => currentSession,
+  // Without tmux an agent gets a session (a tab) of its own rather than a window.
+  openSession: async (name) => {
+    await refreshTabs();
+    openSession(name);
+  },
+});
 installSync({ term });
 setInterval(() => {
   if (document.visibilityState === "visible") refreshTabs();
@@ -212,7 +223,9 @@ async function closeSession(name) {
 /** @returns {Promise<api.SessionInfo[] | null>} null when the list could not be fetched */
 async function refreshTabs() {
   try {
-    knownSessions = await api.listSessions();
+    const list = await api.listSessions();
+    knownSessions = list.sessions;
+    banner.show(list);
   } catch {
     return null; // the connection indicator already tells the user the gateway is unreachable
   }

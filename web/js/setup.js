@@ -80,16 +80,20 @@ export async function retrySetup(step) {
 }
 
 /**
- * Opens a tmux window running `agent` in `session` (tmux shows the new window at once).
+ * Opens a tmux window running `agent` in `session` (tmux shows the new window at once); without
+ * tmux, a session of its own, whose name comes back.
  * @param {string} session
  * @param {string} agent
+ * @returns {Promise<string>} the session the agent runs in
  */
 export async function openAgentWindow(session, agent) {
-  await request(`/api/sessions/${encodeURIComponent(session)}/windows`, {
+  const response = await request(`/api/sessions/${encodeURIComponent(session)}/windows`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ agent }),
   });
+  const body = await response.json();
+  return String(body?.window?.session ?? session);
 }
 
 /**
@@ -722,10 +726,11 @@ class SetupPanel {
 // ---- wiring ---------------------------------------------------------------------------------
 
 /**
- * @param {{term: Terminal, toast: Toast, session(): string}} page the terminal (for focus), the
- *   toast for errors, and the session that launchers open their windows in
+ * @param {{term: Terminal, toast: Toast, session(): string, openSession(name: string): void}} page
+ *   the terminal (for focus), the toast for errors, the session that launchers open their windows
+ *   in, and how to show another session (an agent launched without tmux gets its own)
  */
-export function installSetup({ term, toast, session }) {
+export function installSetup({ term, toast, session, openSession }) {
   const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
   const clock = new ServerClock();
   /** @type {SetupStatus | null} */
@@ -846,8 +851,10 @@ export function installSetup({ term, toast, session }) {
   /** @param {string} agent @param {string} title */
   async function launch(agent, title) {
     try {
-      await openAgentWindow(session(), agent);
+      const current = session();
+      const opened = await openAgentWindow(current, agent);
       panel.close(false);
+      if (opened !== current) openSession(opened);
       term.focus();
     } catch (error) {
       toast.show(`Could not start ${title}: ${/** @type {Error} */ (error).message}`);

@@ -56,12 +56,15 @@ export class SessionTabs {
     const names = this.#sessions.map((session) => session.name);
     // Keep a tab for the open session even when it is gone, so the bar shows where you are.
     const missing = names.includes(this.#current) ? null : this.#current;
-    const shown = this.#sessions.map((session) => [session.name, describe(session)]);
+    const shown = this.#sessions.map((session) => [session.name, describe(session), session.degraded === true]);
+    // Degraded (no tmux) sessions are marked: they end when the web process restarts.
     const key = JSON.stringify([shown, this.#current]);
     if (key === this.#renderedKey) return;
     this.#renderedKey = key;
 
-    const items = shown.map(([name, title]) => this.#tab(name, title));
+    const items = shown.map(([name, title, degraded]) =>
+      this.#tab(String(name), String(title), degraded ? "degraded" : undefined),
+    );
     if (missing) items.push(this.#tab(missing, "this session does not exist", "missing"));
     this.#list.replaceChildren(...items);
     if (this.#scrolledTo !== this.#current) {
@@ -108,5 +111,6 @@ export class SessionTabs {
 function describe(session) {
   const windows = session.windows === 1 ? "1 window" : `${session.windows} windows`;
   const clients = session.clients === 1 ? "1 client" : `${session.clients} clients`;
-  return `${session.name}: ${session.command || "shell"} · ${windows} · ${clients}`;
+  const kind = session.degraded ? " · without tmux: ends when the web process restarts" : "";
+  return `${session.name}: ${session.command || "shell"} · ${windows} · ${clients}${kind}`;
 }
