@@ -10,9 +10,13 @@ log without any help.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
 import sys
 import threading
+from pathlib import Path
 
 PREFIX = "[coding-agents]"
 MAX_LINE = 1000
@@ -66,3 +70,47 @@ def setup_logging(program: str, level: int = logging.INFO) -> None:
         stream=sys.stdout,
         force=True,
     )
+
+
+def relay(fifo: Path, watched_pid: int, out_fd: int = 1) -> None:
+    """Copy what programs write into `fifo` to `out_fd` until `watched_pid` (supervisord) exits.
+
+    supervisord writes each program's stderr to a file it opens by name; the platform's stdout may be
+    a pipe or file this user cannot reopen by name (/dev/stdout of a root-made pipe), so scripts/run
+    hands supervisord this FIFO, and this relay, which inherited the real stdout, copies it across.
+    Holding a write end of its own means no EOF while programs restart; the pidfd ends it.
+    """
+    read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    keep_open = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        watched = os.pidfd_open(watched_pid)
+    except ProcessLookupError:
+        return
+    try:
+        while True:
+            ready, _, _ = select.select([read_fd, watched], [], [])
+            if read_fd in ready:
+                _copy_available(read_fd, out_fd)
+            if watched in ready:
+                _copy_available(read_fd, out_fd)  # the last words of programs stopping with it
+                return
+    finally:
+        for fd in (read_fd, keep_open, watched):
+            os.close(fd)
+
+
+def _copy_available(read_fd: int, out_fd: int) -> None:
+    while True:
+        try:
+            data = os.read(read_fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        with contextlib.suppress(OSError):  # the platform stopped reading: nothing else to tell it
+            os.write(out_fd, data)
+
+
+if __name__ == "__main__":
+    # scripts/run: python -m services.platform_log FIFO PID
+    relay(Path(sys.argv[1]), int(sys.argv[2]))

@@ -2,14 +2,16 @@
 identity headers the real one adds after its SSO, and can swallow WebSocket upgrades the way some
 proxies in front of Apps have.
 
-One request per client connection (it sends `Connection: close` upstream), so every request gets the
-headers; a WebSocket upgrade is forwarded byte for byte after its head.
+Keep-alive like the real one: each request head on a client connection is rewritten (bodies are sized
+by Content-Length; our clients send no chunked bodies), answers flow back byte for byte, and after a
+WebSocket upgrade both directions are piped as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import uuid
 from types import TracebackType
@@ -26,6 +28,7 @@ IDENTITY_HEADERS = (
     "x-request-id",
 )
 MAX_HEAD = 64 * 1024
+CONTENT_LENGTH = re.compile(rb"^content-length:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class AppsProxy:
@@ -90,7 +93,7 @@ class AppsProxy:
         for line in lines:
             name, _, value = line.partition(":")
             lower = name.strip().lower()
-            if lower in IDENTITY_HEADERS or (lower == "connection" and "upgrade" not in value.lower()):
+            if lower in IDENTITY_HEADERS:
                 continue
             if lower == "upgrade" and value.strip().lower() == "websocket":
                 upgrade = True
@@ -105,30 +108,40 @@ class AppsProxy:
             "X-Real-Ip: 198.51.100.7",
             f"X-Request-Id: {uuid.uuid4()}",
         ]
-        if not upgrade:
-            kept.append("Connection: close")
         return ("\r\n".join([request_line, *kept]) + "\r\n\r\n").encode("latin-1"), upgrade
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
+        answers: asyncio.Task[None] | None = None
         try:
-            try:
-                raw = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                return
-            head, upgrade = self.rewrite(raw[:-4])
-            if upgrade and self.block_websocket:
-                # Accept and never answer, until the browser gives up: what a swallowing proxy does.
-                self.swallowed_upgrades += 1
-                while await reader.read(65536):
-                    pass
-                return
-            up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-            upstream.write(head)
-            await asyncio.gather(self._pipe(reader, upstream), self._pipe(up_reader, writer, last=True))
-        except (ConnectionError, OSError, asyncio.CancelledError):
+            while True:
+                try:
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    return
+                head, upgrade = self.rewrite(raw[:-4])
+                if upgrade and self.block_websocket:
+                    # Accept and never answer, until the browser gives up: what a swallowing proxy does.
+                    self.swallowed_upgrades += 1
+                    while await reader.read(65536):
+                        pass
+                    return
+                if upstream is None:
+                    up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+                    answers = asyncio.ensure_future(self._pipe(up_reader, writer, last=True))
+                upstream.write(head)
+                if upgrade:
+                    await self._pipe(reader, upstream)
+                    return
+                sized = CONTENT_LENGTH.search(raw)
+                if sized and int(sized.group(1)):
+                    upstream.write(await reader.readexactly(int(sized.group(1))))
+                await upstream.drain()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
+            if answers is not None:
+                answers.cancel()
             for stream in (upstream, writer):
                 if stream is not None:
                     stream.close()

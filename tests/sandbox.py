@@ -193,6 +193,7 @@ class Sandbox:
     account: pwd.struct_passwd
     path: str
     port: int = field(default_factory=free_port)
+    proxy_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -223,6 +224,8 @@ class Sandbox:
             "DATABRICKS_APP_NAME": APP_NAME,
             "DATABRICKS_APP_PORT": str(self.port),
             "CODING_AGENTS_OWNER": OWNER,
+            # Not DATABRICKS_APP_PORT + 1, which another test's server may hold.
+            "CODING_AGENTS_PROXY_PORT": str(self.proxy_port),
             **{name: os.environ[name] for name in NETWORK_ENV if name in os.environ},
             **extra,
         }

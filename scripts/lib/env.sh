@@ -12,15 +12,6 @@ fi
 export CODING_AGENTS_STATE_DIR="${CODING_AGENTS_STATE_DIR:-$HOME/.coding-agents}"
 export DATABRICKS_APP_PORT="${DATABRICKS_APP_PORT:-8000}"
 export CODING_AGENTS_PYTHON="$ROOT/.venv/bin/python"
-# Where programs' stderr goes (services/platform_log.py): this script's stdout, which is the log
-# Databricks Apps shows. A stdout supervisord cannot open by name (a socket) falls back to a file.
-if [ -z "${CODING_AGENTS_PLATFORM_LOG:-}" ]; then
-  if [ -w /dev/stdout ] && { true >>/proc/self/fd/1; } 2>/dev/null; then
-    export CODING_AGENTS_PLATFORM_LOG=/dev/stdout
-  else
-    export CODING_AGENTS_PLATFORM_LOG="$CODING_AGENTS_STATE_DIR/logs/platform.log"
-  fi
-fi
 export PATH="$HOME/.local/bin:$PATH"
 unset TMUX TMUX_PANE
 

@@ -58,20 +58,30 @@ def install_tmux(ctx: StepContext) -> None:
 
 
 def start_tmux_program(ctx: StepContext) -> None:
-    """Ask supervisord to start `tmux` (it exited for want of a binary) and wait for its server."""
+    """Have supervisord run `tmux` (it exited for want of a binary) until its server answers.
+
+    At a start, this step runs while tmuxd may still be on its way out (it stays up 1.2 s before
+    exiting 78 so supervisord calls that expected): a program that is "already running" then is the
+    dying one, so starting is retried until the server answers, not tried once.
+    """
     settings = ctx.settings
-    try:
-        start_program(settings.state_dir / "supervisor.sock", "tmux")
-        ctx.log.line("supervisord is starting the tmux program")
-    except AlreadyRunning:
-        ctx.log.line("the tmux program is already running")
-    except SupervisorUnavailable as exc:
-        raise StepFailed(f"tmux is installed, but the tmux program could not be started: {exc}") from None
+    socket = settings.state_dir / "supervisor.sock"
     deadline = time.monotonic() + SERVER_WAIT_SECONDS
+    said = ""
     while not server_answers(settings.tmux_socket):
         if time.monotonic() > deadline:
             raise StepFailed(
                 f"the tmux server did not answer within {SERVER_WAIT_SECONDS:g} s (scripts/ctl tail tmux)"
             )
-        time.sleep(0.05)
+        try:
+            start_program(socket, "tmux")
+            message = "supervisord is starting the tmux program"
+        except AlreadyRunning:
+            message = "the tmux program is running; waiting for its server"
+        except SupervisorUnavailable as exc:
+            raise StepFailed(f"tmux is installed, but the tmux program could not be started: {exc}") from None
+        if message != said:
+            ctx.log.line(message)
+            said = message
+        time.sleep(0.1)
     ctx.log.line("the tmux server answers: new sessions live in tmux")

@@ -5,6 +5,7 @@ through a proxy that adds the identity headers."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import time
@@ -17,11 +18,14 @@ import pytest
 
 from tests import sandbox
 from tests.apps_proxy import AppsProxy
-from tests.helpers import FileServer, TermClient, gzipped_system_tmux, wait_until
+from tests.helpers import FileServer, TermClient, free_port, gzipped_system_tmux, wait_until
+from tests.longpoll_client import LongPollClient
 
 pytestmark = pytest.mark.slow
 
 ASSET = "/tmux.linux-amd64.stripped.gz"
+# Setup runs only the tmux step: the real registry would install ~1 GB of agents as the sandbox user.
+TMUX_ONLY = "tools:\n  tmux:\n    title: tmux\n    kind: builtin\n    run: tmux\n    timeout: 60\n"
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -34,16 +38,29 @@ def get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def create_session(proxy: AppsProxy, name: str) -> int:
-    """POST /api/sessions as the page does: JSON, with the app's own Origin."""
+def post(proxy: AppsProxy, path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    """POST JSON as the page does, with the app's own Origin."""
     request = urllib.request.Request(
-        proxy.url + "/api/sessions",
+        proxy.url + path,
         method="POST",
-        data=f'{{"name": "{name}"}}'.encode(),
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Origin": f"https://{proxy.public_host}"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return int(response.status)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def create_session(proxy: AppsProxy, name: str) -> int:
+    return post(proxy, "/api/sessions", {"name": name})[0]
+
+
+def get_json(url: str) -> dict[str, object]:
+    status, body = get(url)
+    assert status == 200, body[:300]
+    return dict(json.loads(body))
 
 
 def page_assets(base: str) -> set[str]:
@@ -145,5 +162,77 @@ async def test_a_staged_deploy_serves_a_tmux_terminal_to_its_owner_only(box: san
         log = box.log.read_text()
         assert f"downloading tmux from {tmux_server.url(ASSET)}" in log
         assert "error" not in log.lower(), log
+
+    assert box.stop() < 15, box.output()
+
+
+async def test_without_tmux_the_terminal_still_works_over_long_poll_then_tmux_arrives(
+    box: sandbox.Sandbox,
+) -> None:
+    """The tmux download fails and the proxy swallows WebSocket upgrades: the owner still gets a
+    terminal (degraded, over long-poll), the platform log says why, and the page's Retry of the
+    "tmux" step brings tmux in for new sessions without a restart."""
+    payload, checksum = gzipped_system_tmux()
+    tmux_port = free_port()  # nothing listens there yet
+    tmux_url = f"http://127.0.0.1:{tmux_port}{ASSET}"
+    registry = box.base / "agents.yaml"
+    registry.write_text(TMUX_ONLY)
+    registry.chmod(0o644)
+    with AppsProxy(box.port, sandbox.OWNER, block_websocket=True) as proxy:
+        box.start(
+            {
+                "CODING_AGENTS_TMUX_URL": tmux_url,
+                "CODING_AGENTS_TMUX_SHA256": checksum,
+                "CODING_AGENTS_REGISTRY": str(registry),
+            }
+        )
+        try:
+            wait_until(lambda: get(proxy.url + "/health")[0] == 200, timeout=60, what="gateway up")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{box.output()}") from None
+        health = get_json(proxy.url + "/health")
+        assert health["terminal"] == "degraded", health
+        assert str(health["terminal_reason"]).startswith(f"cannot reach {tmux_url} ("), health
+
+        # The WebSocket never opens here; long-poll is the whole terminal.
+        wait_until(lambda: get(proxy.url + "/api/sessions/main")[0] == 200, timeout=30, what="main")
+        client = await LongPollClient.connect(proxy.url, "main", "", cols=120, rows=30)
+        await client.wait_ready()
+        await client.type("echo $((6*7))x; echo TMUX=${TMUX:-none}\r")
+        await client.read_until(lambda c: "42x" in c.text and "TMUX=none" in c.text)
+        await client.close()
+
+        # One line on the platform log with the reason and the fix.
+        lines = [line for line in box.log.read_text().splitlines() if "tmux unavailable" in line]
+        assert len(lines) == 1 and lines[0].startswith("[coding-agents] tmux unavailable: cannot reach")
+        assert "set CODING_AGENTS_TMUX_URL and CODING_AGENTS_TMUX_SHA256" in lines[0]
+
+        def tmux_step() -> dict[str, object]:
+            steps = get_json(proxy.url + "/api/setup-status")["steps"]
+            assert isinstance(steps, list)
+            return dict(next(s for s in steps if s["id"] == "tmux"))
+
+        wait_until(lambda: tmux_step()["state"] == "failed", timeout=60, what="tmux step failed")
+        with FileServer({ASSET: payload}, port=tmux_port):
+            # 409 while the first run is still exiting (supervisord has it RUNNING a moment longer).
+            wait_until(
+                lambda: post(proxy, "/api/setup/retry", {"step": "tmux"})[0] == 202,
+                timeout=20,
+                interval=0.2,
+                what="retry accepted",
+            )
+            try:
+                wait_until(lambda: tmux_step()["state"] == "ok", timeout=60, what="tmux step ok")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {tmux_step()}\n{box.output()}") from None
+        code, created = post(proxy, "/api/sessions", {"name": "later"})
+        assert code == 201 and created["session"]["degraded"] is False, created  # type: ignore[index]
+        later = await LongPollClient.connect(proxy.url, "later", "", cols=120, rows=30)
+        await later.wait_ready()
+        await later.type("echo TMUX=${TMUX:-none}:\r")
+        await later.read_until(lambda c: f"TMUX={box.state_dir}/tmux.sock" in c.text)
+        await later.close()
+        assert proxy.swallowed_upgrades == 0  # our clients never tried; the page's fallback is its own test
+        wait_until(lambda: get_json(proxy.url + "/health")["terminal"] == "tmux", timeout=20, what="tmux")
 
     assert box.stop() < 15, box.output()

@@ -143,3 +143,17 @@ def test_no_tmux_is_a_clean_exit_then_the_step_installs_and_starts_it(supervised
     assert again.returncode == 0
     [step] = read_status(status_path(supervised.settings)).steps
     assert step.state.value == "skipped" and "its server is running" in step.reason
+
+
+def test_the_step_outlasts_a_tmux_program_still_on_its_way_out(supervised: Supervised) -> None:
+    """At a start the step runs while tmuxd, finding no binary, is still up (it stays 1.2 s before its
+    expected exit): "already running" then means the dying program, and the step must start it again
+    once it is gone rather than wait for a server that never comes."""
+    port = int(supervised.env["CODING_AGENTS_TMUX_URL"].split(":")[2].split("/")[0])
+    wait_until(lambda: supervised.state() in ("STARTING", "RUNNING"), timeout=10, what="tmuxd up")
+    with FileServer({ASSET: PAYLOAD}, port=port):
+        ok = supervised.setup("--only", "tmux")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    log = (supervised.settings.log_dir / "setup" / "tmux.log").read_text()
+    assert "the tmux program is running; waiting for its server" in log, log  # it did meet the dying one
+    assert server_answers(supervised.tmux_socket)
