@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.limits import Limits, LimitsError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_ROOT / "web"
 # The page's third-party files: web/vendor in a staged deploy set (services/deploy copies them out of
@@ -100,6 +102,7 @@ class Settings:
     client_id: str = ""  # the app's service principal (Apps injects it): PAT-less model access
     client_secret: str = field(default="", repr=False)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)  # README, "Limits"
 
     @property
     def bind_host(self) -> str:
@@ -145,6 +148,10 @@ class Settings:
         home = _home(env)
         state_raw = env.get("CODING_AGENTS_STATE_DIR", "").strip()
         state_dir = Path(state_raw).expanduser() if state_raw else home / ".coding-agents"
+        try:
+            limits = Limits.from_env(env)
+        except LimitsError as exc:
+            raise ConfigError(str(exc)) from None
         allowed = tuple(
             h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
         )
@@ -166,6 +173,7 @@ class Settings:
             proxy_port=_optional_port(env, "CODING_AGENTS_PROXY_PORT"),
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
             client_secret=env.get("DATABRICKS_CLIENT_SECRET", "").strip(),
+            limits=limits,
         )
 
 
