@@ -13,6 +13,7 @@ import pytest
 from services.config import ConfigError, Settings
 from services.shell_env import shell_environment
 from tests.conftest import Stack
+from tests.fake_memory import FakeContainer
 from tests.helpers import start_tmuxd, wait_until
 
 APP_ENV = {
@@ -57,17 +58,7 @@ def test_shells_get_a_user_name_when_the_platform_sets_none(tmp_path: Path) -> N
 
 
 def fake_container(root: Path, limit_mib: int) -> Path:
-    """A cgroup v2 container limited to `limit_mib` on a 64 GiB host, as services.memory reads it."""
-    (root / "proc/self").mkdir(parents=True)
-    (root / "proc/meminfo").write_text("MemTotal: 67108864 kB\nMemAvailable: 60000000 kB\n")
-    (root / "proc/self/cgroup").write_text("0::/\n")
-    cgroup = root / "sys/fs/cgroup"
-    cgroup.mkdir(parents=True)
-    (cgroup / "cgroup.controllers").write_text("memory\n")
-    (cgroup / "memory.max").write_text(f"{limit_mib * 1024 * 1024}\n")
-    (cgroup / "memory.current").write_text(f"{500 * 1024 * 1024}\n")
-    (cgroup / "memory.stat").write_text("inactive_file 0\n")
-    return root
+    return FakeContainer(root, limit_mib).root
 
 
 def test_node_heap_cap_follows_the_containers_limit(tmp_path: Path) -> None:
