@@ -8,6 +8,7 @@ import { enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { DegradedBanner } from "./degraded.js";
 import { KeyBar } from "./keybar.js";
+import { MemoryWarning } from "./memory.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
@@ -36,6 +37,7 @@ const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ 
   onClose: (name) => closeSession(name),
 });
 const banner = new DegradedBanner(byId("degraded-banner"), toast);
+const memoryWarning = new MemoryWarning(byId("memory-banner"));
 const overlay = {
   box: byId("session-overlay"),
   text: byId("session-overlay-text"),
@@ -226,6 +228,7 @@ async function refreshTabs() {
     const list = await api.listSessions();
     knownSessions = list.sessions;
     banner.show(list);
+    memoryWarning.show(list.memory);
   } catch {
     return null; // the connection indicator already tells the user the gateway is unreachable
   }
