@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from services.config import ConfigError, Settings
 from services.gateway import protocol
 from services.gateway.__main__ import build_policy
+from services.limits import Limits
 from services.tmux import TmuxSessions
 from tests.conftest import Gateway, Stack, serve_gateway
 from tests.fake_memory import FakeContainer
@@ -148,9 +154,39 @@ async def test_connection_caps_per_session_and_in_total(stack: Stack, tmux: Tmux
         assert (await api(gw, f"/api/sessions/main/poll/{second_conn}", "DELETE"))[0] == 204
         assert (await poll_open(gw, "main"))[0] == 201
         first.close()
+        await first.wait_closed()
         await async_wait_until(lambda: gw.ctx.connections.per_session["main"] == 1, what="first released")
         again = await TermClient.connect(gw.url, "main", gw.token)
         await again.wait_ready()
         assert gw.ctx.connections.total == 3
-        again.close()
-        other.close()
+        for client in (again, other):
+            client.close()
+            await client.wait_closed()
+
+
+async def test_without_tmux_an_agent_counts_as_a_session(degraded_gateway: Gateway) -> None:
+    # A PTY has no windows: the agent gets a session of its own, so the session limit applies.
+    degraded_gateway.ctx.admission.limits = Limits(max_sessions=1)
+    code, body = await api(degraded_gateway, "/api/sessions/main/windows", "POST", {"agent": "gemini"})
+    assert (code, body) == (429, {"error": "session limit (1) reached: close one"})
+    degraded_gateway.ctx.admission.limits = Limits(max_sessions=2)
+    assert (await api(degraded_gateway, "/api/sessions/main/windows", "POST", {"agent": "gemini"}))[0] == 201
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CODING_AGENTS_MAX_SESSIONS", "0", "CODING_AGENTS_MAX_SESSIONS must be a whole number from 1"),
+        ("CODING_AGENTS_MAX_CONNECTIONS", "many", "CODING_AGENTS_MAX_CONNECTIONS must be a whole number"),
+        (
+            "CODING_AGENTS_MEMORY_FLOOR_MB",
+            "-1",
+            "CODING_AGENTS_MEMORY_FLOOR_MB must be a whole number from 0",
+        ),
+        ("CODING_AGENTS_MEMORY_WARN_PERCENT", "150", "from 0 to 100, got '150'"),
+    ],
+    ids=["zero-sessions", "word", "negative-floor", "percent"],
+)
+def test_a_bad_limit_setting_names_the_variable(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env({"HOME": str(tmp_path), name: value})
