@@ -69,7 +69,11 @@ class MemoryProbe:
     def read(self) -> MemoryStatus:
         """The current status; MemoryUnreadable when no source can be read."""
         host_total, host_available = self._meminfo()
-        for source, levels in (("cgroup v2", self._v2_levels()), ("cgroup v1", self._v1_levels())):
+        for source, read_levels in (("cgroup v2", self._v2_levels), ("cgroup v1", self._v1_levels)):
+            try:
+                levels = read_levels()
+            except OSError:  # a hierarchy we may not read (EACCES): as good as none
+                levels = []
             limited = [lv for lv in levels if lv.limit < host_total]
             if limited:
                 tightest = min(limited, key=lambda lv: lv.limit - lv.working_set)
