@@ -64,8 +64,8 @@ HEAP_FLAG = "--max-old-space-size"
 
 def node_heap_cap(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """NODE_OPTIONS with a heap cap sized from the container's limit (services.memory), for the
-    Node-based agents; {} without a limit, with CODING_AGENTS_NODE_HEAP_MB=off, or when the user's
-    own NODE_OPTIONS already caps the heap.
+    Node-based agents; {} without a limit or with CODING_AGENTS_NODE_HEAP_MB=off. A cap already in
+    the user's own NODE_OPTIONS is kept as it is.
 
     Gemini CLI relaunches itself with a cap of half the *host's* RAM, which beats NODE_OPTIONS on
     its command line; GEMINI_CLI_NO_RELAUNCH keeps it in one process under our cap.
