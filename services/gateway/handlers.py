@@ -3,6 +3,7 @@ connections in terminal.py."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -23,7 +24,7 @@ from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
 from services.setup import configurers
-from services.setup.status import read_status, request_path, status_path
+from services.setup.status import SetupState, read_status, request_path, status_path
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.sync import status as sync_status
 from services.tmux import (
@@ -186,7 +187,7 @@ class SetupRetryHandler(BaseHandler):
         request = {"only": [step]} if step else {"retry_failed": True}
         await self.ctx.run_blocking(state.atomic_write_json, request_path(settings), request)
         try:
-            await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+            await self._start_setup()
         except AlreadyRunning:
             request_path(settings).unlink(missing_ok=True)
             raise web.HTTPError(409, "setup is already running; retry when it has finished") from None
@@ -196,7 +197,30 @@ class SetupRetryHandler(BaseHandler):
         self.set_status(202)
         self.write({"started": True})
 
+    async def _start_setup(self) -> None:
+        """Start the setup program; a run that has written its final status but not yet exited (a
+        Retry clicked the moment a step turns red) is waited for briefly instead of refused."""
+        settings = self.ctx.settings
+        deadline = asyncio.get_running_loop().time() + SETUP_EXIT_GRACE_SECONDS
+        while True:
+            try:
+                await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+                return
+            except AlreadyRunning:
+                try:
+                    finished = (await self.ctx.run_blocking(read_status, status_path(settings))).state in (
+                        SetupState.DONE,
+                        SetupState.FAILED,
+                    )
+                except (OSError, ValueError):
+                    finished = False
+                if not finished or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
+
+# How long a finished setup run may take to exit before a Retry is refused as "already running".
+SETUP_EXIT_GRACE_SECONDS = 3.0
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
