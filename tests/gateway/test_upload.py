@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -37,10 +38,19 @@ def multipart(*files: tuple[str, bytes], fields: dict[str, str] | None = None) -
 CONTENT_TYPE = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
-async def upload(gateway: Gateway, body: bytes, session: str = "main", **kwargs: object) -> tuple[int, dict]:
-    headers = {**CONTENT_TYPE, **dict(kwargs.pop("headers", {}) or {})}  # type: ignore[call-overload]
+async def upload(
+    gateway: Gateway,
+    body: bytes,
+    session: str = "main",
+    auth: bool = True,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
     response = await gateway.fetch(
-        f"/api/sessions/{session}/upload", "POST", body=body, headers=headers, **kwargs
+        f"/api/sessions/{session}/upload",
+        "POST",
+        auth=auth,
+        body=body,
+        headers={**CONTENT_TYPE, **(headers or {})},
     )
     return response.code, json.loads(response.body) if response.body else {}
 
