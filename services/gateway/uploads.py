@@ -79,7 +79,7 @@ class UploadHandler(BaseHandler):
         self.received = 0
         self.files: list[_Incoming] = []
         super().prepare()  # access: refused requests end here, before any of the body is read
-        if self._finished:
+        if self._finished or self.request.method != "POST":
             return
         try:
             name = _session_name(self.path_args[0])
@@ -157,6 +157,16 @@ class UploadHandler(BaseHandler):
 
     def on_connection_close(self) -> None:
         self._discard_all()  # the browser went away mid-upload: no half files left behind
+
+    def get(self, raw: str) -> None:
+        """Where uploads go and how large one may be, so the page can refuse a file before sending it."""
+        _session_name(raw)
+        self.write(
+            {
+                "folder": str(uploads_dir(self.ctx.settings.home)),
+                "limit_bytes": self.ctx.settings.upload_limit_bytes,
+            }
+        )
 
     async def post(self, raw: str) -> None:
         if self._finished or self.parser is None:

@@ -74,6 +74,16 @@ async def test_files_are_saved_in_uploads_and_their_paths_returned(gateway: Gate
     assert (folder / "shot.png").stat().st_mode & 0o077 == 0  # the user's files, nobody else's
 
 
+async def test_the_page_can_ask_for_the_folder_and_limit(gateway: Gateway, stack: Stack) -> None:
+    response = await gateway.fetch("/api/sessions/main/upload")
+    assert response.code == 200
+    assert json.loads(response.body) == {
+        "folder": str(stack.home / "uploads"),
+        "limit_bytes": 50 * 1024 * 1024,
+    }
+    assert (await gateway.fetch("/api/sessions/main/upload", auth=False)).code == 401
+
+
 async def test_collisions_are_numbered_never_overwritten(gateway: Gateway, stack: Stack) -> None:
     code, body = await upload(gateway, multipart(("a.png", b"1"), ("a.png", b"2")))
     assert code == 201
