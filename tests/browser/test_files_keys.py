@@ -36,7 +36,13 @@ def test_drop_and_paste_upload_and_type_the_path_and_download_comes_back(
     page = open_terminal(browser, app)
     uploads = app.stack.home / "uploads"
 
-    # A file dropped on the terminal: uploaded, its path typed where the cursor is.
+    # A file dropped on the terminal: uploaded with a progress box, its path typed at the cursor.
+    page.evaluate(
+        """() => { window.__progress = [];
+                   const box = document.getElementById("upload-progress");
+                   new MutationObserver(() => { if (!box.hidden) window.__progress.push(box.textContent); })
+                     .observe(box, {attributes: true, subtree: true, childList: true}); }"""
+    )
     start_typing(page, "wc -c ")
     page.evaluate(
         """(bytes) => {
@@ -52,6 +58,9 @@ def test_drop_and_paste_upload_and_type_the_path_and_download_comes_back(
     wait_until(lambda: "uploads/my_shot.png" in screen(page), timeout=15, what="path typed")
     finish_line(page, f"12 {uploads / 'my_shot.png'}")
     assert (uploads / "my_shot.png").read_bytes() == bytes(PNG)
+    progress = page.evaluate("window.__progress")
+    assert any(text.startswith("Uploading ../my shot.png") for text in progress), progress
+    assert page.locator("#upload-progress").is_hidden()
 
     # An image pasted from the clipboard (as a screenshot tool leaves it): same route.
     start_typing(page, "wc -c ")
