@@ -29,7 +29,7 @@ from tests.model_proxy.test_agents_offline import Installed
 pytestmark = pytest.mark.slow
 installed = test_agents_offline.installed  # the same module-scoped install of the four agents
 
-SHIFT_ENTER = b"\r"  # web/js/agentkeys.js NEWLINE_IN_PROMPT
+SHIFT_ENTER = b"\x1b\r"  # web/js/agentkeys.js NEWLINE_IN_PROMPT
 FIRST, SECOND = "first line of the prompt", "second line of the prompt"
 # Start-up questions an agent may ask in a fresh home, and the key that accepts the default.
 DIALOGS = [
