@@ -11,12 +11,14 @@ import contextlib
 import fcntl
 import os
 import re
+import signal
 import struct
 import subprocess
 import termios
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +83,27 @@ class Pane:
             raise AssertionError(f"{exc}\n--- screen ---\n{self.screen()}") from None
 
 
+def leftovers(root: Path) -> list[int]:
+    """Processes started from the install (their command line names it), other than this one."""
+    marker = str(root).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def kill_leftovers(root: Path) -> None:
+    """Agents outlive their tmux server (Codex's app-server daemon, Gemini's relaunched node)."""
+    for pid in leftovers(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not leftovers(root), timeout=10, what="the agents' processes gone")
+
+
 @contextlib.contextmanager
 def agent_in_tmux(installed: Installed, agent: str) -> Iterator[Pane]:
     env = installed.agent_env()
@@ -137,6 +160,7 @@ def agent_in_tmux(installed: Installed, agent: str) -> Iterator[Pane]:
         subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
         client.wait(timeout=10)
         os.close(master)
+        kill_leftovers(installed.root)
 
 
 @pytest.mark.parametrize("agent", ["claude", "gemini", "opencode", "codex"])
