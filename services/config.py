@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.limits import Limits, LimitsError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_ROOT / "web"
 # The page's third-party files: web/vendor in a staged deploy set (services/deploy copies them out of
@@ -118,6 +120,7 @@ class Settings:
     client_secret: str = field(default="", repr=False)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
+    limits: Limits = field(default_factory=Limits)  # README, "Limits"
 
     @property
     def bind_host(self) -> str:
@@ -163,6 +166,10 @@ class Settings:
         home = _home(env)
         state_raw = env.get("CODING_AGENTS_STATE_DIR", "").strip()
         state_dir = Path(state_raw).expanduser() if state_raw else home / ".coding-agents"
+        try:
+            limits = Limits.from_env(env)
+        except LimitsError as exc:
+            raise ConfigError(str(exc)) from None
         allowed = tuple(
             h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
         )
@@ -185,6 +192,7 @@ class Settings:
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
             client_secret=env.get("DATABRICKS_CLIENT_SECRET", "").strip(),
             upload_limit_bytes=_upload_limit(env),
+            limits=limits,
         )
 
 

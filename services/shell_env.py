@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.config import Settings
+from services.memory import MemoryProbe, node_heap_mb
 
 # Never leak into shells: a nested TMUX confuses tmux; the app's own OAuth client would make the
 # Databricks CLI in the terminal act as the app instead of its owner.
@@ -51,12 +52,39 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
     user = base.get("USER", "").strip() or login_name()
     env["USER"] = env["LOGNAME"] = user
+    env.update(node_heap_cap(settings, base))
     if settings.databricks_host:
         env["DATABRICKS_HOST"] = settings.databricks_host
         if settings.apps_mode:
             # The SDK skips ~/.databrickscfg when DATABRICKS_HOST is set unless a profile is named.
             env.setdefault("DATABRICKS_CONFIG_PROFILE", "DEFAULT")
     return env
+
+
+HEAP_FLAG = "--max-old-space-size"
+
+
+def node_heap_cap(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """NODE_OPTIONS with a heap cap sized from the container's limit (services.memory), for the
+    Node-based agents; {} without a limit or with CODING_AGENTS_NODE_HEAP_MB=off. A cap already in
+    the user's own NODE_OPTIONS is kept as it is.
+
+    Gemini CLI relaunches itself with a cap of half the *host's* RAM, which beats NODE_OPTIONS on
+    its command line; GEMINI_CLI_NO_RELAUNCH keeps it in one process under our cap.
+    """
+    options = base.get("NODE_OPTIONS", "").strip()
+    if HEAP_FLAG in options:
+        return {"NODE_OPTIONS": options, "GEMINI_CLI_NO_RELAUNCH": base.get("GEMINI_CLI_NO_RELAUNCH", "true")}
+    heap = settings.limits.node_heap_mb
+    if heap is None:
+        limit = MemoryProbe(settings.limits.memory_root).limit_bytes()
+        heap = node_heap_mb(limit) if limit is not None else 0
+    if not heap:
+        return {}
+    return {
+        "NODE_OPTIONS": f"{options} {HEAP_FLAG}={heap}".strip(),
+        "GEMINI_CLI_NO_RELAUNCH": base.get("GEMINI_CLI_NO_RELAUNCH", "true"),
+    }
 
 
 def login_name() -> str:

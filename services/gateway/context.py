@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.config import Settings
 from services.gateway.auth import AccessPolicy
+from services.gateway.limits import Admission, ConnectionSlots
 from services.gateway.ptys import PtySessions
 from services.gateway.terminal import TerminalChannel, TmuxAttachment, TmuxTerminals
 from services.gateway.terminals import Terminals
+from services.memory import MemoryProbe
 from services.setup.registry import Registry
 from services.shell_env import shell_environment
 from services.tmux import TmuxSessions
@@ -43,8 +45,14 @@ class GatewayContext:
     registry_error: str = ""
     # Every session, in tmux or (degraded) on the gateway's own PTYs: what handlers talk to.
     terminals: Terminals = field(init=False)
+    # README, "Limits": new sessions and agent windows, and terminal connections.
+    admission: Admission = field(init=False)
+    connections: ConnectionSlots = field(init=False)
 
     def __post_init__(self) -> None:
+        limits = self.settings.limits
+        self.admission = Admission(limits, MemoryProbe(limits.memory_root))
+        self.connections = ConnectionSlots(limits)
         tmux = TmuxTerminals(self.sessions, self.run_blocking, self.attach_env, self.attachments)
         ptys = PtySessions(
             shell_environment(self.settings, self.attach_env), self.settings.projects_dir, self.run_blocking

@@ -19,6 +19,7 @@ from services.config import WEB_DIR, Settings
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal
 from services.gateway.context import GatewayContext
+from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
 from services.setup import configurers
@@ -134,6 +135,7 @@ TITLES = {
     401: "Not signed in",
     403: "Not your app",
     404: "Not found",
+    429: "Limit reached",
     503: "Not ready yet",
 }
 
@@ -376,6 +378,7 @@ class SessionsHandler(BaseHandler):
                 "sessions": [s.to_json() for s in sessions],
                 "terminal": terminals.mode,
                 "terminal_reason": terminals.reason,
+                "memory": self.ctx.admission.memory_json(),
             }
         )
 
@@ -391,8 +394,17 @@ class SessionsHandler(BaseHandler):
                 size = protocol.parse_size(body.get("cols"), body.get("rows"))
             except protocol.ProtocolError as exc:
                 raise web.HTTPError(400, str(exc)) from None
+        terminals, admission = self.ctx.terminals, self.ctx.admission
         try:
-            info = await self.ctx.terminals.create(name, size.cols, size.rows)
+            async with admission.starting():
+                existing = {s.name for s in await terminals.list_sessions()}
+                if name in existing:
+                    raise SessionExists(name)  # a 409 says more than a full house would
+                admission.check_session_count(len(existing))
+                admission.check_memory()
+                info = await terminals.create(name, size.cols, size.rows)
+        except LimitReached as exc:
+            raise web.HTTPError(429, str(exc)) from None
         except SessionExists as exc:
             raise web.HTTPError(409, str(exc)) from None
         except TmuxError as exc:
@@ -435,8 +447,18 @@ class WindowsHandler(BaseHandler):
         if agent is None:
             known = ", ".join(a.id for a in self.ctx.registry.agents)
             raise web.HTTPError(400, f"'agent' must be one of: {known}")
+        terminals, admission = self.ctx.terminals, self.ctx.admission
         try:
-            window = await self.ctx.terminals.new_window(name, agent.id, agent.launch)
+            async with admission.starting():
+                info = await terminals.get(name)
+                if info.degraded:  # without tmux the agent gets a session of its own
+                    admission.check_session_count(len(await terminals.list_sessions()))
+                else:
+                    admission.check_window_count(name, info.windows)
+                admission.check_memory(agent)
+                window = await terminals.new_window(name, agent.id, agent.launch)
+        except LimitReached as exc:
+            raise web.HTTPError(429, str(exc)) from None
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
         except TmuxError as exc:
@@ -526,8 +548,13 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         self.set_nodelay(True)
         name = _session_name(args[0])
         size = _query_size(self)
+        try:
+            release = self.ctx.connections.take(name)
+        except LimitReached as exc:
+            self.close(protocol.CLOSE_TOO_MANY, str(exc))
+            return
         sink = WebSocketSink(self)
-        self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket")
+        self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket", release)
         sink.channel = self.channel
         self.ctx.channels.add(self.channel)
         await self.channel.open()
@@ -564,8 +591,12 @@ class PollOpenHandler(BaseHandler):
         assert self.principal is not None and self.ctx.polls is not None
         name = _session_name(raw)
         size = _query_size(self)
+        try:
+            release = self.ctx.connections.take(name)
+        except LimitReached as exc:
+            raise web.HTTPError(429, str(exc)) from None
         sink = PollSink()
-        channel = TerminalChannel(self.ctx.terminals, name, size, sink, "longpoll")
+        channel = TerminalChannel(self.ctx.terminals, name, size, sink, "longpoll", release)
         sink.channel = channel
         if not await channel.open():
             channel.close()

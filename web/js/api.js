@@ -52,11 +52,14 @@ export async function errorText(response) {
 }
 
 /**
+ * @typedef {import("./memory.js").MemoryInfo} MemoryInfo
  * @typedef {{name: string, created: number, clients: number, last_activity: number,
  *            command: string, windows: number, degraded: boolean}} SessionInfo
  *   degraded: a shell on the gateway's own PTY (no tmux), which ends when the gateway restarts
- * @typedef {{sessions: SessionInfo[], terminal: string, terminalReason: string}} SessionList
- *   terminal: "tmux", or "degraded" when new sessions cannot live in tmux (terminalReason says why)
+ * @typedef {{sessions: SessionInfo[], terminal: string, terminalReason: string,
+ *            memory: MemoryInfo | null}} SessionList
+ *   terminal: "tmux", or "degraded" when new sessions cannot live in tmux (terminalReason says why);
+ *   memory: the container's memory (null when the gateway cannot read it)
  */
 
 /** @returns {Promise<SessionList>} */
@@ -67,6 +70,7 @@ export async function listSessions() {
     sessions: body.sessions,
     terminal: String(body.terminal ?? "tmux"),
     terminalReason: String(body.terminal_reason ?? ""),
+    memory: body.memory ?? null,
   };
 }
 

@@ -11,6 +11,7 @@ import { DegradedBanner } from "./degraded.js";
 import { installDownloads } from "./download.js";
 import { installFileDrop } from "./files.js";
 import { KeyBar } from "./keybar.js";
+import { MemoryWarning } from "./memory.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
@@ -39,6 +40,7 @@ const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ 
   onClose: (name) => closeSession(name),
 });
 const banner = new DegradedBanner(byId("degraded-banner"), toast);
+const memoryWarning = new MemoryWarning(byId("memory-banner"));
 const overlay = {
   box: byId("session-overlay"),
   text: byId("session-overlay-text"),
@@ -232,6 +234,7 @@ async function refreshTabs() {
     const list = await api.listSessions();
     knownSessions = list.sessions;
     banner.show(list);
+    memoryWarning.show(list.memory);
   } catch {
     return null; // the connection indicator already tells the user the gateway is unreachable
   }
