@@ -81,6 +81,23 @@ def normalize_host(raw: str) -> str:
     return host
 
 
+DEFAULT_UPLOAD_LIMIT_MB = 50
+
+
+def _upload_limit(env: Mapping[str, str]) -> int:
+    """CODING_AGENTS_UPLOAD_LIMIT_MB: the most one upload request (drop or paste) may carry."""
+    raw = env.get("CODING_AGENTS_UPLOAD_LIMIT_MB", "").strip() or str(DEFAULT_UPLOAD_LIMIT_MB)
+    try:
+        megabytes = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"CODING_AGENTS_UPLOAD_LIMIT_MB must be a whole number of MiB, got {raw!r}"
+        ) from None
+    if not 1 <= megabytes <= 10_240:
+        raise ConfigError(f"CODING_AGENTS_UPLOAD_LIMIT_MB must be between 1 and 10240, got {megabytes}")
+    return megabytes * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -102,6 +119,7 @@ class Settings:
     client_id: str = ""  # the app's service principal (Apps injects it): PAT-less model access
     client_secret: str = field(default="", repr=False)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
     limits: Limits = field(default_factory=Limits)  # README, "Limits"
 
     @property
@@ -173,6 +191,7 @@ class Settings:
             proxy_port=_optional_port(env, "CODING_AGENTS_PROXY_PORT"),
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
             client_secret=env.get("DATABRICKS_CLIENT_SECRET", "").strip(),
+            upload_limit_bytes=_upload_limit(env),
             limits=limits,
         )
 

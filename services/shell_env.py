@@ -47,6 +47,8 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
     env.setdefault("SHELL", "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh")
     env.setdefault("LANG", "C.UTF-8")
+    # xterm.js renders 24-bit colour; tools (Gemini CLI, bat, delta) only use it when told so.
+    env["COLORTERM"] = "truecolor"
     # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
     user = base.get("USER", "").strip() or login_name()
     env["USER"] = env["LOGNAME"] = user

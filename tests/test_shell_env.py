@@ -12,6 +12,7 @@ import pytest
 
 from services.config import ConfigError, Settings
 from services.shell_env import shell_environment
+from services.tmux import TmuxSessions
 from tests.conftest import Stack
 from tests.fake_memory import FakeContainer
 from tests.helpers import start_tmuxd, wait_until
@@ -55,6 +56,17 @@ def test_shells_get_a_user_name_when_the_platform_sets_none(tmp_path: Path) -> N
     assert env["USER"] == env["LOGNAME"] == pwd.getpwuid(os.getuid()).pw_name
     kept = shell_environment(Settings.from_env(base), {**base, "USER": "someone"})
     assert kept["USER"] == kept["LOGNAME"] == "someone"
+
+
+def test_shells_in_tmux_are_told_the_terminal_does_true_colour(tmux: TmuxSessions) -> None:
+    # Gemini CLI warns about missing true colour unless COLORTERM says so; xterm.js does 24-bit colour.
+    tmux.create("colours")
+    tmux._run("send-keys", "-t", "=colours:", 'echo "CT=[$COLORTERM]"', "Enter")
+
+    def shown() -> bool:
+        return "CT=[truecolor]" in "\n".join(tmux._run("capture-pane", "-p", "-t", "=colours:"))
+
+    wait_until(shown, timeout=10, what="COLORTERM echoed by the shell")
 
 
 def fake_container(root: Path, limit_mib: int) -> Path:

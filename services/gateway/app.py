@@ -8,7 +8,7 @@ from tornado import web
 from tornado.log import access_log
 
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import handlers, protocol
+from services.gateway import downloads, handlers, protocol, uploads
 from services.gateway.context import GatewayContext
 
 SESSION = r"/api/sessions/([^/]*)"
@@ -44,9 +44,11 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/api/model-proxy", handlers.ModelProxyStatusHandler, init),
         (r"/api/agents/([a-z0-9-]{1,32})/model", handlers.AgentModelHandler, init),
         (r"/api/sessions", handlers.SessionsHandler, init),
+        (downloads.TOKEN_ROUTE, downloads.DownloadHandler, init),
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),
         (SESSION + r"/windows", handlers.WindowsHandler, init),
+        (SESSION + r"/upload", uploads.UploadHandler, init),
         (SESSION + r"/poll", handlers.PollOpenHandler, init),
         (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),
     ]

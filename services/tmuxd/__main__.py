@@ -71,6 +71,17 @@ def write_refresh_skills_wrapper(settings: Settings) -> None:
     state.atomic_write_bytes(settings.state_bin / "refresh-skills", script.encode(), mode=0o755)
 
 
+def write_download_command(settings: Settings) -> None:
+    """`download FILE` inside the browser terminal makes the page download FILE (services.download)."""
+    script = (
+        "#!/bin/sh\n"
+        f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
+        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -P -m services.download "$@"\n'
+    )
+    state.atomic_write_bytes(settings.state_bin / "download", script.encode(), mode=0o755)
+
+
 def running_server_pid(settings: Settings) -> int | None:
     """PID of a live tmux server on our socket, or None (no socket, or a stale one)."""
     if not settings.tmux_socket.exists():
@@ -141,6 +152,7 @@ def main() -> int:
         return no_tmux(str(exc), started)
     write_supervisorctl_wrapper(settings)
     write_refresh_skills_wrapper(settings)
+    write_download_command(settings)
     notice.prepare(settings)  # before the server starts, so even the first shell says a restore runs
     config = render_config(settings)
     pid = running_server_pid(settings)

@@ -3,10 +3,13 @@
  * them. Each piece lives in its own module; this one only connects them.
  */
 
+import { installAgentKeys } from "./agentkeys.js";
 import * as api from "./api.js";
 import { enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { DegradedBanner } from "./degraded.js";
+import { installDownloads } from "./download.js";
+import { installFileDrop } from "./files.js";
 import { KeyBar } from "./keybar.js";
 import { MemoryWarning } from "./memory.js";
 import { SearchBox } from "./search.js";
@@ -60,6 +63,9 @@ let knownSessions = [];
 
 installShortcuts(term, { find: () => searchBox.open() });
 enableCopyOnSelect(term, container);
+installAgentKeys(term, container);
+installFileDrop({ term, area: byId("terminal-area"), toast, session: () => currentSession });
+installDownloads(term, toast);
 term.onTitleChange((title) => {
   terminalTitle = title;
   updateTitle();
