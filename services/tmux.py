@@ -237,6 +237,15 @@ class TmuxSessions:
         except SessionExists:
             return self.get(name)
 
+    def rename(self, name: str, new_name: str) -> SessionInfo:
+        """Rename a session; attached clients stay attached (tmux follows the session, not its name)."""
+        validate_session_name(name)
+        validate_session_name(new_name)
+        if new_name != name and self.exists(new_name):
+            raise SessionExists(new_name)  # tmux would say "duplicate session" too, less clearly
+        self._run("rename-session", "-t", f"={name}", new_name)
+        return self.get(new_name)
+
     def pane_pids(self, name: str) -> list[int]:
         validate_session_name(name)
         return [int(p) for p in self._run("list-panes", "-s", "-t", f"={name}", "-F", "#{pane_pid}") if p]

@@ -38,6 +38,7 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+IMMUTABLE = "public, max-age=31536000, immutable"
 RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
 
 
@@ -79,10 +80,7 @@ class BaseHandler(AccessMixin, web.RequestHandler):
         self.ctx = ctx
 
     def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
+        set_page_headers(self)
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
@@ -323,7 +321,8 @@ class IndexHandler(BaseHandler):
         if self.principal is not None and self.get_signed_cookie(self.ctx.policy.cookie_name) is None:
             self._remember(self, self.principal)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.write((WEB_DIR / "index.html").read_bytes())
+        assets = self.ctx.assets
+        self.write(assets.page() if assets is not None else (WEB_DIR / "index.html").read_bytes())
 
 
 class ProtocolScriptHandler(BaseHandler):
@@ -349,8 +348,49 @@ class StaticHandler(AccessMixin, web.StaticFileHandler):
             self.finish(error_page(denied.status, denied.message))
 
     def set_extra_headers(self, path: str) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
+        set_page_headers(self)
         self.set_header("Cache-Control", "no-cache")
+
+
+def set_page_headers(handler: web.RequestHandler) -> None:
+    """The security headers every answer carries, static files included."""
+    handler.set_header("Content-Security-Policy", CSP)
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
+
+
+class VersionedStaticHandler(BaseHandler):
+    """`/static/v/<version>/<path>`: a page file by content version (assets.py), cached for good."""
+
+    def get(self, version: str, rel: str) -> None:
+        self._serve(version, rel, include_body=True)
+
+    def head(self, version: str, rel: str) -> None:
+        self._serve(version, rel, include_body=False)
+
+    def _serve(self, version: str, rel: str, include_body: bool) -> None:
+        assets = self.ctx.assets
+        asset = assets.get(rel) if assets is not None else None
+        if assets is None or asset is None:
+            raise web.HTTPError(404, f"no page file {rel[:80]!r}")
+        # An old page asking for an old version gets today's file, which must not be kept as the old one.
+        current = version == assets.version
+        self.set_header("Cache-Control", IMMUTABLE if current else "no-cache")
+        self.set_header("Vary", "Accept-Encoding")
+        self.set_header("Content-Type", asset.content_type)
+        gzip_ok = asset.gzipped is not None and "gzip" in self.request.headers.get("Accept-Encoding", "")
+        etag = f'"{asset.sha[:32]}{"-gz" if gzip_ok else ""}"'
+        self.set_header("ETag", etag)
+        if etag in self.request.headers.get("If-None-Match", ""):
+            self.set_status(304)
+            return
+        body = asset.gzipped if gzip_ok and asset.gzipped is not None else asset.body
+        if gzip_ok:
+            self.set_header("Content-Encoding", "gzip")
+        self.set_header("Content-Length", str(len(body)))
+        if include_body:
+            self.write(body)
 
 
 def _session_name(raw: str) -> str:
@@ -408,6 +448,23 @@ class SessionHandler(BaseHandler):
             info = await self.ctx.terminals.get(name)
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.write({"session": info.to_json()})
+
+    async def patch(self, raw: str) -> None:
+        """`PATCH /api/sessions/{name}` `{"name": NEW}`: rename (tmux rename-session)."""
+        name = _session_name(raw)
+        new_name = self.json_body().get("name")
+        if not isinstance(new_name, str):
+            raise web.HTTPError(400, "'name' must be a string (the new session name)")
+        new_name = _session_name(new_name)
+        try:
+            info = await self.ctx.terminals.rename(name, new_name)
+        except SessionNotFound as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except SessionExists as exc:
+            raise web.HTTPError(409, str(exc)) from None
         except TmuxError as exc:
             raise _tmux_unavailable(exc) from None
         self.write({"session": info.to_json()})

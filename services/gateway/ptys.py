@@ -254,6 +254,16 @@ class PtySessions:
             shell.write(command.encode() + b"\r")
         return shell.info()
 
+    def rename(self, name: str, new_name: str) -> SessionInfo:
+        shell = self._shell(name)
+        validate_session_name(new_name)
+        if new_name != name and new_name in self._shells:
+            raise SessionExists(new_name)
+        del self._shells[name]
+        shell.name = new_name
+        self._shells[new_name] = shell
+        return shell.info()
+
     def _forget(self, shell: PtyShell) -> None:
         if self._shells.get(shell.name) is shell:
             del self._shells[shell.name]
