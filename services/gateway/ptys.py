@@ -127,7 +127,14 @@ class PtyShell:
 
     def info(self) -> SessionInfo:
         return SessionInfo(
-            self.name, self.created, self.clients, self.last_activity, self.command(), 1, degraded=True
+            self.name,
+            self.created,
+            self.clients,
+            self.last_activity,
+            self.command(),
+            1,
+            degraded=True,
+            output_at=self.last_activity,  # updated on output; bells are not counted without tmux
         )
 
     def command(self) -> str:
