@@ -10,7 +10,8 @@ from tests.helpers import async_wait_until
 
 async def session(gw: Gateway, name: str) -> dict[str, int]:
     sessions = json.loads((await gw.fetch("/api/sessions")).body)["sessions"]
-    return next(s for s in sessions if s["name"] == name)  # type: ignore[no-any-return]
+    found: dict[str, int] = next(s for s in sessions if s["name"] == name)
+    return found
 
 
 async def test_bells_are_counted_per_session_and_output_time_moves(gateway: Gateway) -> None:
@@ -24,7 +25,7 @@ async def test_bells_are_counted_per_session_and_output_time_moves(gateway: Gate
     async def rung_twice() -> bool:
         return (await session(gateway, "main"))["bells"] == 2
 
-    await async_wait_until(rung_twice, timeout=15, what="two bells counted")
+    assert await async_wait_until(lambda: rung_twice(), timeout=15, what="two bells counted")
     after = await session(gateway, "main")
     assert after["output_at"] > main["output_at"]
     assert (await session(gateway, "quiet"))["bells"] == 0
