@@ -22,10 +22,13 @@ async def test_bells_are_counted_per_session_and_output_time_moves(gateway: Gate
         "send-keys", "-t", "=main:", "sleep 1.2; printf 'x\\a'; sleep 0.3; printf '\\a'", "Enter"
     )
 
-    async def rung_twice() -> bool:
-        return (await session(gateway, "main"))["bells"] == 2
-
-    assert await async_wait_until(lambda: rung_twice(), timeout=15, what="two bells counted")
+    sessions = gateway.ctx.sessions
+    await async_wait_until(
+        lambda: [s.bells for s in sessions.list_sessions() if s.name == "main"] == [2],
+        timeout=15,
+        what="two bells counted",
+    )
     after = await session(gateway, "main")
+    assert after["bells"] == 2
     assert after["output_at"] > main["output_at"]
     assert (await session(gateway, "quiet"))["bells"] == 0
