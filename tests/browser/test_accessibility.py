@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from services.setup.status import StepState
 from tests.browser import test_browser, test_setup_ui
 from tests.browser.test_browser import indicator
 from tests.browser.test_models_sync_ui import repo, stop_sync_program, write_sync
@@ -110,7 +111,7 @@ def test_loading_screen_and_setup_panel(page: Page, app: RunningApp) -> None:
         assert_no_blocking(page, f"loading screen ({theme})", "#loading")
     page.keyboard.press("Escape")
     wait_until(lambda: not loading_shown(page), timeout=10, what="loading screen closed")
-    identity.state, identity.ended = test_setup_ui.StepState.FAILED, time.time()
+    identity.state, identity.ended = StepState.FAILED, time.time()
     identity.reason = "the workspace did not answer"
     write(app, "failed", [identity, claude], started=now - 3, finished=time.time(), runner_pid=None)
     wait_until(lambda: page.locator("#setup-badge").is_visible(), timeout=15, what="setup badge")
