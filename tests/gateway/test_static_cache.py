@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from services.config import WEB_DIR
+from services.deploy.web_assets import page_assets
 from services.gateway.app import third_party_dir
 from services.gateway.assets import StaticAssets
 from tests.conftest import Gateway
@@ -124,3 +125,20 @@ def test_a_changed_file_changes_the_version_and_compression_is_cached(tmp_path: 
     again = StaticAssets(web, web / "node_modules", cache)
     again.refresh()
     assert {p: p.stat().st_mtime_ns for p in cached} == before
+
+
+def test_a_staged_deploy_versions_its_vendor_folder(tmp_path: Path) -> None:
+    # As services.deploy stages it: web/vendor holds the page's node_modules files, no node_modules.
+    web = tmp_path / "web"
+    shutil.copytree(WEB_DIR / "js", web / "js")
+    shutil.copy(WEB_DIR / "index.html", web / "index.html")
+    shutil.copy(WEB_DIR / "style.css", web / "style.css")
+    for rel in page_assets(WEB_DIR):
+        (web / "vendor" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(WEB_DIR / "node_modules" / rel, web / "vendor" / rel)
+    assets = StaticAssets(web, web / "vendor", tmp_path / "cache")
+    assets.refresh()
+    assert assets.version and not assets.error
+    xterm = assets.get("node_modules/@xterm/xterm/lib/xterm.mjs")
+    assert xterm is not None and xterm.gzipped is not None
+    assert f"/static/v/{assets.version}/js/main.js" in assets.page().decode()
