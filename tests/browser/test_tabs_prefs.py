@@ -236,3 +236,36 @@ def test_a_warm_reload_asks_for_the_page_only(browser: Browser, app: RunningApp)
     assert warm.cached >= 20
     assert warm.requests <= 5, warm.sent_urls()
     context.close()
+
+
+def test_a_finished_command_in_a_background_tab_is_marked_and_notified(
+    browser: Browser, app: RunningApp
+) -> None:
+    tmux(app, "new-session", "-d", "-s", "job")
+    context = browser.new_context()
+    context.grant_permissions(["notifications"], origin=app.url)
+    # The browser's own Notification, recorded on the way (what a desktop would show is not visible).
+    context.add_init_script(
+        """(() => { const Real = window.Notification; window.__notices = [];
+             window.Notification = new Proxy(Real, { construct(target, args) {
+               window.__notices.push(args[0] + ': ' + (args[1]?.body ?? ''));
+               return new Real(...args); } }); })()"""
+    )
+    page = context.new_page()
+    page.goto(f"{app.url}/?token={app.stack.token}")
+    wait_until(lambda: connected_to(page, "main"), timeout=15, what="connected")
+    page.locator("#settings-button").click()
+    page.locator("#settings-popover input.notify").check()
+    assert page.locator("#settings-popover input.notify").is_checked()
+    page.keyboard.press("Escape")
+    wait_until(lambda: tab_names(page) == ["main", "job"], timeout=15, what="two tabs")
+    tmux(app, "send-keys", "-t", "=job:", "sleep 3; echo done-$((6*7))", "Enter")
+    wait_until(lambda: tabs(page)[1]["mark"] == "finished", timeout=60, what="finished mark on job")
+    assert page.evaluate("window.__notices") == ["Session job: has finished: it printed and is now quiet"]
+    assert tabs(page)[0]["mark"] == ""
+    # Remembered across a reload, as every preference.
+    page.reload()
+    wait_until(lambda: connected_to(page, "main"), timeout=15, what="reconnected")
+    page.locator("#settings-button").click()
+    assert page.locator("#settings-popover input.notify").is_checked()
+    context.close()
