@@ -8,7 +8,7 @@ from tornado import web
 from tornado.log import access_log
 
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import handlers, protocol
+from services.gateway import handlers, protocol, static
 from services.gateway.assets import StaticAssets
 from services.gateway.context import GatewayContext
 
@@ -39,9 +39,9 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/health", handlers.HealthHandler, init),
         (r"/", handlers.IndexHandler, init),
         (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
-        (r"/static/v/([0-9a-f]{1,64})/(.*)", handlers.VersionedStaticHandler, init),
-        (r"/static/node_modules/(.*)", handlers.StaticHandler, {**init, "path": str(third_party_dir())}),
-        (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
+        (r"/static/v/([0-9a-f]{1,64})/(.*)", static.VersionedStaticHandler, init),
+        (r"/static/node_modules/(.*)", static.StaticHandler, {**init, "path": str(third_party_dir())}),
+        (r"/static/(.*)", static.StaticHandler, {**init, "path": str(WEB_DIR)}),
         (r"/api/setup-status", handlers.SetupStatusHandler, init),
         (r"/api/setup/retry", handlers.SetupRetryHandler, init),
         (r"/api/sync", handlers.SyncStatusHandler, init),
