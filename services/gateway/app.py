@@ -8,7 +8,8 @@ from tornado import web
 from tornado.log import access_log
 
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import downloads, handlers, protocol, uploads
+from services.gateway import downloads, handlers, protocol, static, uploads
+from services.gateway.assets import StaticAssets
 from services.gateway.context import GatewayContext
 
 SESSION = r"/api/sessions/([^/]*)"
@@ -30,13 +31,17 @@ def log_request(handler: web.RequestHandler) -> None:
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
+    if ctx.assets is None:
+        ctx.assets = StaticAssets(WEB_DIR, third_party_dir(), ctx.settings.state_dir / "static-cache")
+        ctx.assets.refresh()  # hashed and compressed once, here, not on the first page load
     init: dict[str, object] = {"ctx": ctx}
     routes: list[tuple[str, type[web.RequestHandler], dict[str, object]]] = [
         (r"/health", handlers.HealthHandler, init),
         (r"/", handlers.IndexHandler, init),
         (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
-        (r"/static/node_modules/(.*)", handlers.StaticHandler, {**init, "path": str(third_party_dir())}),
-        (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
+        (r"/static/v/([0-9a-f]{1,64})/(.*)", static.VersionedStaticHandler, init),
+        (r"/static/node_modules/(.*)", static.StaticHandler, {**init, "path": str(third_party_dir())}),
+        (r"/static/(.*)", static.StaticHandler, {**init, "path": str(WEB_DIR)}),
         (r"/api/setup-status", handlers.SetupStatusHandler, init),
         (r"/api/setup/retry", handlers.SetupRetryHandler, init),
         (r"/api/sync", handlers.SyncStatusHandler, init),

@@ -21,6 +21,7 @@ from services.shell_env import shell_environment
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
+    from services.gateway.assets import StaticAssets
     from services.gateway.longpoll import PollRegistry
 
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class GatewayContext:
     # agents.yaml, for launchers; None with the reason when it does not load.
     registry: Registry | None = None
     registry_error: str = ""
+    # The page's files by content version (assets.py); make_app fills it in.
+    assets: StaticAssets | None = None
     # Every session, in tmux or (degraded) on the gateway's own PTYs: what handlers talk to.
     terminals: Terminals = field(init=False)
     # README, "Limits": new sessions and agent windows, and terminal connections.

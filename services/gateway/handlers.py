@@ -43,6 +43,14 @@ CSP = (
 RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
 
 
+def set_page_headers(handler: web.RequestHandler) -> None:
+    """The security headers every answer carries, static files included."""
+    handler.set_header("Content-Security-Policy", CSP)
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
+
+
 class AccessMixin:
     """Host, origin and identity checks shared by plain and WebSocket handlers."""
 
@@ -81,10 +89,7 @@ class BaseHandler(AccessMixin, web.RequestHandler):
         self.ctx = ctx
 
     def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
+        set_page_headers(self)
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
@@ -349,34 +354,14 @@ class IndexHandler(BaseHandler):
         if self.principal is not None and self.get_signed_cookie(self.ctx.policy.cookie_name) is None:
             self._remember(self, self.principal)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.write((WEB_DIR / "index.html").read_bytes())
+        assets = self.ctx.assets
+        self.write(assets.page() if assets is not None else (WEB_DIR / "index.html").read_bytes())
 
 
 class ProtocolScriptHandler(BaseHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/javascript; charset=utf-8")
         self.write(protocol.protocol_js())
-
-
-class StaticHandler(AccessMixin, web.StaticFileHandler):
-    def initialize(  # type: ignore[override]  # Tornado passes route kwargs; ctx is ours
-        self, ctx: GatewayContext, path: str, default_filename: str | None = None
-    ) -> None:
-        self.ctx = ctx
-        super().initialize(path=path, default_filename=default_filename)
-
-    def prepare(self) -> None:
-        try:
-            self._check_access(self)
-        except Denied as denied:
-            self.set_status(denied.status)
-            if denied.status == 503:
-                self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-            self.finish(error_page(denied.status, denied.message))
-
-    def set_extra_headers(self, path: str) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-cache")
 
 
 def _session_name(raw: str) -> str:
@@ -444,6 +429,23 @@ class SessionHandler(BaseHandler):
             info = await self.ctx.terminals.get(name)
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.write({"session": info.to_json()})
+
+    async def patch(self, raw: str) -> None:
+        """`PATCH /api/sessions/{name}` `{"name": NEW}`: rename (tmux rename-session)."""
+        name = _session_name(raw)
+        new_name = self.json_body().get("name")
+        if not isinstance(new_name, str):
+            raise web.HTTPError(400, "'name' must be a string (the new session name)")
+        new_name = _session_name(new_name)
+        try:
+            info = await self.ctx.terminals.rename(name, new_name)
+        except SessionNotFound as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except SessionExists as exc:
+            raise web.HTTPError(409, str(exc)) from None
         except TmuxError as exc:
             raise _tmux_unavailable(exc) from None
         self.write({"session": info.to_json()})
