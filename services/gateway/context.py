@@ -15,7 +15,7 @@ from services.gateway.ptys import PtySessions
 from services.gateway.terminal import TerminalChannel, TmuxAttachment, TmuxTerminals
 from services.gateway.terminals import Terminals
 from services.setup.registry import Registry
-from services.shell_env import shell_environment
+from services.shell_env import shell_environment, shell_secrets
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
@@ -46,9 +46,8 @@ class GatewayContext:
 
     def __post_init__(self) -> None:
         tmux = TmuxTerminals(self.sessions, self.run_blocking, self.attach_env, self.attachments)
-        ptys = PtySessions(
-            shell_environment(self.settings, self.attach_env), self.settings.projects_dir, self.run_blocking
-        )
+        shells_env = shell_environment(self.settings, self.attach_env) | shell_secrets(self.settings)
+        ptys = PtySessions(shells_env, self.settings.projects_dir, self.run_blocking)
         self.terminals = Terminals(self.settings, tmux, ptys, self.run_blocking)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
