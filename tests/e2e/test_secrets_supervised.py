@@ -58,11 +58,16 @@ def process_tree(root: int) -> dict[int, int]:
     return below
 
 
-def environ(pid: int) -> bytes:
+def proc_file(pid: int, name: str) -> bytes:
+    """/proc/<pid>/<name>; empty once the process is gone (a short-lived child may end meanwhile)."""
     try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
+        return Path(f"/proc/{pid}/{name}").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
         return b""
+
+
+def environ(pid: int) -> bytes:
+    return proc_file(pid, "environ")
 
 
 def assert_no_secret_in_any_environment(app: RunningApp, secrets: dict[str, str]) -> None:
@@ -71,8 +76,8 @@ def assert_no_secret_in_any_environment(app: RunningApp, secrets: dict[str, str]
     tmux_server = app.program_pid("tmux")
     tree = process_tree(app.proc.pid)
     shells = set(process_tree(tmux_server))
-    programs = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in tree if pid not in shells}
-    assert tmux_server in programs and len(programs) >= 7, programs  # supervisord, 6 programs, …
+    programs = {pid: proc_file(pid, "cmdline")[:80] for pid in tree if pid not in shells}
+    assert tmux_server in programs and len(programs) >= 6, programs  # supervisord and 5 programs
     for pid in [app.proc.pid, *programs]:
         for name, value in secrets.items():
             assert value.encode() not in environ(pid), f"{name} in the environ of {programs.get(pid)!r}"
