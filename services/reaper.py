@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from services import proctable
+
 log = logging.getLogger("reaper")
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -45,35 +47,8 @@ def become_subreaper() -> bool:
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
-def parent_pids() -> dict[int, int]:
-    """pid → parent pid of every process this user can see (/proc), zombies excluded."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def descendants(root: int, parents: dict[int, int] | None = None) -> list[int]:
-    """Every live process below `root`, parents before children."""
-    parents = parent_pids() if parents is None else parents
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
-    found: list[int] = []
-    queue = list(children.get(root, []))
-    while queue:
-        pid = queue.pop(0)
-        found.append(pid)
-        queue.extend(children.get(pid, []))
-    return found
+def descendants(root: int) -> list[int]:
+    return proctable.descendants(proctable.snapshot(), root)
 
 
 def signal_all(pids: list[int], signum: int) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,6 +167,11 @@ def sleepers(marker: str) -> list[int]:
     return found
 
 
+def procs(app: RunningApp) -> dict[str, Any]:
+    out = app.ctl("procs", "--json")
+    return dict(json.loads(out))
+
+
 async def test_nothing_started_from_a_shell_outlives_the_app(stack: Stack) -> None:
     app = start_app(stack)
     marker = f"{int(time.time() * 1000) % 1_000_000 + 1_000_000}"  # a sleep duration no one else uses
@@ -176,13 +183,32 @@ async def test_nothing_started_from_a_shell_outlives_the_app(stack: Stack) -> No
             f"setsid -f sleep {marker}2",
             # A daemon: double fork, new session, ignores SIGTERM and SIGHUP (needs the SIGKILL).
             f"(setsid sh -c 'trap \"\" TERM HUP; sleep {marker}3 & wait' </dev/null >/dev/null 2>&1 &)",
+            # 64 MiB touched, for scripts/ctl procs to count in this pane.
+            f"python3 -c 'import time; b = b\"x\" * (64 << 20); time.sleep({marker}4)' &",
         ]
         for command in started:
             await client.type(command + "\r")
         await client.type("echo launched$((6*7))\r")
         await client.wait_text("launched42")
-        wait_until(lambda: len(sleepers(marker)) == 4, timeout=10, what="the sleepers and their daemon shell")
-        left = sleepers(marker) + [p for p in process_tree(app.proc.pid)]
+        wait_until(lambda: len(sleepers(marker)) == 5, timeout=10, what="the sleepers and the daemon's shell")
+
+        # scripts/ctl procs: the pane's tree holds the shell, the nohup sleep and the 64 MiB python.
+        report = wait_until(
+            lambda: (r := procs(app))["sessions"] and r["sessions"][0]["rss_bytes"] > 64 << 20 and r,
+            timeout=10,
+            what="procs sees the 64 MiB",
+        )
+        (main,) = report["sessions"]
+        assert main["name"] == "main" and main["panes"][0]["processes"] >= 3, main
+        assert main["panes"][0]["top"][0].startswith("python3 "), main  # the biggest, named
+        names = {t["label"] for t in report["programs"]}
+        assert {"gateway", "model-proxy", "sync", "tmux", "watchdog"} <= names, names
+        adopted = sum(t["processes"] for t in report["left_behind"])
+        assert adopted >= 3, report["left_behind"]  # setsid -f sleep, the daemon's sh and its sleep
+        text = app.ctl("procs")
+        assert "session main:" in text and "left behind" in text and "total:" in text, text
+
+        left = sleepers(marker) + list(process_tree(app.proc.pid))
         client.close()
     except BaseException:
         stop_app(app)
