@@ -82,7 +82,9 @@ class Reaper:
         for signum in (signal.SIGHUP, signal.SIGUSR2):
             signal.signal(signum, self._forward)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the loop (wakeup fd)
-        self.child = os.posix_spawnp(self.argv[0], self.argv, dict(os.environ))
+        # Python ignores SIGPIPE and SIGXFSZ; supervisord gets the defaults, as when bash exec'd it.
+        defaults = (signal.SIGPIPE, signal.SIGXFSZ)
+        self.child = os.posix_spawnp(self.argv[0], self.argv, dict(os.environ), setsigdef=defaults)
         while self.child_status is None:
             self._wait_for_events(self._seconds_left(SUPERVISORD_BUDGET_SECONDS))
             self._reap()

@@ -88,6 +88,12 @@ def assert_no_secret_in_any_environment(app: RunningApp, secrets: dict[str, str]
             assert secrets[name].encode() not in environ(pid), f"{name} in a shell's environment"
 
 
+def user_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def secrets_stack(stack: Stack, workspace: FakeWorkspace) -> dict[str, str]:
     """A laptop run with every kind of secret: the local token, a PAT, the app's client secret."""
     stack.env.update(
@@ -124,6 +130,9 @@ async def test_no_secret_in_any_log_or_program_environment(stack: Stack, workspa
         # The laptop user's own PAT still reaches their shells (tmux's global environment).
         await client.type('echo "P[${DATABRICKS_TOKEN:0:9}]"\r')
         await client.wait_text("P[dapi-owne]")
+        # Only supervisord's own files are private: shells create files with the user's umask.
+        await client.type('echo "U[$(umask)]"\r')
+        await client.wait_text(f"U[{user_umask():04o}]")
         client.close()
 
         assert_no_secret_in_any_environment(app, secrets)
