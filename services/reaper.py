@@ -85,6 +85,8 @@ class Reaper:
         # Python ignores SIGPIPE and SIGXFSZ; supervisord gets the defaults, as when bash exec'd it.
         defaults = (signal.SIGPIPE, signal.SIGXFSZ)
         self.child = os.posix_spawnp(self.argv[0], self.argv, dict(os.environ), setsigdef=defaults)
+        if self.stop_started is not None:  # told to stop while starting it
+            self._forward(signal.SIGTERM, None)
         while self.child_status is None:
             self._wait_for_events(self._seconds_left(SUPERVISORD_BUDGET_SECONDS))
             self._reap()
