@@ -17,6 +17,8 @@ MIN_SECRET_LENGTH = 8
 SECRET_PARAMS = re.compile(
     r"(?i)([?&;](?:token|key|api_key|apikey|access_token|client_secret|secret|password|code)=)[^&\s\"'#]+"
 )
+# `https://user:password@host/…` (a git remote with a token in it).
+URL_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
 # Query parameters whose values are worth seeing in an access log; every other value is masked.
 PLAIN_PARAMS = frozenset({"cols", "rows", "transport"})
 
@@ -32,6 +34,7 @@ def hide(*values: str) -> None:
 
 def redact(text: str) -> str:
     text = SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
+    text = URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)
     with _lock:
         values = sorted(_values, key=len, reverse=True)  # a secret containing another masks whole
     for value in values:

@@ -46,3 +46,10 @@ def test_every_log_line_masks_known_secrets_query_credentials_and_tracebacks(
     text = stream.getvalue()
     assert "gem-key-999" not in text and "dapi-very-secret-pat-0123" not in text, text
     assert "key=[redacted]&alt=sse" in text and "ValueError: [redacted]" in text
+
+
+def test_credentials_in_a_url_are_masked() -> None:
+    line = "pushing to https://alice:ghp_abcdef123456@github.com/alice/app.git and ssh://git@host/x"
+    assert redact.redact(line) == (
+        "pushing to https://[redacted]@github.com/alice/app.git and ssh://git@host/x"
+    )
