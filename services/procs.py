@@ -114,23 +114,43 @@ def build_report(settings: Settings) -> Report:
     for name, info in sorted(running.items()):
         if info.pid:
             program_trees.append(tree(table, name, info.pid, exclude=pane_pids))
+    program_trees.extend(own_processes(settings, table))
     left = left_behind(settings, table)
     total = sum(s.rss_bytes for s in sessions.values())
     total += sum(t.rss_bytes for t in program_trees) + sum(t.rss_bytes for t in left)
     return Report(list(sessions.values()), program_trees, left, total, notes)
 
 
-def left_behind(settings: Settings, table: dict[int, Proc]) -> list[Tree]:
-    """The trees services.reaper adopted: its children other than supervisord."""
+def supervisord_and_reaper(settings: Settings, table: dict[int, Proc]) -> tuple[int, int]:
+    """supervisord's pid and services.reaper's (its parent), 0 for either that is not running."""
     try:
         supervisord = int((settings.state_dir / "supervisord.pid").read_text().strip())
     except (OSError, ValueError):
-        return []
-    reaper = table[supervisord].ppid if supervisord in table else 0
+        return 0, 0
+    if supervisord not in table:
+        return 0, 0
+    reaper = table[supervisord].ppid
     try:
-        if b"services.reaper" not in Path(f"/proc/{reaper}/cmdline").read_bytes():
-            return []
+        is_reaper = b"services.reaper" in Path(f"/proc/{reaper}/cmdline").read_bytes()
     except OSError:
+        is_reaper = False
+    return supervisord, reaper if is_reaper else 0
+
+
+def own_processes(settings: Settings, table: dict[int, Proc]) -> list[Tree]:
+    """supervisord and services.reaper themselves, without what runs below them."""
+    supervisord, reaper = supervisord_and_reaper(settings, table)
+    found = []
+    for label, pid in (("supervisord", supervisord), ("scripts/run (services.reaper)", reaper)):
+        if pid:
+            found.append(tree(table, label, pid, exclude=set(proctable.descendants(table, pid))))
+    return found
+
+
+def left_behind(settings: Settings, table: dict[int, Proc]) -> list[Tree]:
+    """The trees services.reaper adopted: its children other than supervisord."""
+    supervisord, reaper = supervisord_and_reaper(settings, table)
+    if not reaper:
         return []
     roots = [p.pid for p in table.values() if p.ppid == reaper and p.pid != supervisord]
     return [tree(table, table[pid].name, pid) for pid in sorted(roots)]

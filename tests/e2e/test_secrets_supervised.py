@@ -211,7 +211,8 @@ async def test_nothing_started_from_a_shell_outlives_the_app(stack: Stack) -> No
         assert main["name"] == "main" and main["panes"][0]["processes"] >= 3, main
         assert main["panes"][0]["top"][0].startswith("python3 "), main  # the biggest, named
         names = {t["label"] for t in report["programs"]}
-        assert {"gateway", "model-proxy", "sync", "tmux", "watchdog"} <= names, names
+        app_processes = {"gateway", "model-proxy", "sync", "tmux", "watchdog", "supervisord"}
+        assert app_processes | {"scripts/run (services.reaper)"} <= names, names
         adopted = sum(t["processes"] for t in report["left_behind"])
         assert adopted >= 3, report["left_behind"]  # setsid -f sleep, the daemon's sh and its sleep
         text = app.ctl("procs")
