@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services import redact
 from services.limits import Limits, LimitsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,10 @@ DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
 DEFAULT_GEMINI_MODEL = "databricks-gemini-3-1-pro"
 DEFAULT_SESSION = "main"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# The app's secrets. scripts/run moves each from its environment into $STATE/secrets/NAME (0600) and
+# starts supervisord without it, so no program holds one in /proc/<pid>/environ; Settings reads
+# the variable when it is set (a program started by hand, a test), else the file.
+SECRET_VARIABLES = ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "CODING_AGENTS_TOKEN")
 
 
 class ConfigError(ValueError):
@@ -73,6 +78,24 @@ def _owner(env: Mapping[str, str]) -> str:
     return owner
 
 
+def secrets_dir(state_dir: Path) -> Path:
+    return state_dir / "secrets"
+
+
+def _secret(env: Mapping[str, str], state_dir: Path, name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        path = secrets_dir(state_dir) / name
+        try:
+            value = path.read_text().strip()
+        except FileNotFoundError:
+            value = ""
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    redact.hide(value)
+    return value
+
+
 def normalize_host(raw: str) -> str:
     """Workspace URL with a scheme and no trailing slash; Apps may inject it without `https://`."""
     host = raw.strip().rstrip("/")
@@ -105,7 +128,7 @@ class Settings:
     home: Path
     apps_mode: bool
     app_name: str
-    token_override: str
+    token_override: str = field(repr=False)
     databricks_host: str
     allowed_hosts: tuple[str, ...]
     anthropic_model: str
@@ -165,7 +188,7 @@ class Settings:
         env = os.environ if env is None else env
         home = _home(env)
         state_raw = env.get("CODING_AGENTS_STATE_DIR", "").strip()
-        state_dir = Path(state_raw).expanduser() if state_raw else home / ".coding-agents"
+        state_dir = (Path(state_raw).expanduser() if state_raw else home / ".coding-agents").absolute()
         try:
             limits = Limits.from_env(env)
         except LimitsError as exc:
@@ -175,22 +198,22 @@ class Settings:
         )
         return cls(
             port=_port(env),
-            state_dir=state_dir.absolute(),
+            state_dir=state_dir,
             home=home.absolute(),
             apps_mode=bool(env.get("DATABRICKS_APP_NAME", "").strip()),
             app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
-            token_override=env.get("CODING_AGENTS_TOKEN", "").strip(),
+            token_override=_secret(env, state_dir, "CODING_AGENTS_TOKEN"),
             databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
             allowed_hosts=allowed,
             anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
             gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
-            databricks_token=env.get("DATABRICKS_TOKEN", "").strip(),
+            databricks_token=_secret(env, state_dir, "DATABRICKS_TOKEN"),
             owner_override=_owner(env),
             gateway_host=normalize_host(env.get("DATABRICKS_GATEWAY_HOST", "")),
             proxy_port=_optional_port(env, "CODING_AGENTS_PROXY_PORT"),
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
-            client_secret=env.get("DATABRICKS_CLIENT_SECRET", "").strip(),
+            client_secret=_secret(env, state_dir, "DATABRICKS_CLIENT_SECRET"),
             upload_limit_bytes=_upload_limit(env),
             limits=limits,
         )

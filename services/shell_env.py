@@ -11,12 +11,15 @@ from services.config import Settings
 from services.memory import MemoryProbe, node_heap_mb
 
 # Never leak into shells: a nested TMUX confuses tmux; the app's own OAuth client would make the
-# Databricks CLI in the terminal act as the app instead of its owner.
+# Databricks CLI in the terminal act as the app instead of its owner; the local token opens the
+# terminal itself (an agent holding it could hand it on).
 SCRUBBED = (
     "TMUX",
     "TMUX_PANE",
     "DATABRICKS_CLIENT_ID",
     "DATABRICKS_CLIENT_SECRET",
+    "CODING_AGENTS_TOKEN",
+    "DATABRICKS_TOKEN",  # added back for shells only, by shell_secrets (never in a program's environ)
     "SUPERVISOR_ENABLED",
     "SUPERVISOR_PROCESS_NAME",
     "SUPERVISOR_GROUP_NAME",
@@ -36,7 +39,7 @@ def shell_path(settings: Settings, base: Mapping[str, str]) -> str:
 
 # On Databricks Apps the owner's PAT lives in ~/.databrickscfg (0600), not in every process's
 # environment; with the token gone the CLI and SDK must be told to read that profile.
-APPS_SCRUBBED = ("DATABRICKS_TOKEN", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CONFIG_FILE")
+APPS_SCRUBBED = ("DATABRICKS_AUTH_TYPE", "DATABRICKS_CONFIG_FILE")
 
 
 def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -85,6 +88,16 @@ def node_heap_cap(settings: Settings, base: Mapping[str, str]) -> dict[str, str]
         "NODE_OPTIONS": f"{options} {HEAP_FLAG}={heap}".strip(),
         "GEMINI_CLI_NO_RELAUNCH": base.get("GEMINI_CLI_NO_RELAUNCH", "true"),
     }
+
+
+def shell_secrets(settings: Settings) -> dict[str, str]:
+    """Credentials a shell gets although no program holds them in its environment: on a laptop, the
+    PAT the user gave scripts/run (theirs, as in their own shells). On Apps the owner's PAT reaches
+    shells only through ~/.databrickscfg. Callers put these into the shells' environment only (tmux's
+    global environment, a degraded shell's exec), never into their own."""
+    if settings.apps_mode or not settings.databricks_token:
+        return {}
+    return {"DATABRICKS_TOKEN": settings.databricks_token}
 
 
 def login_name() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.config import ConfigError, Settings
-from services.shell_env import shell_environment
+from services.shell_env import shell_environment, shell_secrets
 from services.tmux import TmuxSessions
 from tests.conftest import Stack
 from tests.fake_memory import FakeContainer
@@ -26,6 +26,7 @@ APP_ENV = {
     "DATABRICKS_CLIENT_SECRET": "app-sp-secret",
     "DATABRICKS_AUTH_TYPE": "oauth-m2m",
     "SUPERVISOR_SERVER_URL": "unix:///x.sock",
+    "CODING_AGENTS_TOKEN": "local-token-0123456789",
     "EDITOR": "micro",
 }
 
@@ -33,8 +34,15 @@ APP_ENV = {
 def test_apps_shells_act_as_the_owner_through_the_profile(tmp_path: Path) -> None:
     base = {**APP_ENV, "HOME": str(tmp_path), "DATABRICKS_APP_NAME": "agents"}
     env = shell_environment(Settings.from_env(base), base)
-    for gone in ("TMUX", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+    for gone in (
+        "TMUX",
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CLIENT_ID",
+        "DATABRICKS_CLIENT_SECRET",
+        "CODING_AGENTS_TOKEN",
+    ):
         assert gone not in env, gone
+    assert shell_secrets(Settings.from_env(base)) == {}  # the PAT reaches shells via the profile only
     assert "DATABRICKS_AUTH_TYPE" not in env and "SUPERVISOR_SERVER_URL" not in env
     assert env["DATABRICKS_HOST"] == "https://adb-1.azuredatabricks.net"
     assert env["DATABRICKS_CONFIG_PROFILE"] == "DEFAULT"
@@ -44,7 +52,11 @@ def test_apps_shells_act_as_the_owner_through_the_profile(tmp_path: Path) -> Non
 def test_local_shells_keep_the_users_own_token_but_never_app_credentials(tmp_path: Path) -> None:
     base = {**APP_ENV, "HOME": str(tmp_path)}
     env = shell_environment(Settings.from_env(base), base)
-    assert env["DATABRICKS_TOKEN"] == "dapi-owner"  # the laptop user's own environment
+    # The laptop user's own PAT reaches shells apart from the environment of the program starting
+    # them (tmux's global environment, a degraded shell's exec), never the local token.
+    assert "DATABRICKS_TOKEN" not in env
+    assert shell_secrets(Settings.from_env(base)) == {"DATABRICKS_TOKEN": "dapi-owner"}
+    assert "CODING_AGENTS_TOKEN" not in env
     assert "DATABRICKS_CLIENT_SECRET" not in env and "TMUX" not in env
     assert "DATABRICKS_CONFIG_PROFILE" not in env
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from tornado import web
 from tornado.log import access_log
 
+from services import redact
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
 from services.gateway import downloads, handlers, protocol, static, uploads
 from services.gateway.assets import StaticAssets
@@ -22,12 +23,15 @@ def third_party_dir() -> Path:
 
 def log_request(handler: web.RequestHandler) -> None:
     """Tornado's access log line, except for long-poll requests that went well: two per keystroke
-    and hundreds per flood would bury everything else, and the line cost ~15% of each request."""
+    and hundreds per flood would bury everything else, and the line cost ~15% of each request.
+    Query values are masked: the start URL carries the token (`/?token=…`)."""
     status = handler.get_status()
     if isinstance(handler, handlers.PollHandler) and status < 400:
         return
     log = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
-    log("%d %s %.2fms", status, handler._request_summary(), 1000 * handler.request.request_time())
+    request = handler.request
+    summary = f"{request.method} {redact.uri(request.uri or '')} ({request.remote_ip})"
+    log("%d %s %.2fms", status, summary, 1000 * request.request_time())
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:

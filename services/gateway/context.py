@@ -17,7 +17,7 @@ from services.gateway.terminal import TerminalChannel, TmuxAttachment, TmuxTermi
 from services.gateway.terminals import Terminals
 from services.memory import MemoryProbe
 from services.setup.registry import Registry
-from services.shell_env import shell_environment
+from services.shell_env import shell_environment, shell_secrets
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
@@ -57,9 +57,8 @@ class GatewayContext:
         self.admission = Admission(limits, MemoryProbe(limits.memory_root))
         self.connections = ConnectionSlots(limits)
         tmux = TmuxTerminals(self.sessions, self.run_blocking, self.attach_env, self.attachments)
-        ptys = PtySessions(
-            shell_environment(self.settings, self.attach_env), self.settings.projects_dir, self.run_blocking
-        )
+        shells_env = shell_environment(self.settings, self.attach_env) | shell_secrets(self.settings)
+        ptys = PtySessions(shells_env, self.settings.projects_dir, self.run_blocking)
         self.terminals = Terminals(self.settings, tmux, ptys, self.run_blocking)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
