@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -34,9 +35,10 @@ def degraded_app(stack: Stack) -> Iterator[tuple[RunningApp, int]]:
 async def echo_in(app: RunningApp, session: str, marker: int) -> str:
     client = await TermClient.connect(app.url, session, app.stack.token)
     await client.wait_ready()
-    await client.type(f"echo $(({marker}+1))seen; echo TMUX=${{TMUX:-none}}\r")
+    await client.type(f"echo $(({marker}+1))seen; echo TMUX=${{TMUX:-none}}:end\r")
     await client.wait_text(f"{marker + 1}seen")
-    await client.wait_text("TMUX=")
+    # The answer, not the echo of the command typed (which reads "TMUX=${TMUX:-none}:end").
+    await client.read_until(lambda c: re.search(r"TMUX=[^$\s]*:end", c.text) is not None)
     client.close()
     return client.text
 

@@ -88,6 +88,7 @@ def supervised() -> Iterator[Supervised]:
         "CODING_AGENTS_STATE_DIR": str(state),
         "CODING_AGENTS_PYTHON": sys.executable,
         "CODING_AGENTS_PLATFORM_LOG": str(state / "logs" / "platform.log"),
+        "CODING_AGENTS_UMASK": "022",  # as scripts/run exports it
         "CODING_AGENTS_TMUX": str(home / ".local" / "bin" / "tmux"),  # as scripts/run exports it
         "CODING_AGENTS_REGISTRY": str(root / "registry.yaml"),
         "CODING_AGENTS_TMUX_URL": f"http://127.0.0.1:{free_port()}{ASSET}",  # nothing listens yet
