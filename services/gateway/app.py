@@ -47,6 +47,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),
         (SESSION + r"/windows", handlers.WindowsHandler, init),
+        (SESSION + r"/search", handlers.SearchHandler, init),
         (SESSION + r"/poll", handlers.PollOpenHandler, init),
         (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),
     ]
