@@ -96,8 +96,7 @@ def goto(sessions: TmuxSessions, session: str, position: int) -> HistoryState:
     """Show the history `position` lines above the live screen (0: leave copy mode)."""
     target = _target(session)
     if position <= 0:
-        leave_copy_mode(sessions, session)
-        return state(sessions, session)
+        return leave_copy_mode(sessions, session)
     out = sessions.run(
         *("copy-mode", "-e", "-t", target, ";"),
         *("send-keys", "-t", target, "-X", "goto-line", str(position), ";"),
@@ -106,10 +105,14 @@ def goto(sessions: TmuxSessions, session: str, position: int) -> HistoryState:
     return _parse_state(out[-1])
 
 
-def leave_copy_mode(sessions: TmuxSessions, session: str) -> None:
+def leave_copy_mode(sessions: TmuxSessions, session: str) -> HistoryState:
     """Cancel copy mode if the pane is in it: one tmux process, no race with a check."""
     target = _target(session)
-    sessions.run("if-shell", "-F", "-t", target, "#{pane_in_mode}", f"send-keys -t {target} -X cancel")
+    out = sessions.run(
+        *("if-shell", "-F", "-t", target, "#{pane_in_mode}", f"send-keys -t {target} -X cancel", ";"),
+        *("display-message", "-p", "-t", target, _STATE_FORMAT),
+    )
+    return _parse_state(out[-1])
 
 
 def search(sessions: TmuxSessions, session: str, query: str) -> SearchResult:

@@ -86,9 +86,11 @@ class PaneScroller:
             self._maybe_in_copy_mode = True
         elif self._maybe_in_copy_mode:
             try:
-                await self._run_blocking(history.leave_copy_mode, self._sessions, self._session)
+                where = await self._run_blocking(history.leave_copy_mode, self._sessions, self._session)
             except (TmuxError, SessionNotFound) as exc:
                 log.warning("could not leave copy mode in %s before input: %s", self._session, exc)
+            else:
+                self._report({"type": protocol.HISTORY, **where.to_json()})  # the scrollbar follows
             self._maybe_in_copy_mode = False
         if not self._closed:
             self._write(data)

@@ -4,10 +4,13 @@
  */
 
 import * as api from "./api.js";
-import { enableCopyOnSelect } from "./clipboard.js";
+import { COPIED_EVENT, enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
+import { TerminalMenu } from "./contextmenu.js";
 import { DegradedBanner } from "./degraded.js";
+import { TmuxHistory } from "./history.js";
 import { KeyBar } from "./keybar.js";
+import { OutageOverlay } from "./outage.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
@@ -28,8 +31,17 @@ const container = byId("terminal");
 const { term, search, fit } = createTerminal(container);
 const toast = new Toast(byId("toast"));
 const indicator = new ConnectionIndicator(byId("connection"));
-const searchBox = new SearchBox(byId("search"), search, term);
+const tmuxHistory = new TmuxHistory(term, container, byId("history-bar"));
+const searchBox = new SearchBox(byId("search"), search, term, tmuxHistory, () => currentSession);
 const keyBar = new KeyBar(byId("keybar"), /** @type {HTMLButtonElement} */ (byId("keybar-toggle")), term);
+keyBar.onPage = (pages) => tmuxHistory.scrollPages(pages);
+const outage = new OutageOverlay(byId("terminal-area"), byId("outage"));
+new TerminalMenu(byId("terminal-menu"), container, term, {
+  find: () => searchBox.open(),
+  notify: (message) => toast.show(message),
+  hasTmux: () => tmuxHistory.active,
+});
+window.addEventListener(COPIED_EVENT, () => toast.show("Copied"));
 const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ (byId("new-session")), {
   onSelect: (name) => openSession(name),
   onCreate: () => createAndOpenSession(),
@@ -135,7 +147,9 @@ function openSession(name, { reopen = false } = {}) {
     if (opened === connection) toast.show(/** @type {CustomEvent} */ (event).detail.message);
   });
   connection = opened;
-  window.__terminal = { term, connection };
+  window.__terminal = { term, connection, history: tmuxHistory };
+  tmuxHistory.follow(opened);
+  outage.follow(opened);
   indicator.show(opened);
   opened.start();
   term.focus();
@@ -144,6 +158,7 @@ function openSession(name, { reopen = false } = {}) {
 /** @param {TerminalConnection} changed */
 function onStateChange(changed) {
   indicator.show(changed);
+  outage.show(changed);
   if (changed.state === ConnectionState.ENDED || changed.state === ConnectionState.MISSING) {
     showSessionGone(changed.state);
     refreshTabs();

@@ -46,7 +46,7 @@ export function createTerminal(container) {
     cursorBlink: true,
     fontFamily: 'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace',
     fontSize: 14,
-    scrollback: 10_000,
+    scrollback: 0, // tmux keeps the history (history.js); degraded shells get some: connection.js
     allowProposedApi: true, // the Unicode 11 width tables are a proposed API
     macOptionIsMeta: true, // Alt+key for readline and Emacs, as on Linux
     theme: THEME,
@@ -54,7 +54,12 @@ export function createTerminal(container) {
   const fitAddon = new FitAddon();
   const search = new SearchAddon();
   term.loadAddon(fitAddon);
-  term.loadAddon(new WebLinksAddon());
+  // Ctrl/Cmd+click opens a link, as in editors: a plain click (to place the cursor, to select) must not.
+  term.loadAddon(
+    new WebLinksAddon((event, uri) => {
+      if (event.ctrlKey || event.metaKey) window.open(uri, "_blank", "noopener,noreferrer");
+    }),
+  );
   term.loadAddon(new ClipboardAddon(new Base64(), osc52Provider));
   term.loadAddon(new Unicode11Addon());
   term.loadAddon(search);
