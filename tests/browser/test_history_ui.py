@@ -180,3 +180,24 @@ def test_phone_swipe_scrolls_history_and_key_bar_pages(browser: Browser, app: Ru
     page_down.click()
     wait_until(lambda: position(page) == swiped, timeout=10, what="PgDn: a screen forward")
     context.close()
+
+
+def test_links_open_on_ctrl_click_only(page: Page, app: RunningApp) -> None:
+    type_and_see(page, "echo http://127.0.0.1:9/link-$((40+2))", "link-42")
+    row = screen(page).split("\n").index("http://127.0.0.1:9/link-42")
+    cell = page.evaluate(
+        """() => { const t = window.__terminal.term;
+                   const r = t.element.querySelector('.xterm-screen').getBoundingClientRect();
+                   return {x: r.left, y: r.top, w: r.width / t.cols, h: r.height / t.rows}; }"""
+    )
+    x, y = cell["x"] + 10.5 * cell["w"], cell["y"] + (row + 0.5) * cell["h"]
+    page.evaluate("() => { window.__opened = []; window.open = (url) => { window.__opened.push(url); }; }")
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.wait_for_timeout(500)  # a plain click must not open anything, however long we wait
+    assert page.evaluate("window.__opened") == []
+    page.keyboard.down("Control")
+    page.mouse.move(x + 2, y)
+    page.mouse.click(x + 2, y)
+    page.keyboard.up("Control")
+    wait_until(lambda: page.evaluate("window.__opened") == ["http://127.0.0.1:9/link-42"], timeout=5)
