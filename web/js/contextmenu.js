@@ -81,7 +81,8 @@ export class TerminalMenu {
 
   /** @param {string} action */
   async #run(action) {
-    this.close();
+    // Keys first, focus after: tmux 3.3 misreads its prefix when a focus report comes in the same read.
+    this.close(false);
     switch (action) {
       case "copy":
         await copyText(this.#selection);
@@ -104,6 +105,7 @@ export class TerminalMenu {
         this.#term.input(CLEAR_SCREEN, true);
         break;
     }
+    if (action !== "find") this.#term.focus();
   }
 
   /** @param {KeyboardEvent} event */
