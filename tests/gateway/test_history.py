@@ -133,3 +133,30 @@ async def test_bad_scroll_messages_get_an_error(gateway: Gateway, message: dict[
     error = await client.wait_message(protocol.ERROR)
     assert "scroll needs" in error["message"]
     client.close()
+
+
+async def test_a_program_reading_the_mouse_gets_the_wheel_itself(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    # Mouse reporting on (SGR), then `cat -v` shows what reaches the program.
+    await client.type("printf '\\033[?1000h\\033[?1006h'; stty -echo; cat -v\r")
+    await async_wait_until(lambda: pane_state(gateway).app_mouse, what="the program asked for the mouse")
+    await client.send({"type": "scroll", "lines": 6})
+    reply = await client.wait_message(protocol.HISTORY)
+    assert reply["in_mode"] is False
+    await client.type("\r")
+    await client.wait_text("^[[<64;1;1M^[[<64;1;1M")  # two notches' worth of wheel-up reports
+    await client.type("\x03")
+    client.close()
+
+
+async def test_a_full_screen_program_without_mouse_gets_arrow_keys(gateway: Gateway) -> None:
+    client = await connect(gateway)
+    await client.type("tput smcup; stty -echo; cat -v\r")
+    await async_wait_until(lambda: pane_state(gateway).alternate, what="alternate screen")
+    await client.send({"type": "scroll", "lines": 2})
+    await client.wait_message(protocol.HISTORY)
+    await client.type("\r")
+    await client.read_until(lambda c: c.text.count("^[[A") + c.text.count("^[OA") >= 2)
+    assert not pane_state(gateway).in_mode
+    await client.type("\x03")
+    client.close()
