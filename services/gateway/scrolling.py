@@ -42,6 +42,7 @@ class PaneScroller:
         self._report = report
         self._queue: deque[protocol.Scroll | bytes] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # questions in flight (kept from the GC)
         self._maybe_in_copy_mode = False
         self._closed = False
 
@@ -55,7 +56,21 @@ class PaneScroller:
         self._write(data)
 
     def scroll(self, request: protocol.Scroll) -> None:
+        if request.lines == 0 and request.to is None:
+            # Only a question (the scrollbar, while output flows): typed keys must not wait behind it.
+            self._tasks.add(task := asyncio.get_running_loop().create_task(self._tell()))
+            task.add_done_callback(self._tasks.discard)
+            return
         self._enqueue(request)
+
+    async def _tell(self) -> None:
+        try:
+            where = await self._run_blocking(history.state, self._sessions, self._session)
+        except (TmuxError, SessionNotFound) as exc:
+            self._report(protocol.error(f"cannot read the history's position: {exc}"))
+            return
+        if not self._closed:
+            self._report({"type": protocol.HISTORY, **where.to_json()})
 
     def close(self) -> None:
         self._closed = True
