@@ -167,7 +167,7 @@ def test_offline_event_says_offline_and_online_reconnects(page: Page) -> None:
 
 
 def test_phone_swipe_scrolls_history_and_key_bar_pages(browser: Browser, app: RunningApp) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 740}, has_touch=True, is_mobile=True)
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
     page = context.new_page()
     page.goto(f"{app.url}/?token={app.stack.token}")
     wait_until(lambda: indicator(page)["state"] == "connected", timeout=15, what="connected")
@@ -186,7 +186,13 @@ def test_phone_swipe_scrolls_history_and_key_bar_pages(browser: Browser, app: Ru
     swiped = position(page)
     keybar = page.locator("#keybar")
     assert keybar.is_visible()
-    page_up, page_down = keybar.get_by_text("PgUp", exact=True), keybar.get_by_text("PgDn", exact=True)
+    page_up = keybar.get_by_role("button", name="Page up")
+    page_down = keybar.get_by_role("button", name="Page down")
+    # Every key fits a phone's width, PgUp and PgDn included.
+    widths = page.evaluate(
+        "(() => { const k = document.getElementById('keybar'); return [k.scrollWidth, k.clientWidth]; })()"
+    )
+    assert widths[0] <= widths[1], widths
     page_up.click()
     rows = int(page.evaluate("window.__terminal.term.rows"))
     wait_until(lambda: position(page) == swiped + rows - 1, timeout=10, what="PgUp: a screen back")

@@ -562,6 +562,9 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {string} state ENDED or MISSING: states no reconnect can fix */
   #finish(state) {
+    if (this.#offlineBytes > 0) this.#notify("The session is gone: what you typed while disconnected was not sent");
+    this.#offlineInput = [];
+    this.#offlineBytes = 0;
     this.#clearTimers();
     this.#candidates.drop();
     this.#handingOver = false;
