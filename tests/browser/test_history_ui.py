@@ -141,6 +141,9 @@ def test_gateway_stopped_shows_the_overlay_and_keys_typed_meanwhile_run_after(
     page.keyboard.type("echo kept-$((40+2))")
     page.keyboard.press("Enter")
     wait_until(lambda: "will be sent" in (overlay.text_content() or ""), timeout=5, what="pending shown")
+    # Beyond the limit, input is refused out loud (a toast), never dropped silently.
+    page.evaluate("window.__terminal.term.input('x'.repeat(5000), true)")
+    wait_until(lambda: "not sent" in (page.locator("#toast").text_content() or ""), timeout=5, what="refused")
     # "Reconnect now" tries at once instead of waiting out the backoff.
     page.evaluate(
         """() => { window.__states = [];

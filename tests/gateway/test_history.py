@@ -160,3 +160,19 @@ async def test_a_full_screen_program_without_mouse_gets_arrow_keys(gateway: Gate
     assert not pane_state(gateway).in_mode
     await client.type("\x03")
     client.close()
+
+
+async def test_without_tmux_history_is_the_pages_own(degraded_gateway: Gateway) -> None:
+    client = await TermClient.connect(degraded_gateway.url, "main", degraded_gateway.token)
+    hello = await client.wait_message(protocol.HELLO)
+    assert hello["history"] == protocol.HISTORY_LOCAL  # the page keeps xterm.js scrollback then
+    await client.wait_ready()
+    await client.send({"type": "scroll", "lines": 3})
+    error = await client.wait_message(protocol.ERROR)
+    assert "needs tmux" in error["message"]
+    await client.type("echo still-$((40+2))\r")
+    await client.wait_text("still-42")
+    response = await degraded_gateway.fetch("/api/sessions/main/search?q=still")
+    assert response.code == 409
+    assert "searched in the page" in json.loads(response.body)["error"]
+    client.close()
