@@ -8,7 +8,7 @@ from tornado import web
 from tornado.log import access_log
 
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import handlers, protocol
+from services.gateway import handlers, protocol, search
 from services.gateway.context import GatewayContext
 
 SESSION = r"/api/sessions/([^/]*)"
@@ -47,7 +47,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),
         (SESSION + r"/windows", handlers.WindowsHandler, init),
-        (SESSION + r"/search", handlers.SearchHandler, init),
+        (SESSION + r"/search", search.SearchHandler, init),
         (SESSION + r"/poll", handlers.PollOpenHandler, init),
         (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),
     ]
