@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services import redact
+from services.limits import Limits, LimitsError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_ROOT / "web"
 # The page's third-party files: web/vendor in a staged deploy set (services/deploy copies them out of
@@ -28,6 +31,10 @@ DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
 DEFAULT_GEMINI_MODEL = "databricks-gemini-3-1-pro"
 DEFAULT_SESSION = "main"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# The app's secrets. scripts/run moves each from its environment into $STATE/secrets/NAME (0600) and
+# starts supervisord without it, so no program holds one in /proc/<pid>/environ; Settings reads
+# the variable when it is set (a program started by hand, a test), else the file.
+SECRET_VARIABLES = ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "CODING_AGENTS_TOKEN")
 
 
 class ConfigError(ValueError):
@@ -71,12 +78,47 @@ def _owner(env: Mapping[str, str]) -> str:
     return owner
 
 
+def secrets_dir(state_dir: Path) -> Path:
+    return state_dir / "secrets"
+
+
+def _secret(env: Mapping[str, str], state_dir: Path, name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        path = secrets_dir(state_dir) / name
+        try:
+            value = path.read_text().strip()
+        except FileNotFoundError:
+            value = ""
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    redact.hide(value)
+    return value
+
+
 def normalize_host(raw: str) -> str:
     """Workspace URL with a scheme and no trailing slash; Apps may inject it without `https://`."""
     host = raw.strip().rstrip("/")
     if host and "://" not in host:
         host = "https://" + host
     return host
+
+
+DEFAULT_UPLOAD_LIMIT_MB = 50
+
+
+def _upload_limit(env: Mapping[str, str]) -> int:
+    """CODING_AGENTS_UPLOAD_LIMIT_MB: the most one upload request (drop or paste) may carry."""
+    raw = env.get("CODING_AGENTS_UPLOAD_LIMIT_MB", "").strip() or str(DEFAULT_UPLOAD_LIMIT_MB)
+    try:
+        megabytes = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"CODING_AGENTS_UPLOAD_LIMIT_MB must be a whole number of MiB, got {raw!r}"
+        ) from None
+    if not 1 <= megabytes <= 10_240:
+        raise ConfigError(f"CODING_AGENTS_UPLOAD_LIMIT_MB must be between 1 and 10240, got {megabytes}")
+    return megabytes * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,7 +128,7 @@ class Settings:
     home: Path
     apps_mode: bool
     app_name: str
-    token_override: str
+    token_override: str = field(repr=False)
     databricks_host: str
     allowed_hosts: tuple[str, ...]
     anthropic_model: str
@@ -100,6 +142,8 @@ class Settings:
     client_id: str = ""  # the app's service principal (Apps injects it): PAT-less model access
     client_secret: str = field(default="", repr=False)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
+    limits: Limits = field(default_factory=Limits)  # README, "Limits"
 
     @property
     def bind_host(self) -> str:
@@ -144,28 +188,34 @@ class Settings:
         env = os.environ if env is None else env
         home = _home(env)
         state_raw = env.get("CODING_AGENTS_STATE_DIR", "").strip()
-        state_dir = Path(state_raw).expanduser() if state_raw else home / ".coding-agents"
+        state_dir = (Path(state_raw).expanduser() if state_raw else home / ".coding-agents").absolute()
+        try:
+            limits = Limits.from_env(env)
+        except LimitsError as exc:
+            raise ConfigError(str(exc)) from None
         allowed = tuple(
             h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
         )
         return cls(
             port=_port(env),
-            state_dir=state_dir.absolute(),
+            state_dir=state_dir,
             home=home.absolute(),
             apps_mode=bool(env.get("DATABRICKS_APP_NAME", "").strip()),
             app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
-            token_override=env.get("CODING_AGENTS_TOKEN", "").strip(),
+            token_override=_secret(env, state_dir, "CODING_AGENTS_TOKEN"),
             databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
             allowed_hosts=allowed,
             anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
             gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
-            databricks_token=env.get("DATABRICKS_TOKEN", "").strip(),
+            databricks_token=_secret(env, state_dir, "DATABRICKS_TOKEN"),
             owner_override=_owner(env),
             gateway_host=normalize_host(env.get("DATABRICKS_GATEWAY_HOST", "")),
             proxy_port=_optional_port(env, "CODING_AGENTS_PROXY_PORT"),
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
-            client_secret=env.get("DATABRICKS_CLIENT_SECRET", "").strip(),
+            client_secret=_secret(env, state_dir, "DATABRICKS_CLIENT_SECRET"),
+            upload_limit_bytes=_upload_limit(env),
+            limits=limits,
         )
 
 

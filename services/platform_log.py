@@ -5,18 +5,17 @@ stdout is its full log in `$STATE/logs/<program>.log`; its stderr goes to superv
 (supervisord.conf: `stderr_logfile=%(ENV_CODING_AGENTS_PLATFORM_LOG)s`, set by scripts/run). So every
 process logs to stdout, and `announce` writes the few lines that matter (the reason and the fix) to
 stderr, and to the full log too. A crash's traceback lands on stderr as well: it reaches the platform
-log without any help.
+log without any help. That setting is a FIFO which services.reaper (scripts/run's own process, which
+holds the platform's stdout) copies to its stdout: a root-made stdout cannot be reopened by name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import select
 import sys
 import threading
-from pathlib import Path
+
+from services import redact
 
 PREFIX = "[coding-agents]"
 MAX_LINE = 1000
@@ -39,7 +38,7 @@ def format_line(what: str, fix: str = "") -> str:
 def announce(what: str, fix: str = "", key: str | None = None) -> None:
     """Put one line on the platform log. With `key`, a repeat of that key's last line is skipped, so a
     retry loop says a failure once and again only when its reason changes."""
-    line = format_line(what, fix)
+    line = redact.redact(format_line(what, fix))
     if key is not None:
         with _lock:
             if _last.get(key) == line:
@@ -63,54 +62,13 @@ def resolved(key: str, what: str) -> None:
 
 
 def setup_logging(program: str, level: int = logging.INFO) -> None:
-    """Every program's log format: to stdout, which supervisord writes to `$STATE/logs/<program>.log`."""
-    logging.basicConfig(
-        level=level,
-        format=f"%(asctime)s {program} %(name)s %(levelname)s %(message)s",
-        stream=sys.stdout,
-        force=True,
-    )
+    """Every program's log format: to stdout, which supervisord writes to `$STATE/logs/<program>.log`.
+    Secrets are masked in the finished line, tracebacks and library messages included."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(RedactingFormatter(f"%(asctime)s {program} %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
-def relay(fifo: Path, watched_pid: int, out_fd: int = 1) -> None:
-    """Copy what programs write into `fifo` to `out_fd` until `watched_pid` (supervisord) exits.
-
-    supervisord writes each program's stderr to a file it opens by name; the platform's stdout may be
-    a pipe or file this user cannot reopen by name (/dev/stdout of a root-made pipe), so scripts/run
-    hands supervisord this FIFO, and this relay, which inherited the real stdout, copies it across.
-    Holding a write end of its own means no EOF while programs restart; the pidfd ends it.
-    """
-    read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    keep_open = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    try:
-        watched = os.pidfd_open(watched_pid)
-    except ProcessLookupError:
-        return
-    try:
-        while True:
-            ready, _, _ = select.select([read_fd, watched], [], [])
-            if read_fd in ready:
-                _copy_available(read_fd, out_fd)
-            if watched in ready:
-                _copy_available(read_fd, out_fd)  # the last words of programs stopping with it
-                return
-    finally:
-        for fd in (read_fd, keep_open, watched):
-            os.close(fd)
-
-
-def _copy_available(read_fd: int, out_fd: int) -> None:
-    while True:
-        try:
-            data = os.read(read_fd, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            return
-        with contextlib.suppress(OSError):  # the platform stopped reading: nothing else to tell it
-            os.write(out_fd, data)
-
-
-if __name__ == "__main__":
-    # scripts/run: python -m services.platform_log FIFO PID
-    relay(Path(sys.argv[1]), int(sys.argv[2]))
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.redact(super().format(record))

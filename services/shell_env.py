@@ -8,14 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.config import Settings
+from services.memory import MemoryProbe, node_heap_mb
 
 # Never leak into shells: a nested TMUX confuses tmux; the app's own OAuth client would make the
-# Databricks CLI in the terminal act as the app instead of its owner.
+# Databricks CLI in the terminal act as the app instead of its owner; the local token opens the
+# terminal itself (an agent holding it could hand it on).
 SCRUBBED = (
     "TMUX",
     "TMUX_PANE",
     "DATABRICKS_CLIENT_ID",
     "DATABRICKS_CLIENT_SECRET",
+    "CODING_AGENTS_TOKEN",
+    "DATABRICKS_TOKEN",  # added back for shells only, by shell_secrets (never in a program's environ)
     "SUPERVISOR_ENABLED",
     "SUPERVISOR_PROCESS_NAME",
     "SUPERVISOR_GROUP_NAME",
@@ -35,7 +39,7 @@ def shell_path(settings: Settings, base: Mapping[str, str]) -> str:
 
 # On Databricks Apps the owner's PAT lives in ~/.databrickscfg (0600), not in every process's
 # environment; with the token gone the CLI and SDK must be told to read that profile.
-APPS_SCRUBBED = ("DATABRICKS_TOKEN", "DATABRICKS_AUTH_TYPE", "DATABRICKS_CONFIG_FILE")
+APPS_SCRUBBED = ("DATABRICKS_AUTH_TYPE", "DATABRICKS_CONFIG_FILE")
 
 
 def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -46,15 +50,54 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env["CODING_AGENTS_STATE_DIR"] = str(settings.state_dir)
     env.setdefault("SHELL", "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh")
     env.setdefault("LANG", "C.UTF-8")
+    # xterm.js renders 24-bit colour; tools (Gemini CLI, bat, delta) only use it when told so.
+    env["COLORTERM"] = "truecolor"
     # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
     user = base.get("USER", "").strip() or login_name()
     env["USER"] = env["LOGNAME"] = user
+    env.update(node_heap_cap(settings, base))
     if settings.databricks_host:
         env["DATABRICKS_HOST"] = settings.databricks_host
         if settings.apps_mode:
             # The SDK skips ~/.databrickscfg when DATABRICKS_HOST is set unless a profile is named.
             env.setdefault("DATABRICKS_CONFIG_PROFILE", "DEFAULT")
     return env
+
+
+HEAP_FLAG = "--max-old-space-size"
+
+
+def node_heap_cap(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """NODE_OPTIONS with a heap cap sized from the container's limit (services.memory), for the
+    Node-based agents; {} without a limit or with CODING_AGENTS_NODE_HEAP_MB=off. A cap already in
+    the user's own NODE_OPTIONS is kept as it is.
+
+    Gemini CLI relaunches itself with a cap of half the *host's* RAM, which beats NODE_OPTIONS on
+    its command line; GEMINI_CLI_NO_RELAUNCH keeps it in one process under our cap.
+    """
+    options = base.get("NODE_OPTIONS", "").strip()
+    if HEAP_FLAG in options:
+        return {"NODE_OPTIONS": options, "GEMINI_CLI_NO_RELAUNCH": base.get("GEMINI_CLI_NO_RELAUNCH", "true")}
+    heap = settings.limits.node_heap_mb
+    if heap is None:
+        limit = MemoryProbe(settings.limits.memory_root).limit_bytes()
+        heap = node_heap_mb(limit) if limit is not None else 0
+    if not heap:
+        return {}
+    return {
+        "NODE_OPTIONS": f"{options} {HEAP_FLAG}={heap}".strip(),
+        "GEMINI_CLI_NO_RELAUNCH": base.get("GEMINI_CLI_NO_RELAUNCH", "true"),
+    }
+
+
+def shell_secrets(settings: Settings) -> dict[str, str]:
+    """Credentials a shell gets although no program holds them in its environment: on a laptop, the
+    PAT the user gave scripts/run (theirs, as in their own shells). On Apps the owner's PAT reaches
+    shells only through ~/.databrickscfg. Callers put these into the shells' environment only (tmux's
+    global environment, a degraded shell's exec), never into their own."""
+    if settings.apps_mode or not settings.databricks_token:
+        return {}
+    return {"DATABRICKS_TOKEN": settings.databricks_token}
 
 
 def login_name() -> str:

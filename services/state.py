@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from services import redact
+
 
 def ensure_dir(path: Path, mode: int = 0o700) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=mode)
@@ -68,6 +70,7 @@ def _read_secret(path: Path) -> str:
     value = path.read_text().strip()
     if not value:
         raise ValueError(f"{path} is empty; delete it to generate a new secret")
+    redact.hide(value)
     return value
 
 

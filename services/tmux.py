@@ -35,6 +35,10 @@ _LIST_FORMAT = _FIELD_SEP.join(
         "#{pane_current_command}",
         "#{session_windows}",
         "#{session_id}",
+        # Bells rung in the session (counted by tmux.conf's alert-bell hook) and the current
+        # window's last output: the page's "bell" and "finished" marks on background tabs.
+        "#{?@bells,#{@bells},0}",
+        "#{window_activity}",
     ]
 )
 
@@ -74,6 +78,8 @@ class SessionInfo:
     command: str
     windows: int
     degraded: bool = False  # a shell on the gateway's own PTY (no tmux): it ends with the gateway
+    bells: int = 0  # bells rung so far (a counter: the page remembers how many it has shown)
+    output_at: int = 0  # when the current window last printed something (epoch seconds)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,10 +166,19 @@ class TmuxSessions:
         sessions = []
         for line in lines:
             parts = line.split(_FIELD_SEP)
-            if len(parts) != 7:
+            if len(parts) != 9:
                 continue
-            name, created, clients, activity, command, windows, session_id = parts
-            info = SessionInfo(name, int(created), int(clients), int(activity), command, int(windows))
+            name, created, clients, activity, command, windows, session_id, bells, output_at = parts
+            info = SessionInfo(
+                name,
+                int(created),
+                int(clients),
+                int(activity),
+                command,
+                int(windows),
+                bells=int(bells) if bells.isdigit() else 0,
+                output_at=int(output_at or 0),
+            )
             sessions.append((int(session_id.lstrip("$")), info))
         # Session ids grow with each new session: creation order, finer than `created` seconds.
         return [info for _, info in sorted(sessions, key=lambda pair: pair[0])]
@@ -240,6 +255,15 @@ class TmuxSessions:
             return self.create(name, cols, rows)
         except SessionExists:
             return self.get(name)
+
+    def rename(self, name: str, new_name: str) -> SessionInfo:
+        """Rename a session; attached clients stay attached (tmux follows the session, not its name)."""
+        validate_session_name(name)
+        validate_session_name(new_name)
+        if new_name != name and self.exists(new_name):
+            raise SessionExists(new_name)  # tmux would say "duplicate session" too, less clearly
+        self._run("rename-session", "-t", f"={name}", new_name)
+        return self.get(new_name)
 
     def pane_pids(self, name: str) -> list[int]:
         validate_session_name(name)

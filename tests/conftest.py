@@ -97,7 +97,7 @@ class Gateway:
         headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
         if auth:
             headers.setdefault("Authorization", f"Bearer {self.token}")
-        if method in ("POST", "PUT") and "body" not in kwargs:
+        if method in ("POST", "PUT", "PATCH") and "body" not in kwargs:
             kwargs["body"] = b""
         return await self.http.fetch(
             self.url + path,

@@ -251,7 +251,7 @@ class Sandbox:
             return 0.0
         started = time.monotonic()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # scripts/run exec'd supervisord: this is its pid
+            self.proc.send_signal(signal.SIGTERM)  # scripts/run exec'd services.reaper: this is its pid
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None and not user_pids(self.account.pw_uid):

@@ -52,3 +52,27 @@ def test_unusable_home_or_the_app_folder_falls_back_to_its_own_folder(home: str 
 )
 def test_normalize_host(raw: str, expected: str) -> None:
     assert normalize_host(raw) == expected
+
+
+def test_secrets_come_from_the_environment_else_from_the_state_dirs_files(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "secrets").mkdir(parents=True)
+    (state / "secrets" / "DATABRICKS_TOKEN").write_text("dapi-from-file\n")
+    (state / "secrets" / "DATABRICKS_CLIENT_SECRET").write_text("sp-secret-from-file\n")
+    (state / "secrets" / "CODING_AGENTS_TOKEN").write_text("local-token-from-file\n")
+    env = {"HOME": str(tmp_path), "CODING_AGENTS_STATE_DIR": str(state)}
+    s = Settings.from_env(env)
+    assert (s.databricks_token, s.client_secret, s.token_override) == (
+        "dapi-from-file",
+        "sp-secret-from-file",
+        "local-token-from-file",
+    )
+    assert "from-file" not in repr(s)
+    assert Settings.from_env({**env, "DATABRICKS_TOKEN": "dapi-env"}).databricks_token == "dapi-env"
+
+
+def test_an_unreadable_secret_file_is_a_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "secrets" / "DATABRICKS_TOKEN").mkdir(parents=True)  # a folder where the file should be
+    with pytest.raises(ConfigError, match=r"DATABRICKS_TOKEN: cannot read .*secrets/DATABRICKS_TOKEN"):
+        Settings.from_env({"HOME": str(tmp_path), "CODING_AGENTS_STATE_DIR": str(state)})

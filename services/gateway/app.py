@@ -7,8 +7,10 @@ from pathlib import Path
 from tornado import web
 from tornado.log import access_log
 
+from services import redact
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import handlers, protocol, search
+from services.gateway import downloads, handlers, protocol, search, static, uploads
+from services.gateway.assets import StaticAssets
 from services.gateway.context import GatewayContext
 
 SESSION = r"/api/sessions/([^/]*)"
@@ -21,22 +23,29 @@ def third_party_dir() -> Path:
 
 def log_request(handler: web.RequestHandler) -> None:
     """Tornado's access log line, except for long-poll requests that went well: two per keystroke
-    and hundreds per flood would bury everything else, and the line cost ~15% of each request."""
+    and hundreds per flood would bury everything else, and the line cost ~15% of each request.
+    Query values are masked: the start URL carries the token (`/?token=…`)."""
     status = handler.get_status()
     if isinstance(handler, handlers.PollHandler) and status < 400:
         return
     log = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
-    log("%d %s %.2fms", status, handler._request_summary(), 1000 * handler.request.request_time())
+    request = handler.request
+    summary = f"{request.method} {redact.uri(request.uri or '')} ({request.remote_ip})"
+    log("%d %s %.2fms", status, summary, 1000 * request.request_time())
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
+    if ctx.assets is None:
+        ctx.assets = StaticAssets(WEB_DIR, third_party_dir(), ctx.settings.state_dir / "static-cache")
+        ctx.assets.refresh()  # hashed and compressed once, here, not on the first page load
     init: dict[str, object] = {"ctx": ctx}
     routes: list[tuple[str, type[web.RequestHandler], dict[str, object]]] = [
         (r"/health", handlers.HealthHandler, init),
         (r"/", handlers.IndexHandler, init),
         (r"/js/protocol\.js", handlers.ProtocolScriptHandler, init),
-        (r"/static/node_modules/(.*)", handlers.StaticHandler, {**init, "path": str(third_party_dir())}),
-        (r"/static/(.*)", handlers.StaticHandler, {**init, "path": str(WEB_DIR)}),
+        (r"/static/v/([0-9a-f]{1,64})/(.*)", static.VersionedStaticHandler, init),
+        (r"/static/node_modules/(.*)", static.StaticHandler, {**init, "path": str(third_party_dir())}),
+        (r"/static/(.*)", static.StaticHandler, {**init, "path": str(WEB_DIR)}),
         (r"/api/setup-status", handlers.SetupStatusHandler, init),
         (r"/api/setup/retry", handlers.SetupRetryHandler, init),
         (r"/api/sync", handlers.SyncStatusHandler, init),
@@ -44,10 +53,12 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/api/model-proxy", handlers.ModelProxyStatusHandler, init),
         (r"/api/agents/([a-z0-9-]{1,32})/model", handlers.AgentModelHandler, init),
         (r"/api/sessions", handlers.SessionsHandler, init),
+        (downloads.TOKEN_ROUTE, downloads.DownloadHandler, init),
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),
         (SESSION + r"/windows", handlers.WindowsHandler, init),
         (SESSION + r"/search", search.SearchHandler, init),
+        (SESSION + r"/upload", uploads.UploadHandler, init),
         (SESSION + r"/poll", handlers.PollOpenHandler, init),
         (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),
     ]

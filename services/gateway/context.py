@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.config import Settings
 from services.gateway.auth import AccessPolicy
+from services.gateway.limits import Admission, ConnectionSlots
 from services.gateway.ptys import PtySessions
 from services.gateway.terminal import TerminalChannel, TmuxAttachment, TmuxTerminals
 from services.gateway.terminals import Terminals
+from services.memory import MemoryProbe
 from services.setup.registry import Registry
-from services.shell_env import shell_environment
+from services.shell_env import shell_environment, shell_secrets
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
+    from services.gateway.assets import StaticAssets
     from services.gateway.longpoll import PollRegistry
 
 T = TypeVar("T")
@@ -41,14 +44,21 @@ class GatewayContext:
     # agents.yaml, for launchers; None with the reason when it does not load.
     registry: Registry | None = None
     registry_error: str = ""
+    # The page's files by content version (assets.py); make_app fills it in.
+    assets: StaticAssets | None = None
     # Every session, in tmux or (degraded) on the gateway's own PTYs: what handlers talk to.
     terminals: Terminals = field(init=False)
+    # README, "Limits": new sessions and agent windows, and terminal connections.
+    admission: Admission = field(init=False)
+    connections: ConnectionSlots = field(init=False)
 
     def __post_init__(self) -> None:
+        limits = self.settings.limits
+        self.admission = Admission(limits, MemoryProbe(limits.memory_root))
+        self.connections = ConnectionSlots(limits)
         tmux = TmuxTerminals(self.sessions, self.run_blocking, self.attach_env, self.attachments)
-        ptys = PtySessions(
-            shell_environment(self.settings, self.attach_env), self.settings.projects_dir, self.run_blocking
-        )
+        shells_env = shell_environment(self.settings, self.attach_env) | shell_secrets(self.settings)
+        ptys = PtySessions(shells_env, self.settings.projects_dir, self.run_blocking)
         self.terminals = Terminals(self.settings, tmux, ptys, self.run_blocking)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:

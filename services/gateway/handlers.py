@@ -3,6 +3,7 @@ connections in terminal.py."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -19,10 +20,11 @@ from services.config import WEB_DIR, Settings
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal
 from services.gateway.context import GatewayContext
+from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
 from services.setup import configurers
-from services.setup.status import read_status, request_path, status_path
+from services.setup.status import SetupState, read_status, request_path, status_path
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.sync import status as sync_status
 from services.tmux import (
@@ -39,6 +41,14 @@ CSP = (
     "form-action 'self'"
 )
 RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
+
+
+def set_page_headers(handler: web.RequestHandler) -> None:
+    """The security headers every answer carries, static files included."""
+    handler.set_header("Content-Security-Policy", CSP)
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
 
 
 class AccessMixin:
@@ -79,10 +89,7 @@ class BaseHandler(AccessMixin, web.RequestHandler):
         self.ctx = ctx
 
     def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
+        set_page_headers(self)
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
@@ -134,6 +141,7 @@ TITLES = {
     401: "Not signed in",
     403: "Not your app",
     404: "Not found",
+    429: "Limit reached",
     503: "Not ready yet",
 }
 
@@ -184,7 +192,7 @@ class SetupRetryHandler(BaseHandler):
         request = {"only": [step]} if step else {"retry_failed": True}
         await self.ctx.run_blocking(state.atomic_write_json, request_path(settings), request)
         try:
-            await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+            await self._start_setup()
         except AlreadyRunning:
             request_path(settings).unlink(missing_ok=True)
             raise web.HTTPError(409, "setup is already running; retry when it has finished") from None
@@ -194,7 +202,30 @@ class SetupRetryHandler(BaseHandler):
         self.set_status(202)
         self.write({"started": True})
 
+    async def _start_setup(self) -> None:
+        """Start the setup program; a run that has written its final status but not yet exited (a
+        Retry clicked the moment a step turns red) is waited for briefly instead of refused."""
+        settings = self.ctx.settings
+        deadline = asyncio.get_running_loop().time() + SETUP_EXIT_GRACE_SECONDS
+        while True:
+            try:
+                await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+                return
+            except AlreadyRunning:
+                try:
+                    finished = (await self.ctx.run_blocking(read_status, status_path(settings))).state in (
+                        SetupState.DONE,
+                        SetupState.FAILED,
+                    )
+                except (OSError, ValueError):
+                    finished = False
+                if not finished or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
+
+# How long a finished setup run may take to exit before a Retry is refused as "already running".
+SETUP_EXIT_GRACE_SECONDS = 3.0
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -323,34 +354,14 @@ class IndexHandler(BaseHandler):
         if self.principal is not None and self.get_signed_cookie(self.ctx.policy.cookie_name) is None:
             self._remember(self, self.principal)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.write((WEB_DIR / "index.html").read_bytes())
+        assets = self.ctx.assets
+        self.write(assets.page() if assets is not None else (WEB_DIR / "index.html").read_bytes())
 
 
 class ProtocolScriptHandler(BaseHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/javascript; charset=utf-8")
         self.write(protocol.protocol_js())
-
-
-class StaticHandler(AccessMixin, web.StaticFileHandler):
-    def initialize(  # type: ignore[override]  # Tornado passes route kwargs; ctx is ours
-        self, ctx: GatewayContext, path: str, default_filename: str | None = None
-    ) -> None:
-        self.ctx = ctx
-        super().initialize(path=path, default_filename=default_filename)
-
-    def prepare(self) -> None:
-        try:
-            self._check_access(self)
-        except Denied as denied:
-            self.set_status(denied.status)
-            if denied.status == 503:
-                self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-            self.finish(error_page(denied.status, denied.message))
-
-    def set_extra_headers(self, path: str) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-cache")
 
 
 def _session_name(raw: str) -> str:
@@ -376,6 +387,7 @@ class SessionsHandler(BaseHandler):
                 "sessions": [s.to_json() for s in sessions],
                 "terminal": terminals.mode,
                 "terminal_reason": terminals.reason,
+                "memory": self.ctx.admission.memory_json(),
             }
         )
 
@@ -391,8 +403,17 @@ class SessionsHandler(BaseHandler):
                 size = protocol.parse_size(body.get("cols"), body.get("rows"))
             except protocol.ProtocolError as exc:
                 raise web.HTTPError(400, str(exc)) from None
+        terminals, admission = self.ctx.terminals, self.ctx.admission
         try:
-            info = await self.ctx.terminals.create(name, size.cols, size.rows)
+            async with admission.starting():
+                existing = {s.name for s in await terminals.list_sessions()}
+                if name in existing:
+                    raise SessionExists(name)  # a 409 says more than a full house would
+                admission.check_session_count(len(existing))
+                admission.check_memory()
+                info = await terminals.create(name, size.cols, size.rows)
+        except LimitReached as exc:
+            raise web.HTTPError(429, str(exc)) from None
         except SessionExists as exc:
             raise web.HTTPError(409, str(exc)) from None
         except TmuxError as exc:
@@ -408,6 +429,23 @@ class SessionHandler(BaseHandler):
             info = await self.ctx.terminals.get(name)
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
+        except TmuxError as exc:
+            raise _tmux_unavailable(exc) from None
+        self.write({"session": info.to_json()})
+
+    async def patch(self, raw: str) -> None:
+        """`PATCH /api/sessions/{name}` `{"name": NEW}`: rename (tmux rename-session)."""
+        name = _session_name(raw)
+        new_name = self.json_body().get("name")
+        if not isinstance(new_name, str):
+            raise web.HTTPError(400, "'name' must be a string (the new session name)")
+        new_name = _session_name(new_name)
+        try:
+            info = await self.ctx.terminals.rename(name, new_name)
+        except SessionNotFound as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except SessionExists as exc:
+            raise web.HTTPError(409, str(exc)) from None
         except TmuxError as exc:
             raise _tmux_unavailable(exc) from None
         self.write({"session": info.to_json()})
@@ -435,8 +473,18 @@ class WindowsHandler(BaseHandler):
         if agent is None:
             known = ", ".join(a.id for a in self.ctx.registry.agents)
             raise web.HTTPError(400, f"'agent' must be one of: {known}")
+        terminals, admission = self.ctx.terminals, self.ctx.admission
         try:
-            window = await self.ctx.terminals.new_window(name, agent.id, agent.launch)
+            async with admission.starting():
+                info = await terminals.get(name)
+                if info.degraded:  # without tmux the agent gets a session of its own
+                    admission.check_session_count(len(await terminals.list_sessions()))
+                else:
+                    admission.check_window_count(name, info.windows)
+                admission.check_memory(agent)
+                window = await terminals.new_window(name, agent.id, agent.launch)
+        except LimitReached as exc:
+            raise web.HTTPError(429, str(exc)) from None
         except SessionNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
         except TmuxError as exc:
@@ -526,8 +574,13 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         self.set_nodelay(True)
         name = _session_name(args[0])
         size = _query_size(self)
+        try:
+            release = self.ctx.connections.take(name)
+        except LimitReached as exc:
+            self.close(protocol.CLOSE_TOO_MANY, str(exc))
+            return
         sink = WebSocketSink(self)
-        self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket")
+        self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket", release)
         sink.channel = self.channel
         self.ctx.channels.add(self.channel)
         await self.channel.open()
@@ -564,8 +617,12 @@ class PollOpenHandler(BaseHandler):
         assert self.principal is not None and self.ctx.polls is not None
         name = _session_name(raw)
         size = _query_size(self)
+        try:
+            release = self.ctx.connections.take(name)
+        except LimitReached as exc:
+            raise web.HTTPError(429, str(exc)) from None
         sink = PollSink()
-        channel = TerminalChannel(self.ctx.terminals, name, size, sink, "longpoll")
+        channel = TerminalChannel(self.ctx.terminals, name, size, sink, "longpoll", release)
         sink.channel = channel
         if not await channel.open():
             channel.close()

@@ -53,6 +53,7 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NO_SESSION = 4404
+CLOSE_TOO_MANY = 4429  # a connection limit (README, "Limits"): the reason says which; retry later
 CLOSE_TERMINAL_LOST = 4500  # the tmux client died; reconnecting reattaches
 
 POLL_WAIT_SECONDS = 25
@@ -197,6 +198,7 @@ def protocol_js() -> str:
         "CLOSE_UNAUTHORIZED": CLOSE_UNAUTHORIZED,
         "CLOSE_FORBIDDEN": CLOSE_FORBIDDEN,
         "CLOSE_NO_SESSION": CLOSE_NO_SESSION,
+        "CLOSE_TOO_MANY": CLOSE_TOO_MANY,
         "CLOSE_TERMINAL_LOST": CLOSE_TERMINAL_LOST,
         "POLL_WAIT_SECONDS": POLL_WAIT_SECONDS,
     }

@@ -127,7 +127,14 @@ class PtyShell:
 
     def info(self) -> SessionInfo:
         return SessionInfo(
-            self.name, self.created, self.clients, self.last_activity, self.command(), 1, degraded=True
+            self.name,
+            self.created,
+            self.clients,
+            self.last_activity,
+            self.command(),
+            1,
+            degraded=True,
+            output_at=self.last_activity,  # updated on output; bells are not counted without tmux
         )
 
     def command(self) -> str:
@@ -252,6 +259,16 @@ class PtySessions:
         self._shells[name] = shell
         if command:
             shell.write(command.encode() + b"\r")
+        return shell.info()
+
+    def rename(self, name: str, new_name: str) -> SessionInfo:
+        shell = self._shell(name)
+        validate_session_name(new_name)
+        if new_name != name and new_name in self._shells:
+            raise SessionExists(new_name)
+        del self._shells[name]
+        shell.name = new_name
+        self._shells[new_name] = shell
         return shell.info()
 
     def _forget(self, shell: PtyShell) -> None:

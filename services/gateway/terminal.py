@@ -254,12 +254,15 @@ class TerminalChannel:
         size: protocol.Resize,
         sink: Sink,
         transport: str,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
+        """`release` is called once when the channel closes (its connection slot, limits.py)."""
         self.session = session
         self.transport = transport
         self._backend = backend
         self._size = size
         self._sink = sink
+        self._release = release
         self.unacked = 0
         self.paused = False
         self.closed = False
@@ -374,6 +377,7 @@ class TerminalChannel:
         if self.closed:
             return
         self.closed = True
+        self._release()
         if code == protocol.CLOSE_NO_SESSION:
             self._sink.send_json(protocol.error(reason))
         self._sink.close(code, reason)
@@ -389,5 +393,6 @@ class TerminalChannel:
         self.closed = True
         if self._scroller is not None:
             self._scroller.close()
+        self._release()
         if self._attachment is not None:
             self._attachment.close()

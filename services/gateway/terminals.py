@@ -174,6 +174,15 @@ class Terminals:
         info: SessionInfo = await self._tmux(self.tmux.sessions.get, name)
         return info
 
+    async def rename(self, name: str, new_name: str) -> SessionInfo:
+        """Rename in whichever backend holds `name`; a name taken in either backend is a clash."""
+        if new_name != name and (new_name in self.ptys or await self.exists(new_name)):
+            raise SessionExists(new_name)
+        if name in self.ptys:
+            return self.ptys.rename(name, new_name)
+        info: SessionInfo = await self._tmux(self.tmux.sessions.rename, name, new_name)
+        return info
+
     async def kill(self, name: str) -> None:
         if name in self.ptys:
             await self.ptys.kill(name)

@@ -39,6 +39,7 @@ AGENT_KEYS = COMMON_KEYS | {
     "model",
     "model_env",
     "configurer",
+    "memory_mb",
 }
 AGENT_REQUIRED = ("title", "package", "version", "binary", "launch", "family", "model")
 TOOL_KEYS: dict[str, set[str]] = {
@@ -75,6 +76,9 @@ class Agent:
     configurer: str = ""
     after: tuple[str, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
+    # Memory a window of it needs (whole process tree, MiB): the gateway's memory guard keeps this
+    # much plus the floor free before it launches one. 0: not given (a default applies).
+    memory_mb: int = 0
 
     def current_model(self, env: Mapping[str, str]) -> str:
         return (env.get(self.model_env, "").strip() if self.model_env else "") or self.model
@@ -196,6 +200,9 @@ class _Checker:
         self.string(where, entry, "launch")
         self.string(where, entry, "model")
         self.string(where, entry, "model_env", ENV_NAME)
+        memory = entry.get("memory_mb")
+        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
+            self.add(where, f"'memory_mb' must be a positive whole number of MiB, got {memory!r}")
         family = entry.get("family")
         if family is not None and family not in FAMILIES:
             self.add(where, f"unknown family {family!r} (one of: {', '.join(FAMILIES)})")
@@ -351,6 +358,7 @@ def build(path: Path, data: dict[str, Any]) -> Registry:
             configurer=e.get("configurer", ""),
             after=tuple(e.get("after", [])),
             timeout=float(e.get("timeout", DEFAULT_TIMEOUT)),
+            memory_mb=int(e.get("memory_mb", 0)),
         )
         for agent_id, e in (data.get("agents") or {}).items()
     )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services import state
+from services import redact, state
 from services.config import Settings
 from services.setup.registry import Agent, Tool
 from services.setup.status import LOG_TAIL_LINES
@@ -70,12 +70,15 @@ class StepLog:
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=5000))
 
     def __post_init__(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  # closed by close()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0600 whatever the umask: a step's output may name a path or a URL that is nobody else's.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115  # closed by close()
         self._file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
     def line(self, text: str) -> None:
-        text = text.rstrip()
+        text = redact.redact(text.rstrip())
         if not text:
             return
         self._file.write(text + "\n")

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from services import state
-from services.config import PROJECT_ROOT, ConfigError, Settings
+from services.config import PROJECT_ROOT, ConfigError, Settings, secrets_dir
 from services.platform_log import CONFIG_FIX, announce, setup_logging
-from services.shell_env import shell_environment
+from services.shell_env import shell_environment, shell_secrets
 from services.sync import notice
 from services.tmux_install import InstallError, tmux_version
 
@@ -40,8 +40,34 @@ MIN_LIFETIME_SECONDS = 1.2
 def render_config(settings: Settings) -> Path:
     terminal = "tmux-256color" if _has_terminfo("tmux-256color") else "screen-256color"
     target = settings.state_dir / "tmux.conf"
-    state.atomic_write_bytes(target, TEMPLATE.read_text().replace("@DEFAULT_TERMINAL@", terminal).encode())
+    text = TEMPLATE.read_text().replace("@DEFAULT_TERMINAL@", terminal)
+    text = text.replace("@SHELL_SECRETS@", write_shell_secrets(settings))
+    state.atomic_write_bytes(target, text.encode())
     return target
+
+
+def write_shell_secrets(settings: Settings) -> str:
+    """shell_secrets as tmux global environment, in a 0600 file of their own; the line that sources it.
+
+    tmux gives every new pane its global environment, so shells get these while the server's own
+    /proc/<pid>/environ holds none of them."""
+    path = secrets_dir(settings.state_dir) / "tmux-shell.conf"
+    values = shell_secrets(settings)
+    quotable = {k: v for k, v in values.items() if _tmux_quotable(v)}
+    for name in values.keys() - quotable.keys():
+        log.warning("%s holds a quote or a newline: shells do not get it", name)
+    if not quotable or not _tmux_quotable(str(path)):
+        path.unlink(missing_ok=True)
+        return "# (none)"
+    lines = "".join(f"set-environment -g {name} '{value}'\n" for name, value in quotable.items())
+    state.ensure_dir(path.parent)
+    state.atomic_write_bytes(path, lines.encode())
+    return f"source-file -q '{path}'"
+
+
+def _tmux_quotable(value: str) -> bool:
+    # Inside single quotes tmux takes everything literally, but a quote or newline cannot be escaped.
+    return "'" not in value and "\n" not in value
 
 
 def _has_terminfo(name: str) -> bool:
@@ -69,6 +95,17 @@ def write_refresh_skills_wrapper(settings: Settings) -> None:
         f'exec {shlex.quote(sys.executable)} -P -m services.skills "$@"\n'
     )
     state.atomic_write_bytes(settings.state_bin / "refresh-skills", script.encode(), mode=0o755)
+
+
+def write_download_command(settings: Settings) -> None:
+    """`download FILE` inside the browser terminal makes the page download FILE (services.download)."""
+    script = (
+        "#!/bin/sh\n"
+        f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
+        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -P -m services.download "$@"\n'
+    )
+    state.atomic_write_bytes(settings.state_bin / "download", script.encode(), mode=0o755)
 
 
 def running_server_pid(settings: Settings) -> int | None:
@@ -141,6 +178,7 @@ def main() -> int:
         return no_tmux(str(exc), started)
     write_supervisorctl_wrapper(settings)
     write_refresh_skills_wrapper(settings)
+    write_download_command(settings)
     notice.prepare(settings)  # before the server starts, so even the first shell says a restore runs
     config = render_config(settings)
     pid = running_server_pid(settings)

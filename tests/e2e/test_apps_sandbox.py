@@ -129,7 +129,8 @@ async def test_a_staged_deploy_serves_a_tmux_terminal_to_its_owner_only(box: san
         assert not (box.app_dir / ".venv").exists() and not (box.app_dir / ".tools").exists()
         assert not (box.app_dir / "web" / "node_modules").exists()
         assets = page_assets(proxy.url)
-        assert any("/static/node_modules/@xterm/xterm/" in a for a in assets), assets
+        # Versioned URLs (/static/v/<hash>/node_modules/...), served from the staged web/vendor.
+        assert any("/node_modules/@xterm/xterm/" in a for a in assets), assets
         for asset in assets:
             assert get(proxy.url + asset)[0] == 200, asset
 

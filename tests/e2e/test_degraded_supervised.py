@@ -75,6 +75,8 @@ def test_degraded_start_then_tmux_from_the_pages_retry(
     wait_until(lambda: "EXITED" in app.ctl("status", "tmux"), timeout=20, what="tmux EXITED")
     failed = wait_for_step(app, "failed")
     assert str(failed["reason"]).startswith(f"cannot reach {url} (")
+    # The step's status is written before the setup program exits: a Retry meanwhile is a 409.
+    wait_until(lambda: "EXITED" in app.ctl("status", "setup"), timeout=20, what="setup EXITED")
 
     # The URL answers now: the page's Retry installs tmux and starts its program.
     payload, _ = gzipped_system_tmux()

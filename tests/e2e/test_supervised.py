@@ -91,7 +91,7 @@ async def test_sigterm_stops_everything_within_15_seconds(app: RunningApp) -> No
     await client.wait_ready()
     shell = await shell_pid(client, "SHELL")
     pids = {
-        "supervisord": app.proc.pid,
+        "scripts/run (services.reaper)": app.proc.pid,
         "gateway": app.program_pid("gateway"),
         "tmuxd": app.program_pid("tmux"),
         "watchdog": app.program_pid("watchdog"),

@@ -20,7 +20,17 @@ async def test_list_shows_the_default_session(gateway: Gateway) -> None:
     assert response.code == 200
     [main] = json.loads(response.body)["sessions"]
     assert main["name"] == "main"
-    assert set(main) == {"name", "created", "clients", "last_activity", "command", "windows", "degraded"}
+    assert set(main) == {
+        "name",
+        "created",
+        "clients",
+        "last_activity",
+        "command",
+        "windows",
+        "degraded",
+        "bells",
+        "output_at",
+    }
     assert main["degraded"] is False
     assert main["clients"] == 0 and main["windows"] == 1
     assert main["command"] in ("bash", "sh")

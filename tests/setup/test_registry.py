@@ -61,6 +61,9 @@ CASES = {
     "bad model env": (with_agent(model_env="anthropic-model"), "agents.claude: 'model_env'"),
     "unknown configurer": (with_agent(configurer="nope"), "agents.claude: unknown configurer 'nope'"),
     "bad timeout": (with_agent(timeout="-5"), "agents.claude: 'timeout' must be a positive number"),
+    "memory not a number": (with_agent(memory_mb='"lots"'), "agents.claude: 'memory_mb' must be a positive"),
+    "memory zero": (with_agent(memory_mb="0"), "agents.claude: 'memory_mb' must be a positive whole"),
+    "memory fraction": (with_agent(memory_mb="0.5"), "agents.claude: 'memory_mb' must be a positive"),
     "bad id": (AGENT.replace("  claude:", "  Claude_Code:"), "agents.Claude_Code: ids are"),
     "unknown after": (with_agent(after="[ghost]"), "agents.claude: 'after' names 'ghost'"),
     "unknown kind": (
@@ -130,6 +133,13 @@ def test_the_shipped_registry_loads_pinned_and_complete() -> None:
     cli = next(t for t in registry.tools if t.id == "databricks-cli")
     assert cli.url["amd64"].endswith(f"databricks_cli_{cli.version}_linux_amd64.zip")
     assert set(cli.sha256) == {"amd64", "arm64"}
+    # Every shipped agent says what a window of it needs, for the gateway's memory guard.
+    assert {a.id: a.memory_mb for a in registry.agents} == {
+        "claude": 300,
+        "gemini": 400,
+        "opencode": 1000,
+        "codex": 460,
+    }
 
 
 def test_model_env_overrides_the_default(tmp_path: Path) -> None:

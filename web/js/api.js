@@ -52,11 +52,16 @@ export async function errorText(response) {
 }
 
 /**
+ * @typedef {import("./memory.js").MemoryInfo} MemoryInfo
  * @typedef {{name: string, created: number, clients: number, last_activity: number,
- *            command: string, windows: number, degraded: boolean}} SessionInfo
- *   degraded: a shell on the gateway's own PTY (no tmux), which ends when the gateway restarts
- * @typedef {{sessions: SessionInfo[], terminal: string, terminalReason: string}} SessionList
- *   terminal: "tmux", or "degraded" when new sessions cannot live in tmux (terminalReason says why)
+ *            command: string, windows: number, degraded: boolean, bells?: number,
+ *            output_at?: number}} SessionInfo
+ *   degraded: a shell on the gateway's own PTY (no tmux), which ends when the gateway restarts;
+ *   bells: bells rung so far; output_at: the current window's last output (epoch seconds)
+ * @typedef {{sessions: SessionInfo[], terminal: string, terminalReason: string,
+ *            memory: MemoryInfo | null}} SessionList
+ *   terminal: "tmux", or "degraded" when new sessions cannot live in tmux (terminalReason says why);
+ *   memory: the container's memory (null when the gateway cannot read it)
  */
 
 /** @returns {Promise<SessionList>} */
@@ -67,6 +72,7 @@ export async function listSessions() {
     sessions: body.sessions,
     terminal: String(body.terminal ?? "tmux"),
     terminalReason: String(body.terminal_reason ?? ""),
+    memory: body.memory ?? null,
   };
 }
 
@@ -87,4 +93,19 @@ export async function createSession(options) {
 /** @param {string} name */
 export async function deleteSession(name) {
   await request(`/api/sessions/${encodeURIComponent(name)}`, { method: "DELETE" });
+}
+
+/**
+ * Rename a session (tmux rename-session); 409 when the name is taken, 400 when it breaks the rule.
+ * @param {string} name
+ * @param {string} newName
+ * @returns {Promise<SessionInfo>}
+ */
+export async function renameSession(name, newName) {
+  const response = await request(`/api/sessions/${encodeURIComponent(name)}`, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: newName }),
+  });
+  return (await response.json()).session;
 }

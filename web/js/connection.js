@@ -23,6 +23,11 @@ export const ConnectionState = Object.freeze({
 
 const BACKOFF_START_MS = 250;
 const BACKOFF_CAP_MS = 10_000;
+/**
+ * Refused by a connection limit (PROTOCOL.CLOSE_TOO_MANY): retry no sooner than this attempt's
+ * backoff (4-8 s), since a place frees only when a tab closes.
+ */
+const TOO_MANY_ATTEMPT = 5;
 /** A connection that lived this long was a real one, so the next outage starts the backoff over. */
 const STABLE_CONNECTION_MS = 5_000;
 /** A transport that has not said `hello` by then is given up (long-poll; WebSocket: see below). */
@@ -330,6 +335,13 @@ export class TerminalConnection extends EventTarget {
     }
     if (code === PROTOCOL.CLOSE_NO_SESSION) {
       this.#finish(ConnectionState.MISSING);
+      return;
+    }
+    if (code === PROTOCOL.CLOSE_TOO_MANY) {
+      // A limit, not a blocked WebSocket: say which (either transport), and retry slowly.
+      this.#notify(reason);
+      this.#attempt = Math.max(this.#attempt, TOO_MANY_ATTEMPT);
+      this.#scheduleReconnect();
       return;
     }
     if (code === PROTOCOL.CLOSE_UNAUTHORIZED || code === PROTOCOL.CLOSE_FORBIDDEN) {

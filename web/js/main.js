@@ -3,33 +3,52 @@
  * them. Each piece lives in its own module; this one only connects them.
  */
 
+import { installAgentKeys } from "./agentkeys.js";
 import * as api from "./api.js";
 import { COPIED_EVENT, enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { TerminalMenu } from "./contextmenu.js";
 import { DegradedBanner } from "./degraded.js";
+import { installDownloads } from "./download.js";
+import { installFileDrop } from "./files.js";
+import { addKeys, installHelp } from "./help.js";
 import { TmuxHistory } from "./history.js";
 import { KeyBar } from "./keybar.js";
+import { MemoryWarning } from "./memory.js";
+import { BackgroundNotices } from "./notices.js";
 import { OutageOverlay } from "./outage.js";
+import { installPageKeys } from "./pagekeys.js";
+import { applyPageTheme, installPreferences, loadPrefs, resolveTheme } from "./prefs.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
 import { ConnectionIndicator, Toast } from "./status.js";
 import { installSync } from "./sync.js";
-import { SessionTabs } from "./tabs.js";
+import { SESSION_NAME, SessionTabs } from "./tabs.js";
 import { createTerminal } from "./terminal.js";
 
 const DEFAULT_SESSION = "main";
-/** The gateway's rule (services/tmux.py); anything else in `?s=` falls back to the default. */
-const SESSION_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 const TAB_REFRESH_MS = 5_000;
+/** While the page is hidden, the list is still read (slower) if background notices may notify. */
+const HIDDEN_REFRESH_MS = 15_000;
 const LONG_POLL_LEARNED_KEY = "long-poll-learned";
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 const container = byId("terminal");
-const { term, search, fit } = createTerminal(container);
+const prefs = loadPrefs();
+applyPageTheme(resolveTheme(prefs.theme)); // before the terminal paints, so it never flashes dark
+const { term, search, fit } = createTerminal(container, { fontSize: prefs.fontSize, theme: resolveTheme(prefs.theme) });
 const toast = new Toast(byId("toast"));
+const preferences = installPreferences({
+  term,
+  fit,
+  prefs,
+  button: /** @type {HTMLButtonElement} */ (byId("settings-button")),
+  popover: byId("settings-popover"),
+  toast,
+});
+const help = installHelp(byId("help"), /** @type {HTMLButtonElement} */ (byId("help-button")));
 const indicator = new ConnectionIndicator(byId("connection"));
 const tmuxHistory = new TmuxHistory(term, container, byId("history-bar"));
 const searchBox = new SearchBox(byId("search"), search, term, tmuxHistory, () => currentSession);
@@ -46,8 +65,15 @@ const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ 
   onSelect: (name) => openSession(name),
   onCreate: () => createAndOpenSession(),
   onClose: (name) => closeSession(name),
+  onRename: (name, newName) => renameSession(name, newName),
+  onLeave: () => term.focus(),
+});
+const notices = new BackgroundNotices({
+  notifyAllowed: preferences.notifyAllowed,
+  open: (name) => openSession(name),
 });
 const banner = new DegradedBanner(byId("degraded-banner"), toast);
+const memoryWarning = new MemoryWarning(byId("memory-banner"));
 const overlay = {
   box: byId("session-overlay"),
   text: byId("session-overlay-text"),
@@ -69,7 +95,31 @@ let terminalTitle = "";
 let knownSessions = [];
 
 installShortcuts(term, { find: () => searchBox.open() });
+addKeys("Terminal", [
+  { keys: "Ctrl+Shift+C / Ctrl+Shift+V", what: "Copy the selection / paste" },
+  { keys: "Ctrl+Shift+F", what: "Find in the terminal" },
+]);
+addKeys("History and mouse", [
+  { keys: "Wheel · scrollbar · swipe · ⇞ ⇟", what: "Scroll tmux's whole history (typing returns to the prompt)" },
+  { keys: "Right-click", what: "Menu: copy, paste, find, split pane, clear" },
+  { keys: "Ctrl+click · Cmd+click", what: "Open a link" },
+]);
+installPageKeys({
+  newTab: () => createAndOpenSession(),
+  nextTab: () => stepSession(1),
+  previousTab: () => stepSession(-1),
+  closeTab: () => closeSession(currentSession),
+  renameTab: () => tabs.rename(currentSession),
+  focusTabs: () => tabs.focusCurrent(),
+  help: () => help.toggle(),
+  fontBigger: preferences.bigger,
+  fontSmaller: preferences.smaller,
+  fontReset: preferences.resetFont,
+});
 enableCopyOnSelect(term, container);
+installAgentKeys(term, container);
+installFileDrop({ term, area: byId("terminal-area"), toast, session: () => currentSession });
+installDownloads(term, toast);
 term.onTitleChange((title) => {
   terminalTitle = title;
   updateTitle();
@@ -100,8 +150,13 @@ installSetup({
   },
 });
 installSync({ term });
+let hiddenSince = 0;
 setInterval(() => {
   if (document.visibilityState === "visible") refreshTabs();
+  else if (preferences.notifyAllowed() && Date.now() - hiddenSince >= HIDDEN_REFRESH_MS) {
+    hiddenSince = Date.now();
+    refreshTabs();
+  }
 }, TAB_REFRESH_MS);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") refreshTabs();
@@ -125,6 +180,8 @@ function sessionFromUrl() {
 function openSession(name, { reopen = false } = {}) {
   if (name === currentSession && connection && !reopen) return;
   connection?.close();
+  notices.switched(currentSession, name);
+  const switched = currentSession !== "" && currentSession !== name;
   currentSession = name;
   terminalTitle = "";
   updateTitle();
@@ -132,6 +189,9 @@ function openSession(name, { reopen = false } = {}) {
   url.searchParams.set("s", name);
   history.replaceState(history.state, "", url);
   tabs.setCurrent(name);
+  tabs.setMarks(notices.marks);
+  if (switched) refreshTabs(); // a fresh baseline for the tab just left (notices.js)
+  container.setAttribute("aria-labelledby", `tab-${name}`);
   overlay.box.hidden = true;
   term.reset(); // the old session's screen must not linger under the new one's
 
@@ -195,6 +255,32 @@ async function recreateCurrentSession() {
   openSession(name, { reopen: true });
 }
 
+/** @param {number} step 1 for the next tab, -1 for the previous, wrapping around */
+function stepSession(step) {
+  const names = tabs.names;
+  if (names.length < 2) return;
+  const at = names.indexOf(currentSession);
+  openSession(names[(at + step + names.length) % names.length]);
+}
+
+/**
+ * @param {string} name
+ * @param {string} newName
+ * @returns {Promise<boolean>} whether it was renamed (the toast says why not)
+ */
+async function renameSession(name, newName) {
+  try {
+    await api.renameSession(name, newName);
+  } catch (error) {
+    toast.show(`Cannot rename “${name}”: ${error.message}`);
+    return false;
+  }
+  await refreshTabs();
+  // The shell is the same; the connection (and the address bar) follow its new name.
+  if (name === currentSession) openSession(newName, { reopen: true });
+  return true;
+}
+
 async function createAndOpenSession() {
   try {
     const session = await api.createSession({ cols: term.cols, rows: term.rows });
@@ -241,10 +327,12 @@ async function refreshTabs() {
     const list = await api.listSessions();
     knownSessions = list.sessions;
     banner.show(list);
+    memoryWarning.show(list.memory);
   } catch {
     return null; // the connection indicator already tells the user the gateway is unreachable
   }
   tabs.setSessions(knownSessions);
+  tabs.setMarks(notices.update(knownSessions, currentSession));
   return knownSessions;
 }
 

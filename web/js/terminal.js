@@ -12,44 +12,23 @@ import { SearchAddon } from "/static/node_modules/@xterm/addon-search/lib/addon-
 import { WebglAddon } from "/static/node_modules/@xterm/addon-webgl/lib/addon-webgl.mjs";
 import { PROTOCOL } from "/js/protocol.js";
 import { osc52Provider } from "./clipboard.js";
+import { PALETTES } from "./themes.js";
 
-const THEME = {
-  background: "#16181d",
-  foreground: "#d4d7dd",
-  cursor: "#e6e6e6",
-  cursorAccent: "#16181d",
-  selectionBackground: "#3a4a66",
-  black: "#1f2229",
-  red: "#e06c75",
-  green: "#98c379",
-  yellow: "#e5c07b",
-  blue: "#61afef",
-  magenta: "#c678dd",
-  cyan: "#56b6c2",
-  white: "#d4d7dd",
-  brightBlack: "#5c6370",
-  brightRed: "#ef8891",
-  brightGreen: "#b5e08f",
-  brightYellow: "#f0d197",
-  brightBlue: "#82c4ff",
-  brightMagenta: "#dc9cf0",
-  brightCyan: "#7fd3dd",
-  brightWhite: "#ffffff",
-};
 
 /**
  * @param {HTMLElement} container
+ * @param {{fontSize: number, theme: "dark" | "light"}} look from the saved preferences (prefs.js)
  * @returns {{term: Terminal, search: SearchAddon, fit: () => void}}
  */
-export function createTerminal(container) {
+export function createTerminal(container, look) {
   const term = new Terminal({
     cursorBlink: true,
     fontFamily: 'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace',
-    fontSize: 14,
+    fontSize: look.fontSize,
     scrollback: 0, // tmux keeps the history (history.js); degraded shells get some: connection.js
     allowProposedApi: true, // the Unicode 11 width tables are a proposed API
     macOptionIsMeta: true, // Alt+key for readline and Emacs, as on Linux
-    theme: THEME,
+    theme: PALETTES[look.theme],
   });
   const fitAddon = new FitAddon();
   const search = new SearchAddon();

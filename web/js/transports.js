@@ -325,6 +325,7 @@ export class LongPollTransport {
       401: PROTOCOL.CLOSE_UNAUTHORIZED,
       403: PROTOCOL.CLOSE_FORBIDDEN,
       404: duringOpen ? PROTOCOL.CLOSE_NO_SESSION : CLOSE_ABNORMAL,
+      429: PROTOCOL.CLOSE_TOO_MANY,
     };
     this.#fail(codes[response.status] ?? CLOSE_ABNORMAL, reason);
   }

@@ -1,0 +1,185 @@
+"""Shift+Enter in each real agent CLI, offline against the fake models: the bytes the page sends for it
+(web/js/agentkeys.js NEWLINE_IN_PROMPT, ESC CR) must insert a newline in the prompt, not submit it.
+
+Each agent runs in a tmux pane with the app's tmux.conf, and keys go in through a `tmux attach`
+client on a PTY, as the gateway's do: tmux parses them exactly as it parses the browser's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import struct
+import subprocess
+import termios
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from services.config import Settings
+from services.tmuxd.__main__ import render_config
+from tests.helpers import wait_until
+from tests.model_proxy import test_agents_offline
+from tests.model_proxy.test_agents_offline import Installed
+
+pytestmark = pytest.mark.slow
+installed = test_agents_offline.installed  # the same module-scoped install of the four agents
+
+SHIFT_ENTER = b"\x1b\r"  # web/js/agentkeys.js NEWLINE_IN_PROMPT
+FIRST, SECOND = "first line of the prompt", "second line of the prompt"
+# Start-up questions an agent may ask in a fresh home, and the key that accepts the default.
+DIALOGS = [
+    (re.compile(r"trust (the files in )?this folder|Do you trust|Allow Codex to work", re.I), b"\r"),
+    (re.compile(r"Press Enter to continue|press enter to continue", re.I), b"\r"),
+]
+PROMPT_READY = {
+    "claude": re.compile(r"\? for shortcuts"),
+    "gemini": re.compile(r"Type your message", re.I),
+    "opencode": re.compile(r"ctrl\+p|tab agents|ask anything", re.I),
+    "codex": re.compile(r"context left|Ask Codex", re.I),
+}
+
+
+@dataclass
+class Pane:
+    """An agent in a tmux session, and an attached client whose keyboard is `type`."""
+
+    tmux: list[str]
+    session: str
+    master: int
+    client: subprocess.Popen[bytes]
+    output: bytearray = field(default_factory=bytearray)
+
+    def screen(self) -> str:
+        result = subprocess.run(
+            [*self.tmux, "capture-pane", "-p", "-t", f"={self.session}:"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait(self, check: Callable[[str], object], what: str, timeout: float = 60) -> None:
+        def seen() -> object:
+            screen = self.screen()
+            for pattern, key in DIALOGS:
+                if pattern.search(screen):
+                    self.type(key)
+                    return False
+            return check(screen)
+
+        try:
+            wait_until(seen, timeout=timeout, interval=0.3, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- screen ---\n{self.screen()}") from None
+
+
+def leftovers(root: Path) -> list[int]:
+    """Processes started from the install (their command line names it), other than this one."""
+    marker = str(root).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def kill_leftovers(root: Path) -> None:
+    """Agents outlive their tmux server (Codex's app-server daemon, Gemini's relaunched node)."""
+    for pid in leftovers(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not leftovers(root), timeout=10, what="the agents' processes gone")
+
+
+@contextlib.contextmanager
+def agent_in_tmux(installed: Installed, agent: str) -> Iterator[Pane]:
+    env = installed.agent_env()
+    env.pop("TERM", None)  # the pane gets tmux's own TERM, as in the app
+    settings = Settings.from_env(installed.env)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    socket = settings.state_dir / f"keys-{agent}.sock"
+    tmux = ["tmux", "-S", str(socket)]
+    conf = render_config(settings)
+    projects = installed.home / "projects"
+    projects.mkdir(exist_ok=True)
+    subprocess.run(
+        [
+            *tmux,
+            "-f",
+            str(conf),
+            "new-session",
+            "-d",
+            "-s",
+            agent,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            str(projects),
+            agent,
+        ],
+        env=env,
+        check=True,
+    )
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    client = subprocess.Popen(
+        [*tmux, "attach", "-t", f"={agent}"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**env, "TERM": "xterm-256color"},  # what the gateway's attach clients say they are
+        start_new_session=True,
+    )
+    os.close(slave)
+    pane = Pane(tmux, agent, master, client)
+
+    def drain() -> None:  # the client blocks if nobody reads what it draws
+        with contextlib.suppress(OSError):
+            while chunk := os.read(master, 65536):
+                pane.output += chunk
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        yield pane
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
+        client.wait(timeout=10)
+        os.close(master)
+        kill_leftovers(installed.root)
+
+
+@pytest.mark.parametrize("agent", ["claude", "gemini", "opencode", "codex"])
+def test_shift_enter_inserts_a_newline(installed: Installed, agent: str) -> None:
+    with agent_in_tmux(installed, agent) as pane:
+        pane.wait(lambda s: PROMPT_READY[agent].search(s), f"{agent}'s prompt", timeout=90)
+        calls_before = len(installed.fake.model_calls())
+        pane.type(FIRST.encode())
+        pane.wait(lambda s: FIRST in s, "the first line typed")
+        pane.type(SHIFT_ENTER)
+        pane.type(SECOND.encode())
+        pane.wait(lambda s: SECOND in s, "the second line typed")
+        # Nothing was submitted by Shift+Enter: no model call carries the first line alone.
+        for call in installed.fake.model_calls()[calls_before:]:
+            assert FIRST.encode() not in call.body, call.body[:2000]
+        pane.type(b"\r")
+        wanted = f"{FIRST}\\n{SECOND}".encode()  # both lines, one newline apart, in one JSON string
+
+        def asked() -> bool:
+            return any(wanted in call.body for call in installed.fake.model_calls()[calls_before:])
+
+        pane.wait(lambda _s: asked(), "the two-line prompt to reach the model", timeout=90)
