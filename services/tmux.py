@@ -127,6 +127,10 @@ class TmuxSessions:
     def tmux_bin(self) -> str:
         return str(self.server.tmux_bin or "tmux")
 
+    def run(self, *args: str) -> list[str]:
+        """One tmux command line (";" chains commands); its stdout lines. TmuxError/SessionNotFound."""
+        return self._run(*args)
+
     def _run(self, *args: str) -> list[str]:
         try:
             result = self.server.cmd(*args)

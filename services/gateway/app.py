@@ -9,7 +9,7 @@ from tornado.log import access_log
 
 from services import redact
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import downloads, handlers, protocol, static, uploads
+from services.gateway import downloads, handlers, protocol, search, static, uploads
 from services.gateway.assets import StaticAssets
 from services.gateway.context import GatewayContext
 
@@ -57,6 +57,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),
         (SESSION + r"/windows", handlers.WindowsHandler, init),
+        (SESSION + r"/search", search.SearchHandler, init),
         (SESSION + r"/upload", uploads.UploadHandler, init),
         (SESSION + r"/poll", handlers.PollOpenHandler, init),
         (SESSION + r"/poll/([^/]+)", handlers.PollHandler, init),

@@ -21,13 +21,21 @@ ERROR = "error"
 PONG = "pong"
 OUTPUT = "output"  # long-poll only: WebSocket output travels as binary frames
 CLOSED = "closed"  # long-poll only: the WebSocket close frame's equivalent, with code and reason
+HISTORY = "history"  # where the pane's view is in tmux's history (answers `scroll`)
 
 # Client -> server text frames.
 INPUT = "input"
 RESIZE = "resize"
 ACK = "ack"
 PING = "ping"
-CLIENT_TYPES = (INPUT, RESIZE, ACK, PING)
+SCROLL = "scroll"  # move through tmux's history: `lines` up (+) / down (-), or `to` a position
+CLIENT_TYPES = (INPUT, RESIZE, ACK, PING, SCROLL)
+
+# Where a session's history lives, in `hello`: tmux's (the page keeps no scrollback and scrolls
+# with `scroll`), or the page's own (no tmux: xterm.js scrollback, searched in the page).
+HISTORY_TMUX = "tmux"
+HISTORY_LOCAL = "local"
+MAX_SCROLL_LINES = 100_000
 
 # Flow control: the gateway stops reading the PTY above HIGH_WATER unacked bytes and resumes
 # below LOW_WATER; the client acks about every ACK_EVERY rendered bytes.
@@ -77,7 +85,25 @@ class Ping:
     pass
 
 
-ClientMessage = Input | Resize | Ack | Ping
+@dataclass(frozen=True)
+class Scroll:
+    lines: int = 0  # up (+) or down (-) by this many lines; 0 with `to` None: just report
+    to: int | None = None  # show the history this many lines above the live screen (0: live)
+
+
+ClientMessage = Input | Resize | Ack | Ping | Scroll
+
+
+def _whole(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(f"scroll needs '{field}' a whole number from {low} to {high}")
+    return value
+
+
+def parse_scroll(msg: dict[str, Any]) -> Scroll:
+    if msg.get("to") is not None:
+        return Scroll(to=_whole(msg["to"], "to", 0, MAX_SCROLL_LINES * 100))
+    return Scroll(lines=_whole(msg.get("lines", 0), "lines", -MAX_SCROLL_LINES, MAX_SCROLL_LINES))
 
 
 def _positive_int(value: Any, field: str, maximum: int) -> int:
@@ -123,12 +149,20 @@ def parse_client_object(msg: Any) -> ClientMessage:
         return Ack(count)
     if kind == PING:
         return Ping()
+    if kind == SCROLL:
+        return parse_scroll(msg)
     shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
     raise ProtocolError(f"unknown message type {shown!r}; expected one of {', '.join(CLIENT_TYPES)}")
 
 
-def hello(session: str, transport: str) -> dict[str, Any]:
-    return {"type": HELLO, "session": session, "protocol": VERSION, "transport": transport}
+def hello(session: str, transport: str, history: str = HISTORY_TMUX) -> dict[str, Any]:
+    return {
+        "type": HELLO,
+        "session": session,
+        "protocol": VERSION,
+        "transport": transport,
+        "history": history,
+    }
 
 
 def error(message: str) -> dict[str, Any]:
@@ -146,6 +180,11 @@ def protocol_js() -> str:
         "PONG": PONG,
         "OUTPUT": OUTPUT,
         "CLOSED": CLOSED,
+        "HISTORY": HISTORY,
+        "SCROLL": SCROLL,
+        "HISTORY_TMUX": HISTORY_TMUX,
+        "HISTORY_LOCAL": HISTORY_LOCAL,
+        "MAX_SCROLL_LINES": MAX_SCROLL_LINES,
         "INPUT": INPUT,
         "RESIZE": RESIZE,
         "ACK": ACK,

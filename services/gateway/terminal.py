@@ -22,6 +22,7 @@ from tornado.process import Subprocess
 
 from services.gateway import protocol
 from services.gateway.ptyio import PtyMaster, set_winsize, take_controlling_tty
+from services.gateway.scrolling import PaneScroller
 from services.tmux import PaneSnapshot, SessionNotFound, TmuxError, TmuxSessions
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,12 @@ class TerminalBackend(Protocol):
 
     async def exists(self, session: str) -> bool:
         """Whether the session still runs (after an attachment ended); TmuxError if unknowable."""
+        ...
+
+    def scroller(
+        self, session: str, write: Callable[[bytes], None], report: Callable[[dict[str, Any]], None]
+    ) -> PaneScroller | None:
+        """Scrolling through the session's tmux history; None where the page keeps its own."""
         ...
 
 
@@ -227,6 +234,11 @@ class TmuxTerminals:
     async def exists(self, session: str) -> bool:
         return bool(await self._run_blocking(self.sessions.exists, session))
 
+    def scroller(
+        self, session: str, write: Callable[[bytes], None], report: Callable[[dict[str, Any]], None]
+    ) -> PaneScroller:
+        return PaneScroller(self.sessions, session, self._run_blocking, write, report)
+
 
 class TerminalChannel:
     """One client connection to one session: hello, replay, then live output with flow control.
@@ -255,10 +267,12 @@ class TerminalChannel:
         self.paused = False
         self.closed = False
         self._attachment: Attachment | None = None
+        self._scroller = backend.scroller(session, self._write_now, sink.send_json)
 
     async def open(self) -> bool:
         """Send hello and the replay, then attach. False (and the sink closed) if there is no session."""
-        self._sink.send_json(protocol.hello(self.session, self.transport))
+        where = protocol.HISTORY_TMUX if self._scroller else protocol.HISTORY_LOCAL
+        self._sink.send_json(protocol.hello(self.session, self.transport, where))
         try:
             attachment = await self._backend.attach(
                 self.session, self._size, self._send_replay, self._send_output, self._on_attachment_closed
@@ -315,8 +329,22 @@ class TerminalChannel:
                 self.update_flow()
             case protocol.Ping():
                 self._sink.send_json({"type": protocol.PONG})
+            case protocol.Scroll() as request:
+                if self._scroller is None:
+                    no_tmux = "scrolling tmux history needs tmux; this shell has none"
+                    self._sink.send_json(protocol.error(no_tmux))
+                else:
+                    self._scroller.scroll(request)
 
     def write(self, data: bytes) -> None:
+        if self._attachment is None or self.closed:
+            return
+        if self._scroller is not None:
+            self._scroller.write(data)  # keeps input in order with scrolling (scrolling.py)
+        else:
+            self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
         if self._attachment is None or self.closed:
             return
         try:
@@ -353,6 +381,8 @@ class TerminalChannel:
         if code == protocol.CLOSE_NO_SESSION:
             self._sink.send_json(protocol.error(reason))
         self._sink.close(code, reason)
+        if self._scroller is not None:
+            self._scroller.close()
         if self._attachment is not None:
             self._attachment.close()
 
@@ -361,6 +391,8 @@ class TerminalChannel:
         if self.closed:
             return
         self.closed = True
+        if self._scroller is not None:
+            self._scroller.close()
         self._release()
         if self._attachment is not None:
             self._attachment.close()

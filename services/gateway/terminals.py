@@ -21,6 +21,7 @@ from services import tmux_install
 from services.config import Settings
 from services.gateway import protocol
 from services.gateway.ptys import PtySessions
+from services.gateway.scrolling import PaneScroller
 from services.gateway.terminal import Attachment, TmuxTerminals
 from services.platform_log import announce, resolved
 from services.tmux import SessionExists, SessionInfo, SessionNotFound, TmuxError, server_answers
@@ -221,6 +222,12 @@ class Terminals:
             if self.degraded:
                 return False
             raise TmuxError(str(exc)) from None
+
+    def scroller(
+        self, session: str, write: Callable[[bytes], None], report: Callable[[dict[str, Any]], None]
+    ) -> PaneScroller | None:
+        # A degraded shell's history is the page's own (xterm.js scrollback).
+        return None if session in self.ptys or self.degraded else self.tmux.scroller(session, write, report)
 
     async def close_all(self) -> None:
         await self.ptys.close_all()

@@ -82,7 +82,7 @@ async def test_without_an_install_record_the_reason_names_the_missing_binary(
 async def test_typing_reaches_a_shell_on_the_gateways_own_pty(degraded_gateway: Gateway) -> None:
     client = await TermClient.connect(degraded_gateway.url, "main", degraded_gateway.token)
     first = await client.conn.read_message()
-    hello = {"type": "hello", "session": "main", "protocol": 1, "transport": "websocket"}
+    hello = {"type": "hello", "session": "main", "protocol": 1, "transport": "websocket", "history": "local"}
     assert json.loads(str(first)) == hello
     await client.wait_ready()
     await client.type("echo $((40+2))done; echo TMUX=${TMUX:-none}\r")

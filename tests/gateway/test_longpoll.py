@@ -53,7 +53,13 @@ class PollClient:
 async def test_type_and_read_over_long_poll(gateway: Gateway) -> None:
     client = await PollClient.open(gateway)
     await client.poll()
-    assert client.messages[0] == {"type": "hello", "session": "main", "protocol": 1, "transport": "longpoll"}
+    assert client.messages[0] == {
+        "type": "hello",
+        "session": "main",
+        "protocol": 1,
+        "transport": "longpoll",
+        "history": "tmux",
+    }
     while not any(m["type"] == "ready" for m in client.messages):
         await client.poll()
     assert await client.send({"type": "input", "data": "echo $((20+3))poll\r"}) == 204

@@ -41,7 +41,13 @@ async def test_hello_is_the_first_message(gateway: Gateway) -> None:
     client = await TermClient.connect(gateway.url, "main", gateway.token)
     first = await client.conn.read_message()
     assert isinstance(first, str)
-    assert json.loads(first) == {"type": "hello", "session": "main", "protocol": 1, "transport": "websocket"}
+    assert json.loads(first) == {
+        "type": "hello",
+        "session": "main",
+        "protocol": 1,
+        "transport": "websocket",
+        "history": "tmux",
+    }
     client.close()
 
 

@@ -3,6 +3,23 @@
  * and OSC 52 (how tmux copy-mode selections reach the browser).
  */
 
+/** What was last copied from the terminal (the menu's Copy offers it again once the selection is gone). */
+let lastCopiedText = "";
+
+/** The text last copied from the terminal, by any route (selection, shortcut, menu, OSC 52). */
+export function lastCopied() {
+  return lastCopiedText;
+}
+
+/** Event on `window` after each successful copy; the page shows "Copied" for it. */
+export const COPIED_EVENT = "terminal-copied";
+
+/** @param {string} text */
+function copied(text) {
+  lastCopiedText = text;
+  window.dispatchEvent(new CustomEvent(COPIED_EVENT, { detail: { characters: text.length } }));
+}
+
 /**
  * Writes to the system clipboard. navigator.clipboard is missing outside secure contexts (plain
  * http on a LAN address), where the old execCommand route still works inside a user gesture.
@@ -12,6 +29,7 @@ export async function copyText(text) {
   if (!text) return;
   try {
     await navigator.clipboard.writeText(text);
+    copied(text);
     return;
   } catch {
     // fall through to the legacy path
@@ -24,7 +42,8 @@ export async function copyText(text) {
   document.body.append(scratch);
   scratch.select();
   try {
-    document.execCommand("copy");
+    if (document.execCommand("copy")) copied(text);
+    else throw new Error("the browser refused to copy");
   } finally {
     scratch.remove();
     focused?.focus();

@@ -48,6 +48,13 @@ const WEBSOCKET_FAILURES_BEFORE_FALLBACK = 2;
 const RESIZE_DEBOUNCE_MS = 50;
 /** After sleep or a network change a socket can look open yet be dead; a ping unmasks it. */
 const LIVENESS_PROBE_MS = 5_000;
+/**
+ * Keys typed while disconnected wait, up to this many bytes, and are sent once the terminal is back;
+ * beyond it they are refused with a notice. Small on purpose: a long blind burst is rarely wanted.
+ */
+export const OFFLINE_INPUT_LIMIT = 4 * 1024;
+/** Scrollback xterm.js keeps only where the gateway has no tmux history (degraded shells). */
+const LOCAL_SCROLLBACK = 10_000;
 
 /**
  * @typedef {import("/static/node_modules/@xterm/xterm/lib/xterm.mjs").Terminal} Terminal
@@ -70,6 +77,8 @@ export class TerminalConnection extends EventTarget {
    * `state` turns CONNECTED when this turns false.
    */
   replaying = false;
+  /** Where the session's history lives, from `hello`: PROTOCOL.HISTORY_TMUX or HISTORY_LOCAL. */
+  history = PROTOCOL.HISTORY_TMUX;
 
   #term;
   #transformInput;
@@ -86,6 +95,9 @@ export class TerminalConnection extends EventTarget {
   #handingOver = false;
   /** @type {{binary: boolean, data: string}[]} */
   #heldInput = [];
+  /** @type {{binary: boolean, data: string}[]} typed while disconnected; sent once connected */
+  #offlineInput = [];
+  #offlineBytes = 0;
   #longPollOnly;
   /** WebSocket was blocked and long-poll got through: start on long-poll, probe WebSocket beside. */
   #preferLongPoll;
@@ -143,8 +155,10 @@ export class TerminalConnection extends EventTarget {
       }),
     );
     window.addEventListener("online", this.#wake);
+    window.addEventListener("offline", this.#goOffline);
     document.addEventListener("visibilitychange", this.#wake);
-    this.#connect();
+    if (navigator.onLine === false) this.#setState(ConnectionState.OFFLINE);
+    else this.#connect();
   }
 
   /** Detach for good (switching sessions, leaving the page); the session itself lives on. */
@@ -155,6 +169,7 @@ export class TerminalConnection extends EventTarget {
     for (const subscription of this.#subscriptions) subscription.dispose();
     this.#subscriptions = [];
     window.removeEventListener("online", this.#wake);
+    window.removeEventListener("offline", this.#goOffline);
     document.removeEventListener("visibilitychange", this.#wake);
     this.#candidates.drop();
     for (const transport of this.#retiring) transport.close();
@@ -239,7 +254,7 @@ export class TerminalConnection extends EventTarget {
     this.#stillAlive();
     switch (message.type) {
       case PROTOCOL.HELLO:
-        this.#onHello(transport);
+        this.#onHello(transport, message);
         break;
       case PROTOCOL.READY:
         // Leave replay mode only once xterm has parsed every replayed byte: a write callback
@@ -250,6 +265,7 @@ export class TerminalConnection extends EventTarget {
           this.replaying = false;
           this.#releaseHeldInput();
           this.#setState(ConnectionState.CONNECTED);
+          this.#releaseOfflineInput();
         });
         break;
       case PROTOCOL.EXIT:
@@ -260,11 +276,14 @@ export class TerminalConnection extends EventTarget {
         break;
       case PROTOCOL.PONG:
         break; // #stillAlive() above is all a pong is for
+      case PROTOCOL.HISTORY:
+        this.dispatchEvent(new CustomEvent("history", { detail: message }));
+        break;
     }
   }
 
-  /** @param {Transport} transport */
-  #onHello(transport) {
+  /** @param {Transport} transport @param {any} message */
+  #onHello(transport, message) {
     clearTimeout(this.#timers.hello);
     this.#helloSeen = true;
     this.#connectedAt = Date.now();
@@ -277,6 +296,11 @@ export class TerminalConnection extends EventTarget {
       this.#preferLongPoll = false;
     }
     this.replaying = true;
+    // With tmux the pane's history is tmux's, reached by `scroll`: a second, partial copy in
+    // xterm.js would only mislead the scrollbar and Find.
+    this.history = message.history === PROTOCOL.HISTORY_LOCAL ? PROTOCOL.HISTORY_LOCAL : PROTOCOL.HISTORY_TMUX;
+    this.#term.options.scrollback = this.history === PROTOCOL.HISTORY_LOCAL ? LOCAL_SCROLLBACK : 0;
+    this.dispatchEvent(new CustomEvent("hello", { detail: { history: this.history } }));
     this.#term.reset();
     this.#sendSize(); // the window may have changed while the connection was being set up
   }
@@ -424,6 +448,37 @@ export class TerminalConnection extends EventTarget {
     }
   }
 
+  /** "Reconnect now": skip the backoff's wait. */
+  reconnectNow() {
+    if (this.#stopped) return;
+    if (this.state === ConnectionState.RECONNECTING || this.state === ConnectionState.OFFLINE) {
+      this.#attempt = 0;
+      this.#connect();
+    }
+  }
+
+  /**
+   * Scroll tmux's history (PROTOCOL.md, `scroll`); false when it cannot be sent now.
+   * @param {{lines?: number, to?: number}} request
+   */
+  scroll(request) {
+    if (!this.#inputOpen() || this.#handingOver) return false;
+    this.#live.send({ type: PROTOCOL.SCROLL, ...request });
+    return true;
+  }
+
+  /** The browser says the network is gone: say so at once rather than after a timeout. */
+  #goOffline = () => {
+    if (this.#stopped || this.state === ConnectionState.ENDED || this.state === ConnectionState.MISSING) return;
+    this.#clearTimers();
+    this.#candidates.drop();
+    const live = this.#live;
+    this.#live = null;
+    live?.close();
+    this.replaying = false;
+    this.#setState(ConnectionState.OFFLINE);
+  };
+
   /** `online` and "tab visible again" are the moments a waiting reconnect should not wait. */
   #wake = () => {
     if (this.#stopped || document.visibilityState !== "visible") return;
@@ -458,6 +513,8 @@ export class TerminalConnection extends EventTarget {
       this.#heldInput.push({ binary: false, data: this.#transformInput(data) });
     } else if (this.#inputOpen()) {
       this.#live.send({ type: PROTOCOL.INPUT, data: this.#transformInput(data) });
+    } else {
+      this.#holdWhileDown({ binary: false, data: this.#transformInput(data) });
     }
   }
 
@@ -465,6 +522,42 @@ export class TerminalConnection extends EventTarget {
   #sendBinary(data) {
     if (this.#handingOver) this.#heldInput.push({ binary: true, data });
     else if (this.#inputOpen()) this.#live.sendBinary(data);
+    else this.#holdWhileDown({ binary: true, data });
+  }
+
+  /**
+   * A key typed while disconnected is kept for the reconnect, or refused out loud: never lost
+   * silently. A session that ended takes no input at all.
+   * @param {{binary: boolean, data: string}} input
+   */
+  #holdWhileDown(input) {
+    if (this.state === ConnectionState.ENDED || this.state === ConnectionState.MISSING) {
+      this.#notify("This session has ended: what you typed was not sent");
+      return;
+    }
+    const size = new TextEncoder().encode(input.data).length;
+    if (this.#offlineBytes + size > OFFLINE_INPUT_LIMIT) {
+      this.#notify(`Not connected: typing is kept only up to ${OFFLINE_INPUT_LIMIT / 1024} KiB; this was not sent`);
+      return;
+    }
+    this.#offlineInput.push(input);
+    this.#offlineBytes += size;
+    this.dispatchEvent(new CustomEvent("pendinginput", { detail: { bytes: this.#offlineBytes } }));
+  }
+
+  #releaseOfflineInput() {
+    if (!this.#offlineInput.length || !this.#inputOpen()) return;
+    for (const { binary, data } of this.#offlineInput.splice(0)) {
+      if (binary) this.#live.sendBinary(data);
+      else this.#live.send({ type: PROTOCOL.INPUT, data });
+    }
+    this.#offlineBytes = 0;
+    this.dispatchEvent(new CustomEvent("pendinginput", { detail: { bytes: 0 } }));
+  }
+
+  /** Bytes typed while disconnected, waiting for the reconnect. */
+  get pendingInputBytes() {
+    return this.#offlineBytes;
   }
 
   #inputOpen() {
@@ -481,6 +574,9 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {string} state ENDED or MISSING: states no reconnect can fix */
   #finish(state) {
+    if (this.#offlineBytes > 0) this.#notify("The session is gone: what you typed while disconnected was not sent");
+    this.#offlineInput = [];
+    this.#offlineBytes = 0;
     this.#clearTimers();
     this.#candidates.drop();
     this.#handingOver = false;

@@ -48,6 +48,8 @@ export class KeyBar {
   #term;
   #ctrlButton;
   #ctrlArmed = false;
+  /** Set by the page: PgUp (+1) / PgDn (-1) scroll the history a screen at a time. */
+  onPage = (/** @type {number} */ _pages) => {};
 
   /**
    * @param {HTMLElement} bar
@@ -89,6 +91,8 @@ export class KeyBar {
     const { key, text } = button.dataset;
     if (key === "ctrl") {
       this.#setCtrl(!this.#ctrlArmed);
+    } else if (key === "pgup" || key === "pgdn") {
+      this.onPage(key === "pgup" ? 1 : -1);
     } else if (key in ARROW_FINALS) {
       this.#sendArrow(ARROW_FINALS[key]);
     } else if (key in KEYS) {

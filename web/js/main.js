@@ -5,15 +5,18 @@
 
 import { installAgentKeys } from "./agentkeys.js";
 import * as api from "./api.js";
-import { enableCopyOnSelect } from "./clipboard.js";
+import { COPIED_EVENT, enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
+import { TerminalMenu } from "./contextmenu.js";
 import { DegradedBanner } from "./degraded.js";
 import { installDownloads } from "./download.js";
 import { installFileDrop } from "./files.js";
 import { addKeys, installHelp } from "./help.js";
+import { TmuxHistory } from "./history.js";
 import { KeyBar } from "./keybar.js";
 import { MemoryWarning } from "./memory.js";
 import { BackgroundNotices } from "./notices.js";
+import { OutageOverlay } from "./outage.js";
 import { installPageKeys } from "./pagekeys.js";
 import { applyPageTheme, installPreferences, loadPrefs, resolveTheme } from "./prefs.js";
 import { SearchBox } from "./search.js";
@@ -47,8 +50,17 @@ const preferences = installPreferences({
 });
 const help = installHelp(byId("help"), /** @type {HTMLButtonElement} */ (byId("help-button")));
 const indicator = new ConnectionIndicator(byId("connection"));
-const searchBox = new SearchBox(byId("search"), search, term);
+const tmuxHistory = new TmuxHistory(term, container, byId("history-bar"));
+const searchBox = new SearchBox(byId("search"), search, term, tmuxHistory, () => currentSession);
 const keyBar = new KeyBar(byId("keybar"), /** @type {HTMLButtonElement} */ (byId("keybar-toggle")), term);
+keyBar.onPage = (pages) => tmuxHistory.scrollPages(pages);
+const outage = new OutageOverlay(byId("terminal-area"), byId("outage"));
+new TerminalMenu(byId("terminal-menu"), container, term, {
+  find: () => searchBox.open(),
+  notify: (message) => toast.show(message),
+  hasTmux: () => tmuxHistory.active,
+});
+window.addEventListener(COPIED_EVENT, () => toast.show("Copied"));
 const tabs = new SessionTabs(byId("tab-list"), /** @type {HTMLButtonElement} */ (byId("new-session")), {
   onSelect: (name) => openSession(name),
   onCreate: () => createAndOpenSession(),
@@ -86,6 +98,11 @@ installShortcuts(term, { find: () => searchBox.open() });
 addKeys("Terminal", [
   { keys: "Ctrl+Shift+C / Ctrl+Shift+V", what: "Copy the selection / paste" },
   { keys: "Ctrl+Shift+F", what: "Find in the terminal" },
+]);
+addKeys("History and mouse", [
+  { keys: "Wheel · scrollbar · swipe · ⇞ ⇟", what: "Scroll tmux's whole history (typing returns to the prompt)" },
+  { keys: "Right-click", what: "Menu: copy, paste, find, split pane, clear" },
+  { keys: "Ctrl+click · Cmd+click", what: "Open a link" },
 ]);
 installPageKeys({
   newTab: () => createAndOpenSession(),
@@ -190,7 +207,9 @@ function openSession(name, { reopen = false } = {}) {
     if (opened === connection) toast.show(/** @type {CustomEvent} */ (event).detail.message);
   });
   connection = opened;
-  window.__terminal = { term, connection };
+  window.__terminal = { term, connection, history: tmuxHistory };
+  tmuxHistory.follow(opened);
+  outage.follow(opened);
   indicator.show(opened);
   opened.start();
   term.focus();
@@ -199,6 +218,7 @@ function openSession(name, { reopen = false } = {}) {
 /** @param {TerminalConnection} changed */
 function onStateChange(changed) {
   indicator.show(changed);
+  outage.show(changed);
   if (changed.state === ConnectionState.ENDED || changed.state === ConnectionState.MISSING) {
     showSessionGone(changed.state);
     refreshTabs();

@@ -25,7 +25,7 @@ export function createTerminal(container, look) {
     cursorBlink: true,
     fontFamily: 'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace',
     fontSize: look.fontSize,
-    scrollback: 10_000,
+    scrollback: 0, // tmux keeps the history (history.js); degraded shells get some: connection.js
     allowProposedApi: true, // the Unicode 11 width tables are a proposed API
     macOptionIsMeta: true, // Alt+key for readline and Emacs, as on Linux
     theme: PALETTES[look.theme],
@@ -33,7 +33,12 @@ export function createTerminal(container, look) {
   const fitAddon = new FitAddon();
   const search = new SearchAddon();
   term.loadAddon(fitAddon);
-  term.loadAddon(new WebLinksAddon());
+  // Ctrl/Cmd+click opens a link, as in editors: a plain click (to place the cursor, to select) must not.
+  term.loadAddon(
+    new WebLinksAddon((event, uri) => {
+      if (event.ctrlKey || event.metaKey) window.open(uri, "_blank", "noopener,noreferrer");
+    }),
+  );
   term.loadAddon(new ClipboardAddon(new Base64(), osc52Provider));
   term.loadAddon(new Unicode11Addon());
   term.loadAddon(search);
