@@ -134,7 +134,15 @@ def test_help_overlay_lists_the_keys(browser: Browser, app: RunningApp) -> None:
     dialog = page.locator("#help")
     assert dialog.is_visible()
     text = dialog.inner_text()
-    for keys in ("Alt+Shift+N", "Alt+Shift+W", "Alt+Shift+T", "Ctrl+=", "Ctrl+Shift+F"):
+    for keys in (
+        "Alt+Shift+N",
+        "Alt+Shift+W",
+        "Alt+Shift+T",
+        "Ctrl+=",
+        "Ctrl+Shift+F",
+        "Shift+Enter",
+        "Right-click",
+    ):
         assert keys in text, keys
     page.keyboard.press("Escape")
     assert not dialog.is_visible()

@@ -3,7 +3,7 @@
  * them. Each piece lives in its own module; this one only connects them.
  */
 
-import { installAgentKeys } from "./agentkeys.js";
+import { installAgentKeys, KEYS as TERMINAL_KEYS } from "./agentkeys.js";
 import * as api from "./api.js";
 import { COPIED_EVENT, enableCopyOnSelect } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
@@ -95,10 +95,7 @@ let terminalTitle = "";
 let knownSessions = [];
 
 installShortcuts(term, { find: () => searchBox.open() });
-addKeys("Terminal", [
-  { keys: "Ctrl+Shift+C / Ctrl+Shift+V", what: "Copy the selection / paste" },
-  { keys: "Ctrl+Shift+F", what: "Find in the terminal" },
-]);
+addKeys("Terminal", TERMINAL_KEYS.map(({ keys, action }) => ({ keys, what: action })));
 addKeys("History and mouse", [
   { keys: "Wheel · scrollbar · swipe · ⇞ ⇟", what: "Scroll tmux's whole history (typing returns to the prompt)" },
   { keys: "Right-click", what: "Menu: copy, paste, find, split pane, clear" },
