@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tornado import web
 from tornado.log import access_log
@@ -27,6 +28,27 @@ def log_request(handler: web.RequestHandler) -> None:
         return
     log = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
     log("%d %s %.2fms", status, handler._request_summary(), 1000 * handler.request.request_time())
+
+
+# Header and body deadlines: a half-sent request holds a connection (and its buffers) only this long.
+# The header timeout is also how long a keep-alive connection may idle between requests.
+HEADER_TIMEOUT_SECONDS = 15.0
+BODY_TIMEOUT_SECONDS = 30.0
+MAX_HEADER_BYTES = 32 * 1024  # the Apps proxy's identity headers and a JWT fit several times over
+
+
+def server_options() -> dict[str, Any]:
+    """HTTPServer keyword arguments: every request's size and time is bounded before any handler."""
+    return {
+        "xheaders": False,
+        "idle_connection_timeout": HEADER_TIMEOUT_SECONDS,
+        "body_timeout": BODY_TIMEOUT_SECONDS,
+        "max_header_size": MAX_HEADER_BYTES,
+        # The largest body any route takes; each handler lowers it to its own cap before reading.
+        "max_body_size": protocol.MAX_POLL_BODY_BYTES,
+        # A read buffer big enough for one maximal WebSocket frame and its header, no more.
+        "max_buffer_size": protocol.MAX_MESSAGE_BYTES + 64 * 1024,
+    }
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:

@@ -17,7 +17,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from services import state
 from services.config import WEB_DIR, Settings
 from services.gateway import protocol
-from services.gateway.auth import Denied, Principal
+from services.gateway.auth import Denied, Principal, bearer_token
+from services.gateway.bodies import API_BODY_BYTES, body_refusal
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
@@ -39,6 +40,14 @@ CSP = (
     "form-action 'self'"
 )
 RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
+
+
+def page_headers(handler: web.RequestHandler) -> None:
+    """What every answer carries, so no page or script of ours can be framed, sniffed or leak URLs."""
+    handler.set_header("Content-Security-Policy", CSP)
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
 
 
 class AccessMixin:
@@ -74,24 +83,38 @@ class AccessMixin:
         )
 
 
+@web.stream_request_body
 class BaseHandler(AccessMixin, web.RequestHandler):
+    max_body_bytes = API_BODY_BYTES  # per route: what its largest legitimate body needs
+
     def initialize(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
+        self._body = bytearray()
+
+    def data_received(self, chunk: bytes) -> None:
+        # Tornado stops reading past max_body_bytes (body_refusal set it); this is only a backstop.
+        if len(self._body) + len(chunk) <= self.max_body_bytes:
+            self._body += chunk
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self._body)
 
     def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
+        page_headers(self)
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
-        if self.public:
-            return
-        try:
-            self._check_access(self)
-        except Denied as denied:
-            self.deny(denied)
+        # Called with the headers only: the body is read after this, and not at all if it refuses.
+        if not self.public:
+            try:
+                self._check_access(self)
+            except Denied as denied:
+                self.deny(denied)
+                return
+        refusal = body_refusal(self.request, self.max_body_bytes)
+        if refusal is not None:
+            self.fail(413, refusal)
 
     def deny(self, denied: Denied) -> None:
         self.fail(denied.status, denied.message)
@@ -118,12 +141,12 @@ class BaseHandler(AccessMixin, web.RequestHandler):
             self.finish(error_page(status_code, message))
 
     def json_body(self) -> dict[str, Any]:
-        if not self.request.body.strip():
+        if not self.body.strip():
             return {}
         try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPError(400, "request body is not valid JSON") from None
+            body = protocol.parse_json(self.body)
+        except protocol.ProtocolError as exc:
+            raise web.HTTPError(400, f"request body: {exc}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "request body must be a JSON object")
         return body
@@ -131,6 +154,8 @@ class BaseHandler(AccessMixin, web.RequestHandler):
 
 TITLES = {
     400: "Bad request",
+    413: "Request too large",
+    415: "Wrong content type",
     401: "Not signed in",
     403: "Not your app",
     404: "Not found",
@@ -150,6 +175,16 @@ def error_page(status: int, message: str) -> str:
 
 class HealthHandler(BaseHandler):
     public = True
+    max_body_bytes = 0
+
+    def prepare(self) -> None:
+        # Public (no identity), but still only under this app's own name: DNS rebinding.
+        try:
+            self.ctx.policy.check_host(self.request)
+        except Denied as denied:
+            self.deny(denied)
+            return
+        super().prepare()
 
     def get(self) -> None:
         # Public, so nothing but the overall setup state: no step names, reasons or versions.
@@ -332,6 +367,7 @@ class ProtocolScriptHandler(BaseHandler):
         self.write(protocol.protocol_js())
 
 
+@web.stream_request_body
 class StaticHandler(AccessMixin, web.StaticFileHandler):
     def initialize(  # type: ignore[override]  # Tornado passes route kwargs; ctx is ours
         self, ctx: GatewayContext, path: str, default_filename: str | None = None
@@ -339,18 +375,42 @@ class StaticHandler(AccessMixin, web.StaticFileHandler):
         self.ctx = ctx
         super().initialize(path=path, default_filename=default_filename)
 
+    def set_default_headers(self) -> None:
+        # The page itself is served from here: it must not be framed (clickjacking) any more than "/".
+        page_headers(self)
+        self.set_header("Cache-Control", "no-cache")
+
     def prepare(self) -> None:
         try:
             self._check_access(self)
+            refusal = body_refusal(self.request, 0)
         except Denied as denied:
             self.set_status(denied.status)
             if denied.status == 503:
                 self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
             self.finish(error_page(denied.status, denied.message))
+            return
+        if refusal is not None:
+            self.set_status(413)
+            self.finish(error_page(413, refusal))
 
-    def set_extra_headers(self, path: str) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-cache")
+    def data_received(self, chunk: bytes) -> None:
+        pass  # no static route takes a body; body_refusal capped it at nothing
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        # A NUL in the URL (`index.html%00.css`) would make os.stat raise ValueError: a 500.
+        if "\x00" in path:
+            raise web.HTTPError(400, "a path may not contain NUL")
+        return super().get_absolute_path(root, path)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(error_page(status_code, message))
 
 
 def _session_name(raw: str) -> str:
@@ -464,6 +524,7 @@ class WebSocketSink:
     def __init__(self, handler: TerminalSocket) -> None:
         self._handler = handler
         self.pending = 0
+        self.cut_off = False  # closed for not reading its replies: nothing more is queued
         self.channel: TerminalChannel | None = None
 
     def _write(self, payload: str | bytes, binary: bool) -> None:
@@ -484,10 +545,21 @@ class WebSocketSink:
         future.add_done_callback(written)
 
     def send_json(self, message: dict[str, Any]) -> None:
-        self._write(json.dumps(message), binary=False)
+        if self.cut_off:
+            return
+        text = json.dumps(message)
+        # Output stops at the flow-control marks; replies are the client's own doing, so a client
+        # that asks without reading is cut off instead of queueing them without end.
+        if self.pending + len(text) > protocol.MAX_QUEUED_REPLY_BYTES:
+            self.cut_off = True
+            limit = protocol.MAX_QUEUED_REPLY_BYTES // 1024
+            self.close(protocol.CLOSE_NOT_READING, f"client not reading: over {limit} KiB of replies waiting")
+            return
+        self._write(text, binary=False)
 
     def send_output(self, data: bytes) -> None:
-        self._write(data, binary=True)
+        if not self.cut_off:
+            self._write(data, binary=True)
 
     def backed_up(self) -> bool:
         return self.pending > protocol.LOW_WATER
@@ -496,10 +568,12 @@ class WebSocketSink:
         self._handler.close(code, reason)
 
 
+@web.stream_request_body
 class TerminalSocket(AccessMixin, WebSocketHandler):
     """`/api/sessions/{name}/ws`: the terminal transport; protocol in PROTOCOL.md."""
 
     channel: TerminalChannel | None = None
+    sink: WebSocketSink | None = None
 
     def initialize(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
@@ -509,6 +583,12 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
             self._check_access(self)
         except Denied as denied:
             raise web.HTTPError(denied.status, denied.message) from None
+        refusal = body_refusal(self.request, 0)
+        if refusal is not None:
+            raise web.HTTPError(413, refusal)
+
+    def data_received(self, chunk: bytes) -> None:
+        pass  # an upgrade request has no body; body_refusal capped it at nothing
 
     def check_origin(self, origin: str) -> bool:
         try:
@@ -526,7 +606,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         self.set_nodelay(True)
         name = _session_name(args[0])
         size = _query_size(self)
-        sink = WebSocketSink(self)
+        sink = self.sink = WebSocketSink(self)
         self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket")
         sink.channel = self.channel
         self.ctx.channels.add(self.channel)
@@ -539,7 +619,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         await super().get(*args, **kwargs)
 
     def on_message(self, message: str | bytes) -> None:
-        if self.channel is None:
+        if self.channel is None or self.sink is None or self.sink.cut_off:
             return
         if isinstance(message, bytes):
             self.channel.write(message)
@@ -547,7 +627,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         try:
             parsed = protocol.parse_client_message(message)
         except protocol.ProtocolError as exc:
-            self.write_message(json.dumps(protocol.error(str(exc))))
+            self.sink.send_json(protocol.error(str(exc)))  # counted against the reply cap
             return
         self.channel.handle(parsed)
 
@@ -559,6 +639,16 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
 
 class PollOpenHandler(BaseHandler):
     """`POST /api/sessions/{name}/poll`: open a long-poll connection (the WebSocket fallback)."""
+
+    max_body_bytes = 0
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            try:
+                check_poll_post(self, needs_json=False)
+            except Denied as denied:
+                self.deny(denied)
 
     async def post(self, raw: str) -> None:
         assert self.principal is not None and self.ctx.polls is not None
@@ -576,14 +666,36 @@ class PollOpenHandler(BaseHandler):
         self.write({"conn": conn.id})
 
 
+MAX_ERRORS_SHOWN = 10
+
+
+def check_poll_post(handler: BaseHandler, needs_json: bool) -> None:
+    """Long-poll POSTs change a terminal: a browser must prove it is this page (Origin), and the
+    body must be declared JSON, which no cross-site form or no-cors fetch can send."""
+    if needs_json:
+        kind = handler.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise Denied(415, "long-poll messages must be sent as Content-Type: application/json")
+    # A bearer token is not sent by browsers on their own, so only cookie requests need an Origin.
+    if bearer_token(handler.request) is None and "Origin" not in handler.request.headers:
+        raise Denied(403, "long-poll requests from a browser must carry an Origin header")
+
+
 class PollHandler(BaseHandler):
     """`GET` waits for output, `POST` sends client messages, `DELETE` closes."""
+
+    max_body_bytes = protocol.MAX_POLL_BODY_BYTES
 
     def prepare(self) -> None:
         # As for the WebSocket: an answer must not wait behind an unacknowledged earlier one.
         if isinstance(self.request.connection, HTTP1Connection):
             self.request.connection.stream.set_nodelay(True)
         super().prepare()
+        if self.request.method == "POST" and not self._finished:
+            try:
+                check_poll_post(self, needs_json=True)
+            except Denied as denied:
+                self.deny(denied)
 
     def _conn(self, raw: str, conn_id: str) -> Any:
         assert self.principal is not None and self.ctx.polls is not None
@@ -607,9 +719,9 @@ class PollHandler(BaseHandler):
     async def post(self, raw: str, conn_id: str) -> None:
         conn = self._conn(raw, conn_id)
         try:
-            body = json.loads(self.request.body or b"[]")
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPError(400, "request body is not valid JSON") from None
+            body = protocol.parse_json(self.body or b"[]")
+        except protocol.ProtocolError as exc:
+            raise web.HTTPError(400, f"request body: {exc}") from None
         if not isinstance(body, list):
             raise web.HTTPError(400, "request body must be a JSON array of messages")
         errors = []
@@ -620,7 +732,10 @@ class PollHandler(BaseHandler):
                 errors.append(str(exc))
         if errors:
             self.set_status(400)
-            self.write({"error": "; ".join(errors)})
+            # A body of 1 MiB can hold 500k bad items: name a few, count the rest.
+            shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
+            more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > MAX_ERRORS_SHOWN else ""
+            self.write({"error": shown + more})
             return
         self.set_status(204)
 

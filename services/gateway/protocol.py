@@ -38,6 +38,11 @@ PING_INTERVAL_SECONDS = 20
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_COLS = 1000
 MAX_ROWS = 500
+# Replies the client asked for (errors, pongs) queue like output; a client that keeps asking without
+# reading is cut off once this much is waiting for it, so it cannot grow the gateway's memory.
+MAX_QUEUED_REPLY_BYTES = HIGH_WATER
+# Largest long-poll POST body (a batch of client messages): the same as one WebSocket frame.
+MAX_POLL_BODY_BYTES = MAX_MESSAGE_BYTES
 
 # WebSocket close codes (4000-4999 are the application's).
 CLOSE_NORMAL = 1000  # the session ended: do not reconnect
@@ -45,6 +50,7 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NO_SESSION = 4404
+CLOSE_NOT_READING = 4429  # over MAX_QUEUED_REPLY_BYTES of replies waited for the client
 CLOSE_TERMINAL_LOST = 4500  # the tmux client died; reconnecting reattaches
 
 POLL_WAIT_SECONDS = 25
@@ -97,11 +103,18 @@ def parse_size(cols: Any, rows: Any) -> Resize:
 
 def parse_client_message(text: str | bytes) -> ClientMessage:
     """Parse one client text frame (JSON object) into a typed message or raise ProtocolError."""
+    return parse_client_object(parse_json(text))
+
+
+def parse_json(text: str | bytes) -> Any:
+    """json.loads, with every way it can fail (a deeply nested document exhausts the recursion
+    limit) turned into a ProtocolError."""
     try:
-        msg = json.loads(text)
+        return json.loads(text)
+    except RecursionError:
+        raise ProtocolError("message is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("message is not valid JSON") from None
-    return parse_client_object(msg)
 
 
 def parse_client_object(msg: Any) -> ClientMessage:
@@ -158,6 +171,7 @@ def protocol_js() -> str:
         "CLOSE_UNAUTHORIZED": CLOSE_UNAUTHORIZED,
         "CLOSE_FORBIDDEN": CLOSE_FORBIDDEN,
         "CLOSE_NO_SESSION": CLOSE_NO_SESSION,
+        "CLOSE_NOT_READING": CLOSE_NOT_READING,
         "CLOSE_TERMINAL_LOST": CLOSE_TERMINAL_LOST,
         "POLL_WAIT_SECONDS": POLL_WAIT_SECONDS,
     }

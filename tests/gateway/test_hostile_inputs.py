@@ -1,0 +1,144 @@
+"""Hostile and odd inputs from issue 12 (item 4): each gets a clear answer and the gateway serves on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from services.gateway import protocol
+from tests.conftest import Gateway
+from tests.helpers import TermClient, async_wait_until
+
+
+async def type_until_seen(client: TermClient, line: str, answer: str, tries: int = 5) -> None:
+    """Bash itself may drop typeahead while it handles a burst of SIGINTs; what matters is that the
+    terminal still answers, so the line is typed again (a bounded number of times) until it does."""
+    for attempt in range(tries):
+        await client.type("\x15" + line)  # Ctrl-U: start from an empty line
+        try:
+            await client.wait_text(answer, timeout=5)
+            return
+        except AssertionError:
+            if client.closed or attempt == tries - 1:
+                raise
+
+
+async def open_poll(gateway: Gateway) -> str:
+    response = await gateway.fetch("/api/sessions/main/poll", "POST")
+    assert response.code == 201, response.body
+    return str(json.loads(response.body)["conn"])
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+async def test_ctrl_c_right_after_ready_does_not_kill_the_attach_client(gateway: Gateway) -> None:
+    for _ in range(5):  # the window is a few ms after `ready`: try it more than once
+        client = await TermClient.connect(gateway.url, "main", gateway.token)
+        # Sent before `ready` arrives, so the gateway takes it the moment the attach client starts
+        # (on_message waits for open()): the earliest a page's Ctrl-C can come.
+        for _ in range(20):
+            await client.conn.write_message(b"\x03", binary=True)
+        await client.wait_ready()
+        await type_until_seen(client, "echo $((20+3))alive\r", "23alive")
+        assert not client.closed
+        assert not any(m.get("type") == protocol.ERROR for m in client.messages), client.messages
+        client.close()
+
+
+async def test_deeply_nested_json_over_websocket_is_an_error_and_the_socket_stays(gateway: Gateway) -> None:
+    client = await TermClient.connect(gateway.url, "main", gateway.token)
+    await client.wait_ready()
+    await client.conn.write_message(nested(100_000))
+    error = await client.wait_message(protocol.ERROR)
+    assert "nested too deeply" in error["message"]
+    await client.type("echo $((30+4))still\r")
+    await client.wait_text("34still")
+    client.close()
+
+
+async def test_deeply_nested_json_over_long_poll_is_a_400(gateway: Gateway) -> None:
+    conn_id = await open_poll(gateway)
+    try:
+        response = await gateway.fetch(
+            f"/api/sessions/main/poll/{conn_id}",
+            "POST",
+            body=nested(100_000).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.code == 400
+        assert "nested too deeply" in json.loads(response.body)["error"]
+        for path in ("/api/sessions", "/api/setup/retry"):
+            response = await gateway.fetch(path, "POST", body=b'{"a":' * 5000 + b"1" + b"}" * 5000)
+            assert response.code == 400, path
+            assert "nested too deeply" in json.loads(response.body)["error"]
+    finally:
+        await gateway.fetch(f"/api/sessions/main/poll/{conn_id}", "DELETE")
+
+
+async def test_nul_in_a_static_path_is_a_400_not_a_500(gateway: Gateway) -> None:
+    for path in ("/static/index.html%00.css", "/static/node_modules/%00", "/static/js/%00main.js"):
+        response = await gateway.fetch(path)
+        assert response.code in (400, 404), (path, response.code)
+        assert b"NUL" in response.body or response.code == 404
+
+
+async def test_long_poll_posts_need_json_and_an_origin_from_browsers(gateway: Gateway) -> None:
+    conn_id = await open_poll(gateway)
+    try:
+        url = f"/api/sessions/main/poll/{conn_id}"
+        ping = json.dumps([{"type": "ping"}]).encode()
+        response = await gateway.fetch(url, "POST", body=ping, headers={"Content-Type": "text/plain"})
+        assert response.code == 415
+        assert "application/json" in json.loads(response.body)["error"]
+        response = await gateway.fetch(url, "POST", body=ping, headers={"Content-Type": "application/json"})
+        assert response.code == 204
+        # A browser (cookie, no bearer token) must send an Origin, and it must be this site.
+        cookie = await login_cookie(gateway)
+        for origin, status in ((None, 403), ("http://evil.example", 403), (gateway.url, 404)):
+            headers = {"Content-Type": "application/json", "Cookie": cookie}
+            if origin is not None:
+                headers["Origin"] = origin
+            # The conn id belongs to the bearer principal's fingerprint, which the cookie shares;
+            # a 404 for another id proves the checks passed.
+            response = await gateway.fetch(url + "x", "POST", auth=False, body=ping, headers=headers)
+            assert response.code == status, (origin, response.body)
+            response = await gateway.fetch("/api/sessions/main/poll", "POST", auth=False, headers=headers)
+            assert response.code == (201 if status == 404 else status), (origin, response.body)
+    finally:
+        await gateway.fetch(f"/api/sessions/main/poll/{conn_id}", "DELETE")
+
+
+async def login_cookie(gateway: Gateway) -> str:
+    response = await gateway.fetch(f"/?token={gateway.token}", auth=False)
+    assert response.code == 302
+    return response.headers["Set-Cookie"].split(";")[0]
+
+
+async def test_health_checks_the_host(gateway: Gateway) -> None:
+    port = gateway.url.rsplit(":", 1)[1]
+    response = await gateway.fetch("/health", auth=False, headers={"Host": f"evil.example:{port}"})
+    assert response.code == 403
+    response = await gateway.fetch("/health", auth=False)
+    assert response.code == 200
+
+
+async def test_a_client_that_never_reads_its_replies_is_cut_off(gateway: Gateway) -> None:
+    client = await TermClient.connect(gateway.url, "main", gateway.token)
+    await client.wait_ready()
+    # Stop reading (nothing calls read_message) and ask for replies until the gateway gives up.
+    channels = set(gateway.ctx.channels)
+    frame = json.dumps({"type": "nope"})
+    sent = 0
+    while gateway.ctx.channels & channels and sent < 2_000_000:
+        client.conn.write_message(frame)  # no await: do not wait for the gateway to take it
+        sent += 1
+        if sent % 5000 == 0:
+            await asyncio.sleep(0)  # let the gateway (same loop) run
+    await async_wait_until(lambda: not (gateway.ctx.channels & channels), timeout=30, what="cut off")
+    assert sent < 2_000_000
+    code = await client.wait_closed(timeout=60)
+    assert code == protocol.CLOSE_NOT_READING
+    response = await gateway.fetch("/health", auth=False)
+    assert response.code == 200
