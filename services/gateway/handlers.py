@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 from typing import Any
@@ -39,6 +40,7 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+log = logging.getLogger("gateway")
 RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
 
 
@@ -553,7 +555,9 @@ class WebSocketSink:
         if self.pending + len(text) > protocol.MAX_QUEUED_REPLY_BYTES:
             self.cut_off = True
             limit = protocol.MAX_QUEUED_REPLY_BYTES // 1024
-            self.close(protocol.CLOSE_NOT_READING, f"client not reading: over {limit} KiB of replies waiting")
+            reason = f"client not reading: over {limit} KiB of replies waiting"
+            log.warning("closing a terminal connection to %s: %s", self._handler.request.remote_ip, reason)
+            self.close(protocol.CLOSE_NOT_READING, reason)
             return
         self._write(text, binary=False)
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import secrets
 import time
 from typing import Any
 
 from services.gateway import protocol
 from services.gateway.terminal import TerminalChannel
+
+log = logging.getLogger("gateway")
 
 
 class PollSink:
@@ -49,7 +52,9 @@ class PollSink:
             self._messages.clear()
             self._queued_bytes = 0
             limit = protocol.MAX_QUEUED_REPLY_BYTES // 1024
-            self.close(protocol.CLOSE_NOT_READING, f"client not polling: over {limit} KiB of replies waiting")
+            reason = f"client not polling: over {limit} KiB of replies waiting"
+            log.warning("closing a long-poll connection: %s", reason)
+            self.close(protocol.CLOSE_NOT_READING, reason)
             if self.channel is not None:
                 self.channel.close()
             return

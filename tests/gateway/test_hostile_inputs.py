@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from services.gateway import protocol
+from tests import abuse
 from tests.conftest import Gateway
 from tests.helpers import TermClient, async_wait_until
 
@@ -124,21 +127,39 @@ async def test_health_checks_the_host(gateway: Gateway) -> None:
     assert response.code == 200
 
 
-async def test_a_client_that_never_reads_its_replies_is_cut_off(gateway: Gateway) -> None:
-    client = await TermClient.connect(gateway.url, "main", gateway.token)
-    await client.wait_ready()
-    # Stop reading (nothing calls read_message) and ask for replies until the gateway gives up.
-    channels = set(gateway.ctx.channels)
-    frame = json.dumps({"type": "nope"})
-    sent = 0
-    while gateway.ctx.channels & channels and sent < 2_000_000:
-        client.conn.write_message(frame)  # no await: do not wait for the gateway to take it
-        sent += 1
-        if sent % 5000 == 0:
-            await asyncio.sleep(0)  # let the gateway (same loop) run
-    await async_wait_until(lambda: not (gateway.ctx.channels & channels), timeout=30, what="cut off")
-    assert sent < 2_000_000
-    code = await client.wait_closed(timeout=60)
-    assert code == protocol.CLOSE_NOT_READING
+async def test_a_client_that_never_reads_its_replies_is_cut_off(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = int(gateway.url.rsplit(":", 1)[1])
+    headers = {"Authorization": f"Bearer {gateway.token}"}
+    sock = await asyncio.to_thread(abuse.websocket, port, "/api/sessions/main/ws", headers)
+    try:
+        # Tiny bad frames, each answered with a ~55-byte error the client does not read: 200k are
+        # 11 MB of replies, far past the cap plus what the kernel holds for the client.
+        frame = abuse.text_frame(b"x")
+        await asyncio.to_thread(abuse.flood_frames, sock, frame, 200_000, 60.0)
+        await async_wait_until(lambda: "client not reading" in caplog.text, timeout=60, what="cut-off")
+        # A client that reads again finds the reason in the close frame (Tornado resets the
+        # connection 5 s after the close frame if the client never answers it).
+        code = await asyncio.to_thread(abuse.close_code, sock, 30.0)
+        assert code == protocol.CLOSE_NOT_READING
+    finally:
+        sock.close()
+    await async_wait_until(lambda: not gateway.ctx.channels, timeout=30, what="channel closed")
     response = await gateway.fetch("/health", auth=False)
     assert response.code == 200
+
+
+async def test_a_long_poll_client_that_never_polls_its_pongs_is_cut_off(gateway: Gateway) -> None:
+    conn_id = await open_poll(gateway)
+    url = f"/api/sessions/main/poll/{conn_id}"
+    pings = json.dumps([{"type": "ping"}] * 20_000).encode()  # ~300 KiB of pongs per POST
+    for _ in range(20):  # 6 MB of pongs asked for, never polled
+        response = await gateway.fetch(url, "POST", body=pings, headers={"Content-Type": "application/json"})
+        assert response.code == 204
+    response = await gateway.fetch(url)
+    assert response.code == 200
+    closed = json.loads(response.body)["messages"][-1]
+    assert closed["type"] == protocol.CLOSED and closed["code"] == protocol.CLOSE_NOT_READING, closed
+    assert "not polling" in closed["reason"]
+    assert len(json.loads(response.body)["messages"]) < 70_000  # the queue was dropped at the cap
