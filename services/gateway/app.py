@@ -82,4 +82,6 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         xsrf_cookies=False,  # SameSite=Strict cookie plus Origin checks on every mutating request
         compress_response=False,
         log_function=log_request,
+        default_handler_class=handlers.NotFoundHandler,
+        default_handler_args=init,
     )

@@ -206,6 +206,18 @@ class HealthHandler(BaseHandler):
         )
 
 
+class NotFoundHandler(BaseHandler):
+    """Any path no route takes: a 404 with the page headers, before or after login alike."""
+
+    public = True
+    max_body_bytes = 0
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            raise web.HTTPError(404, "no such page")
+
+
 class SetupRetryHandler(BaseHandler):
     """`POST /api/setup/retry` `{"step"?: ID}`: rerun one step, or every failed one, via supervisord."""
 
@@ -593,6 +605,9 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
 
     def data_received(self, chunk: bytes) -> None:
         pass  # an upgrade request has no body; body_refusal capped it at nothing
+
+    def set_default_headers(self) -> None:
+        page_headers(self)  # the upgrade's refusals are HTTP answers a browser could render
 
     def check_origin(self, origin: str) -> bool:
         try:

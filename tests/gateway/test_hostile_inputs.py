@@ -9,7 +9,8 @@ import pytest
 
 from services.gateway import protocol
 from tests import abuse
-from tests.conftest import Gateway
+from tests.conftest import OWNER_EMAIL, Gateway
+from tests.gateway.test_apps_mode import PROXY_HOST, wait_owner_known
 from tests.helpers import TermClient, async_wait_until
 
 
@@ -163,3 +164,52 @@ async def test_a_long_poll_client_that_never_polls_its_pongs_is_cut_off(gateway:
     assert closed["type"] == protocol.CLOSED and closed["code"] == protocol.CLOSE_NOT_READING, closed
     assert "not polling" in closed["reason"]
     assert len(json.loads(response.body)["messages"]) < 70_000  # the queue was dropped at the cap
+
+
+async def test_the_platforms_forwarded_host_is_the_last_entry(apps_gateway: Gateway) -> None:
+    await wait_owner_known(apps_gateway)
+    spoofed = {"X-Forwarded-Email": OWNER_EMAIL, "X-Forwarded-Host": f"evil.example, {PROXY_HOST}"}
+    for origin, status in ((f"https://{PROXY_HOST}", 201), ("https://evil.example", 403)):
+        body = json.dumps({"name": f"fh{status}"}).encode()
+        response = await apps_gateway.fetch(
+            "/api/sessions", "POST", auth=False, body=body, headers={**spoofed, "Origin": origin}
+        )
+        assert response.code == status, (origin, response.body)
+
+
+async def refused_before_the_body(port: int, method: str, path: str, headers: dict[str, str]) -> int | None:
+    """Send only the headers of a 4 MiB request: the answer must come without the body."""
+    head = abuse.request_head(method, path, port, {"Content-Length": str(4 << 20), **headers})
+
+    def attempt() -> int | None:
+        with abuse.connect(port) as sock:
+            sock.sendall(head)
+            return abuse.read_status(sock, timeout=10)
+
+    return await asyncio.to_thread(attempt)
+
+
+async def test_unauthenticated_bodies_are_refused_before_they_are_read(gateway: Gateway) -> None:
+    port = int(gateway.url.rsplit(":", 1)[1])
+    for method, path in (
+        ("POST", "/api/sessions"),
+        ("POST", "/api/sessions/main/poll/x"),
+        ("PUT", "/api/agents/claude/model"),
+        ("POST", "/static/index.html"),
+        ("POST", "/health"),
+        ("GET", "/api/sessions/main/ws"),
+    ):
+        assert await refused_before_the_body(port, method, path, {}) in (401, 413), path
+    # Logged in, a body over the route's cap is refused from its Content-Length alone.
+    bearer = {"Authorization": f"Bearer {gateway.token}", "Content-Type": "application/json"}
+    assert await refused_before_the_body(port, "POST", "/api/sessions", bearer) == 413
+    assert await refused_before_the_body(port, "POST", "/api/sessions/main/poll/x", bearer) == 413
+    response = await gateway.fetch("/api/sessions", "POST", body=b" " * (65 * 1024))
+    assert response.code == 413 and "64 KiB" in json.loads(response.body)["error"]
+
+
+async def test_a_non_owner_body_is_refused_before_it_is_read(apps_gateway: Gateway) -> None:
+    await wait_owner_known(apps_gateway)
+    port = int(apps_gateway.url.rsplit(":", 1)[1])
+    mallory = {"X-Forwarded-Email": "mallory@example.com", "X-Forwarded-Host": PROXY_HOST}
+    assert await refused_before_the_body(port, "POST", "/api/sessions", mallory) == 403
