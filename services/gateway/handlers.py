@@ -3,11 +3,13 @@ connections in terminal.py."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
 import os
 import re
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -590,6 +592,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
 
     channel: TerminalChannel | None = None
     sink: WebSocketSink | None = None
+    _messages_since_yield = 0
 
     def initialize(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
@@ -637,7 +640,18 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         _query_size(self)
         await super().get(*args, **kwargs)
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        # Tornado reads frames already buffered without returning to the loop; a flood of tiny
+        # frames would starve every other connection (and /health) unless we yield now and then.
+        self._messages_since_yield += 1
+        if self._messages_since_yield >= MESSAGES_PER_TURN:
+            self._messages_since_yield = 0
+            self._handle_message(message)
+            return asyncio.sleep(0)
+        self._handle_message(message)
+        return None
+
+    def _handle_message(self, message: str | bytes) -> None:
         if self.channel is None or self.sink is None or self.sink.cut_off:
             return
         if isinstance(message, bytes):
@@ -686,6 +700,7 @@ class PollOpenHandler(BaseHandler):
 
 
 MAX_ERRORS_SHOWN = 10
+MESSAGES_PER_TURN = 32  # WebSocket frames handled before other connections get the loop
 
 
 def check_poll_post(handler: BaseHandler, needs_json: bool) -> None:
@@ -743,6 +758,9 @@ class PollHandler(BaseHandler):
             raise web.HTTPError(400, f"request body: {exc}") from None
         if not isinstance(body, list):
             raise web.HTTPError(400, "request body must be a JSON array of messages")
+        if len(body) > protocol.MAX_POLL_MESSAGES:
+            # A page batches what was typed during one round trip: dozens, never thousands.
+            raise web.HTTPError(400, f"at most {protocol.MAX_POLL_MESSAGES} messages per request")
         errors = []
         for item in body:
             try:

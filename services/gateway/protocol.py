@@ -43,6 +43,7 @@ MAX_ROWS = 500
 MAX_QUEUED_REPLY_BYTES = HIGH_WATER
 # Largest long-poll POST body (a batch of client messages): the same as one WebSocket frame.
 MAX_POLL_BODY_BYTES = MAX_MESSAGE_BYTES
+MAX_POLL_MESSAGES = 1000  # client messages in one long-poll POST
 
 # WebSocket close codes (4000-4999 are the application's).
 CLOSE_NORMAL = 1000  # the session ended: do not reconnect

@@ -154,9 +154,13 @@ async def test_a_client_that_never_reads_its_replies_is_cut_off(
 async def test_a_long_poll_client_that_never_polls_its_pongs_is_cut_off(gateway: Gateway) -> None:
     conn_id = await open_poll(gateway)
     url = f"/api/sessions/main/poll/{conn_id}"
-    pings = json.dumps([{"type": "ping"}] * 20_000).encode()  # ~300 KiB of pongs per POST
-    for _ in range(20):  # 6 MB of pongs asked for, never polled
-        response = await gateway.fetch(url, "POST", body=pings, headers={"Content-Type": "application/json"})
+    as_json = {"Content-Type": "application/json"}
+    too_many = json.dumps([{"type": "ping"}] * 1001).encode()
+    response = await gateway.fetch(url, "POST", body=too_many, headers=as_json)
+    assert response.code == 400 and "at most 1000" in json.loads(response.body)["error"]
+    pings = json.dumps([{"type": "ping"}] * 1000).encode()  # ~16 KiB of pongs per POST
+    for _ in range(100):  # 1.6 MB of pongs asked for, never polled
+        response = await gateway.fetch(url, "POST", body=pings, headers=as_json)
         assert response.code == 204
     response = await gateway.fetch(url)
     assert response.code == 200

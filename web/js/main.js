@@ -4,7 +4,7 @@
  */
 
 import * as api from "./api.js";
-import { enableCopyOnSelect } from "./clipboard.js";
+import { enableCopyOnSelect, installOsc52 } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { DegradedBanner } from "./degraded.js";
 import { KeyBar } from "./keybar.js";
@@ -58,6 +58,7 @@ let knownSessions = [];
 
 installShortcuts(term, { find: () => searchBox.open() });
 enableCopyOnSelect(term, container);
+installOsc52(term, container, { session: () => currentSession, toast });
 term.onTitleChange((title) => {
   terminalTitle = title;
   updateTitle();
