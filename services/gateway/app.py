@@ -46,8 +46,8 @@ def server_options() -> dict[str, Any]:
         "max_header_size": MAX_HEADER_BYTES,
         # The largest body any route takes; each handler lowers it to its own cap before reading.
         "max_body_size": protocol.MAX_POLL_BODY_BYTES,
-        # A read buffer big enough for one maximal WebSocket frame and its header, no more.
-        "max_buffer_size": protocol.MAX_MESSAGE_BYTES + 64 * 1024,
+        # A read buffer that holds one maximal WebSocket frame plus what arrives behind it.
+        "max_buffer_size": 2 * protocol.MAX_MESSAGE_BYTES,
     }
 
 
