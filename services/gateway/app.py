@@ -34,6 +34,9 @@ def log_request(handler: web.RequestHandler) -> None:
 # The header timeout is also how long a keep-alive connection may idle between requests.
 HEADER_TIMEOUT_SECONDS = 15.0
 BODY_TIMEOUT_SECONDS = 30.0
+# Connections the kernel queues before we accept them. Tornado's 128 overflows under a burst of
+# connections, and the SYN the kernel then drops (a /health probe's, a user's) is retried only 1 s later.
+LISTEN_BACKLOG = 1024
 MAX_HEADER_BYTES = 32 * 1024  # the Apps proxy's identity headers and a JWT fit several times over
 
 
