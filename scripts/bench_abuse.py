@@ -41,6 +41,7 @@ PROXY_HOST = "abuse-app.example.com"
 BODY = 4 << 20
 RSS_BUDGET_MB = 64
 HEALTH_TARGET_MS = 100
+PING = b'{"type":"ping"}'
 
 
 @dataclass
@@ -250,18 +251,19 @@ def half_sent(app: App, count: int = 1000, wait: float = 40.0) -> tuple[int, int
     return count, closed
 
 
-def unread_frames(app: App, count: int = 800_000, seconds: float = 120.0) -> tuple[int, int]:
-    """A logged-in client sends `count` tiny bad frames and reads nothing."""
+def unread_frames(app: App, payload: bytes, logged: str, count: int = 800_000) -> tuple[int, int]:
+    """A logged-in client sends `count` tiny frames and reads nothing; answered clearly if the
+    gateway closed it with the reason it logs (`logged`)."""
+    before = app.log().count(logged)
     sock = abuse.websocket(app.port, "/api/sessions/main/ws", {"Authorization": f"Bearer {TOKEN}"})
     try:
-        sent = abuse.flood_frames(sock, abuse.text_frame(b"x"), count, seconds)
+        sent = abuse.flood_frames(sock, abuse.text_frame(payload), count, 120.0)
     finally:
         sock.close()
     deadline = time.monotonic() + 30
-    while "client not reading" not in app.log() and time.monotonic() < deadline:
+    while app.log().count(logged) == before and time.monotonic() < deadline:
         time.sleep(0.1)
-    cut_off = "client not reading" in app.log()
-    return sent, sent if cut_off else 0
+    return sent, sent if app.log().count(logged) > before else 0
 
 
 def pong_flood(app: App, posts: int = 1000) -> tuple[int, int]:
@@ -385,7 +387,8 @@ def local_mode() -> bool:
             ("no attack, 10 s (the machine's own noise)", lambda: nothing(10.0)),
             ("50 unauthenticated 4 MiB bodies", lambda: big_bodies(port, {}, 401)),
             ("1000 half-sent requests", lambda: half_sent(app)),
-            ("800k tiny bad frames, never read", lambda: unread_frames(app)),
+            ("800k tiny bad frames, never read", lambda: unread_frames(app, b"x", "malformed messages")),
+            ("800k pings, pongs never read", lambda: unread_frames(app, PING, "client not reading")),
             ("long-poll pong flood (1M pings, unpolled)", lambda: pong_flood(app)),
             ("item 4 inputs", lambda: small_ones(app)),
         ]

@@ -593,6 +593,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
     channel: TerminalChannel | None = None
     sink: WebSocketSink | None = None
     _messages_since_yield = 0
+    _protocol_errors = 0
 
     def initialize(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
@@ -660,6 +661,14 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         try:
             parsed = protocol.parse_client_message(message)
         except protocol.ProtocolError as exc:
+            self._protocol_errors += 1
+            if self._protocol_errors > protocol.MAX_PROTOCOL_ERRORS:
+                # The page never sends a malformed message; thousands are a broken or hostile client.
+                reason = f"over {protocol.MAX_PROTOCOL_ERRORS} malformed messages"
+                log.warning("closing a terminal connection to %s: %s", self.request.remote_ip, reason)
+                self.sink.cut_off = True
+                self.close(protocol.CLOSE_BAD_REQUEST, reason)
+                return
             self.sink.send_json(protocol.error(str(exc)))  # counted against the reply cap
             return
         self.channel.handle(parsed)

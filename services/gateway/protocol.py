@@ -44,6 +44,7 @@ MAX_QUEUED_REPLY_BYTES = HIGH_WATER
 # Largest long-poll POST body (a batch of client messages): the same as one WebSocket frame.
 MAX_POLL_BODY_BYTES = MAX_MESSAGE_BYTES
 MAX_POLL_MESSAGES = 1000  # client messages in one long-poll POST
+MAX_PROTOCOL_ERRORS = 1000  # malformed messages a WebSocket may send before it is closed (4400)
 
 # WebSocket close codes (4000-4999 are the application's).
 CLOSE_NORMAL = 1000  # the session ended: do not reconnect

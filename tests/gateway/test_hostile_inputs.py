@@ -135,11 +135,11 @@ async def test_a_client_that_never_reads_its_replies_is_cut_off(
     headers = {"Authorization": f"Bearer {gateway.token}"}
     sock = await asyncio.to_thread(abuse.websocket, port, "/api/sessions/main/ws", headers)
     try:
-        # Tiny bad frames, each answered with a ~55-byte error the client does not read: 200k are
-        # 11 MB of replies, far past the cap plus what the kernel holds for the client.
-        frame = abuse.text_frame(b"x")
-        await asyncio.to_thread(abuse.flood_frames, sock, frame, 200_000, 60.0)
-        await async_wait_until(lambda: "client not reading" in caplog.text, timeout=60, what="cut-off")
+        # Pings, each answered with a 16-byte pong the client does not read: 600k are 9.6 MB of
+        # replies, far past the cap plus what the kernel holds for the client.
+        frame = abuse.text_frame(b'{"type":"ping"}')
+        await asyncio.to_thread(abuse.flood_frames, sock, frame, 600_000, 90.0)
+        await async_wait_until(lambda: "client not reading" in caplog.text, timeout=90, what="cut-off")
         # A client that reads again finds the reason in the close frame (Tornado resets the
         # connection 5 s after the close frame if the client never answers it).
         code = await asyncio.to_thread(abuse.close_code, sock, 30.0)
@@ -217,3 +217,17 @@ async def test_a_non_owner_body_is_refused_before_it_is_read(apps_gateway: Gatew
     port = int(apps_gateway.url.rsplit(":", 1)[1])
     mallory = {"X-Forwarded-Email": "mallory@example.com", "X-Forwarded-Host": PROXY_HOST}
     assert await refused_before_the_body(port, "POST", "/api/sessions", mallory) == 403
+
+
+async def test_a_client_sending_only_garbage_is_closed_after_a_thousand_errors(gateway: Gateway) -> None:
+    port = int(gateway.url.rsplit(":", 1)[1])
+    headers = {"Authorization": f"Bearer {gateway.token}"}
+    sock = await asyncio.to_thread(abuse.websocket, port, "/api/sessions/main/ws", headers)
+    try:
+        await asyncio.to_thread(abuse.flood_frames, sock, abuse.text_frame(b"x"), 2000, 30.0)
+        code = await asyncio.to_thread(abuse.close_code, sock, 30.0)
+        assert code == protocol.CLOSE_BAD_REQUEST
+    finally:
+        sock.close()
+    response = await gateway.fetch("/health", auth=False)
+    assert response.code == 200
