@@ -540,19 +540,24 @@ class WebSocketSink:
     def __init__(self, handler: TerminalSocket) -> None:
         self._handler = handler
         self.pending = 0
+        self.pending_replies = 0  # replies (errors, pongs) written and not yet flushed
         self.cut_off = False  # closed for not reading its replies: nothing more is queued
         self.channel: TerminalChannel | None = None
 
-    def _write(self, payload: str | bytes, binary: bool) -> None:
+    def _write(self, payload: str | bytes, binary: bool, reply: bool = False) -> None:
         try:
             future = self._handler.write_message(payload, binary=binary)
         except WebSocketClosedError:
+            if reply:
+                self.pending_replies -= 1
             return
         size = len(payload)
         self.pending += size
 
         def written(f: Any) -> None:
             self.pending -= size
+            if reply:
+                self.pending_replies -= 1
             if not f.cancelled():
                 f.exception()  # consume "stream closed" so it is not logged as unretrieved
             if self.channel is not None:
@@ -565,15 +570,18 @@ class WebSocketSink:
             return
         text = json.dumps(message)
         # Output stops at the flow-control marks; replies are the client's own doing, so a client
-        # that asks without reading is cut off instead of queueing them without end.
-        if self.pending + len(text) > protocol.MAX_QUEUED_REPLY_BYTES:
+        # that asks without reading is cut off instead of queueing them without end. Each reply is
+        # counted at what it costs to hold, not only its bytes.
+        held = self.pending + (self.pending_replies + 1) * protocol.REPLY_OVERHEAD_BYTES + len(text)
+        if held > protocol.MAX_QUEUED_REPLY_BYTES:
             self.cut_off = True
             limit = protocol.MAX_QUEUED_REPLY_BYTES // 1024
             reason = f"client not reading: over {limit} KiB of replies waiting"
             log.warning("closing a terminal connection to %s: %s", self._handler.request.remote_ip, reason)
             self.close(protocol.CLOSE_NOT_READING, reason)
             return
-        self._write(text, binary=False)
+        self.pending_replies += 1
+        self._write(text, binary=False, reply=True)
 
     def send_output(self, data: bytes) -> None:
         if not self.cut_off:

@@ -45,7 +45,7 @@ class PollSink:
         if self.closed is not None:
             return
         self._flush_output()
-        size = len(json.dumps(message))
+        size = len(json.dumps(message)) + protocol.REPLY_OVERHEAD_BYTES  # what holding it costs
         # Replies (pongs, errors) are the client's doing; one that asks without polling is cut off
         # rather than queueing them without end. Output is bounded by flow control already.
         if self._queued_bytes + size > protocol.MAX_QUEUED_REPLY_BYTES:

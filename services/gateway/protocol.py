@@ -41,6 +41,9 @@ MAX_ROWS = 500
 # Replies the client asked for (errors, pongs) queue like output; a client that keeps asking without
 # reading is cut off once this much is waiting for it, so it cannot grow the gateway's memory.
 MAX_QUEUED_REPLY_BYTES = HIGH_WATER
+# What one queued reply costs the gateway beyond its bytes (frame, future, callback, dict): a
+# 16-byte pong is ~2 KiB of memory while it waits (scripts/bench abuse measured ~2 KiB per pong).
+REPLY_OVERHEAD_BYTES = 2048
 # Largest long-poll POST body (a batch of client messages): the same as one WebSocket frame.
 MAX_POLL_BODY_BYTES = MAX_MESSAGE_BYTES
 MAX_POLL_MESSAGES = 1000  # client messages in one long-poll POST
