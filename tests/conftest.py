@@ -18,7 +18,7 @@ from tornado.process import Subprocess
 from services import databricks
 from services.config import Settings
 from services.gateway.__main__ import build_policy
-from services.gateway.app import make_app
+from services.gateway.app import make_app, server_options
 from services.gateway.auth import AccessPolicy
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
@@ -193,7 +193,7 @@ async def serve_gateway(stack: Stack, tmux: TmuxSessions, policy: AccessPolicy) 
         registry=registry.load(),
     )
     await ctx.terminals.ensure("main")
-    server = HTTPServer(make_app(ctx, "test-cookie-secret"))
+    server = HTTPServer(make_app(ctx, "test-cookie-secret"), **server_options())
     server.listen(stack.port, "127.0.0.1")
     http = AsyncHTTPClient(force_instance=True)
     yield Gateway(f"http://127.0.0.1:{stack.port}", stack.token, ctx, http)

@@ -14,7 +14,7 @@ from tornado.process import Subprocess
 
 from services import databricks, state
 from services.config import DEFAULT_SESSION, ConfigError, Settings
-from services.gateway.app import make_app
+from services.gateway.app import LISTEN_BACKLOG, make_app, server_options
 from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
 from services.gateway.context import GatewayContext
 from services.gateway.longpoll import PollRegistry
@@ -102,8 +102,8 @@ class Gateway:
         Subprocess.initialize()  # reap `tmux attach` children via SIGCHLD
         cookie_secret = state.secret_file(self.settings.state_dir / "cookie_secret")
         app = make_app(self.ctx, cookie_secret)
-        self.server = HTTPServer(app, xheaders=False, max_body_size=4 * 1024 * 1024)
-        self.server.listen(self.settings.port, self.settings.bind_host)
+        self.server = HTTPServer(app, **server_options())
+        self.server.listen(self.settings.port, self.settings.bind_host, backlog=LISTEN_BACKLOG)
         log.info("listening on http://%s:%d", self.settings.bind_host, self.settings.port)
         default_session = asyncio.create_task(self.ensure_default_session())
         tmux_watch = asyncio.create_task(self.ctx.terminals.watch())

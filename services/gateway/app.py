@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tornado import web
 from tornado.log import access_log
@@ -32,6 +33,30 @@ def log_request(handler: web.RequestHandler) -> None:
     request = handler.request
     summary = f"{request.method} {redact.uri(request.uri or '')} ({request.remote_ip})"
     log("%d %s %.2fms", status, summary, 1000 * request.request_time())
+
+
+# Header and body deadlines: a half-sent request holds a connection (and its buffers) only this long.
+# The header timeout is also how long a keep-alive connection may idle between requests.
+HEADER_TIMEOUT_SECONDS = 15.0
+BODY_TIMEOUT_SECONDS = 30.0
+# Connections the kernel queues before we accept them. Tornado's 128 overflows under a burst of
+# connections, and the SYN the kernel then drops (a /health probe's, a user's) is retried only 1 s later.
+LISTEN_BACKLOG = 1024
+MAX_HEADER_BYTES = 32 * 1024  # the Apps proxy's identity headers and a JWT fit several times over
+
+
+def server_options() -> dict[str, Any]:
+    """HTTPServer keyword arguments: every request's size and time is bounded before any handler."""
+    return {
+        "xheaders": False,
+        "idle_connection_timeout": HEADER_TIMEOUT_SECONDS,
+        "body_timeout": BODY_TIMEOUT_SECONDS,
+        "max_header_size": MAX_HEADER_BYTES,
+        # The largest body any route takes; each handler lowers it to its own cap before reading.
+        "max_body_size": protocol.MAX_POLL_BODY_BYTES,
+        # A read buffer that holds one maximal WebSocket frame plus what arrives behind it.
+        "max_buffer_size": 2 * protocol.MAX_MESSAGE_BYTES,
+    }
 
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
@@ -72,4 +97,6 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         xsrf_cookies=False,  # SameSite=Strict cookie plus Origin checks on every mutating request
         compress_response=False,
         log_function=log_request,
+        default_handler_class=handlers.NotFoundHandler,
+        default_handler_args=init,
     )

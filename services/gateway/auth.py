@@ -152,7 +152,9 @@ class AppsOwnerPolicy(AccessPolicy):
         return
 
     def public_host(self, request: HTTPServerRequest) -> str:
-        return request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+        # Each proxy on the way appends to X-Forwarded-Host, and the Apps proxy is the last hop before
+        # us: only its (last) entry is trustworthy; earlier ones are whatever the client sent.
+        return request.headers.get("X-Forwarded-Host", "").split(",")[-1].strip() or request.host
 
     @staticmethod
     def binding(owner_key: str) -> str:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import os
 import re
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +20,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from services import state
 from services.config import WEB_DIR, Settings
 from services.gateway import protocol
-from services.gateway.auth import Denied, Principal
+from services.gateway.auth import Denied, Principal, bearer_token
+from services.gateway.bodies import API_BODY_BYTES, body_refusal
 from services.gateway.context import GatewayContext
 from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
@@ -40,6 +43,7 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+log = logging.getLogger("gateway")
 RETRY_AFTER_SECONDS = 2  # the usual 503 (owner lookup at start) lasts a second or two
 
 
@@ -84,21 +88,38 @@ class AccessMixin:
         )
 
 
+@web.stream_request_body
 class BaseHandler(AccessMixin, web.RequestHandler):
+    max_body_bytes = API_BODY_BYTES  # per route: what its largest legitimate body needs
+
     def initialize(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
+        self._body = bytearray()
+
+    def data_received(self, chunk: bytes) -> None:
+        # Tornado stops reading past max_body_bytes (body_refusal set it); this is only a backstop.
+        if len(self._body) + len(chunk) <= self.max_body_bytes:
+            self._body += chunk
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self._body)
 
     def set_default_headers(self) -> None:
         set_page_headers(self)
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
-        if self.public:
-            return
-        try:
-            self._check_access(self)
-        except Denied as denied:
-            self.deny(denied)
+        # Called with the headers only: the body is read after this, and not at all if it refuses.
+        if not self.public:
+            try:
+                self._check_access(self)
+            except Denied as denied:
+                self.deny(denied)
+                return
+        refusal = body_refusal(self.request, self.max_body_bytes)
+        if refusal is not None:
+            self.fail(413, refusal)
 
     def deny(self, denied: Denied) -> None:
         self.fail(denied.status, denied.message)
@@ -125,12 +146,12 @@ class BaseHandler(AccessMixin, web.RequestHandler):
             self.finish(error_page(status_code, message))
 
     def json_body(self) -> dict[str, Any]:
-        if not self.request.body.strip():
+        if not self.body.strip():
             return {}
         try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPError(400, "request body is not valid JSON") from None
+            body = protocol.parse_json(self.body)
+        except protocol.ProtocolError as exc:
+            raise web.HTTPError(400, f"request body: {exc}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "request body must be a JSON object")
         return body
@@ -138,6 +159,8 @@ class BaseHandler(AccessMixin, web.RequestHandler):
 
 TITLES = {
     400: "Bad request",
+    413: "Request too large",
+    415: "Wrong content type",
     401: "Not signed in",
     403: "Not your app",
     404: "Not found",
@@ -158,6 +181,16 @@ def error_page(status: int, message: str) -> str:
 
 class HealthHandler(BaseHandler):
     public = True
+    max_body_bytes = 0
+
+    def prepare(self) -> None:
+        # Public (no identity), but still only under this app's own name: DNS rebinding.
+        try:
+            self.ctx.policy.check_host(self.request)
+        except Denied as denied:
+            self.deny(denied)
+            return
+        super().prepare()
 
     def get(self) -> None:
         # Public, so nothing but the overall setup state: no step names, reasons or versions.
@@ -175,6 +208,18 @@ class HealthHandler(BaseHandler):
                 "terminal_reason": terminals.reason,
             }
         )
+
+
+class NotFoundHandler(BaseHandler):
+    """Any path no route takes: a 404 with the page headers, before or after login alike."""
+
+    public = True
+    max_body_bytes = 0
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            raise web.HTTPError(404, "no such page")
 
 
 class SetupRetryHandler(BaseHandler):
@@ -512,18 +557,24 @@ class WebSocketSink:
     def __init__(self, handler: TerminalSocket) -> None:
         self._handler = handler
         self.pending = 0
+        self.pending_replies = 0  # replies (errors, pongs) written and not yet flushed
+        self.cut_off = False  # closed for not reading its replies: nothing more is queued
         self.channel: TerminalChannel | None = None
 
-    def _write(self, payload: str | bytes, binary: bool) -> None:
+    def _write(self, payload: str | bytes, binary: bool, reply: bool = False) -> None:
         try:
             future = self._handler.write_message(payload, binary=binary)
         except WebSocketClosedError:
+            if reply:
+                self.pending_replies -= 1
             return
         size = len(payload)
         self.pending += size
 
         def written(f: Any) -> None:
             self.pending -= size
+            if reply:
+                self.pending_replies -= 1
             if not f.cancelled():
                 f.exception()  # consume "stream closed" so it is not logged as unretrieved
             if self.channel is not None:
@@ -532,10 +583,26 @@ class WebSocketSink:
         future.add_done_callback(written)
 
     def send_json(self, message: dict[str, Any]) -> None:
-        self._write(json.dumps(message), binary=False)
+        if self.cut_off:
+            return
+        text = json.dumps(message)
+        # Output stops at the flow-control marks; replies are the client's own doing, so a client
+        # that asks without reading is cut off instead of queueing them without end. Each reply is
+        # counted at what it costs to hold, not only its bytes.
+        held = self.pending + (self.pending_replies + 1) * protocol.REPLY_OVERHEAD_BYTES + len(text)
+        if held > protocol.MAX_QUEUED_REPLY_BYTES:
+            self.cut_off = True
+            limit = protocol.MAX_QUEUED_REPLY_BYTES // 1024
+            reason = f"client not reading: over {limit} KiB of replies waiting"
+            log.warning("closing a terminal connection to %s: %s", self._handler.request.remote_ip, reason)
+            self.close(protocol.CLOSE_NOT_READING, reason)
+            return
+        self.pending_replies += 1
+        self._write(text, binary=False, reply=True)
 
     def send_output(self, data: bytes) -> None:
-        self._write(data, binary=True)
+        if not self.cut_off:
+            self._write(data, binary=True)
 
     def backed_up(self) -> bool:
         return self.pending > protocol.LOW_WATER
@@ -544,10 +611,14 @@ class WebSocketSink:
         self._handler.close(code, reason)
 
 
+@web.stream_request_body
 class TerminalSocket(AccessMixin, WebSocketHandler):
     """`/api/sessions/{name}/ws`: the terminal transport; protocol in PROTOCOL.md."""
 
     channel: TerminalChannel | None = None
+    sink: WebSocketSink | None = None
+    _messages_since_yield = 0
+    _protocol_errors = 0
 
     def initialize(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
@@ -557,6 +628,15 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
             self._check_access(self)
         except Denied as denied:
             raise web.HTTPError(denied.status, denied.message) from None
+        refusal = body_refusal(self.request, 0)
+        if refusal is not None:
+            raise web.HTTPError(413, refusal)
+
+    def data_received(self, chunk: bytes) -> None:
+        pass  # an upgrade request has no body; body_refusal capped it at nothing
+
+    def set_default_headers(self) -> None:
+        set_page_headers(self)  # the upgrade's refusals are HTTP answers a browser could render
 
     def check_origin(self, origin: str) -> bool:
         try:
@@ -579,7 +659,7 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         except LimitReached as exc:
             self.close(protocol.CLOSE_TOO_MANY, str(exc))
             return
-        sink = WebSocketSink(self)
+        sink = self.sink = WebSocketSink(self)
         self.channel = TerminalChannel(self.ctx.terminals, name, size, sink, "websocket", release)
         sink.channel = self.channel
         self.ctx.channels.add(self.channel)
@@ -591,8 +671,19 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         _query_size(self)
         await super().get(*args, **kwargs)
 
-    def on_message(self, message: str | bytes) -> None:
-        if self.channel is None:
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        # Tornado reads frames already buffered without returning to the loop; a flood of tiny
+        # frames would starve every other connection (and /health) unless we yield now and then.
+        self._messages_since_yield += 1
+        if self._messages_since_yield >= MESSAGES_PER_TURN:
+            self._messages_since_yield = 0
+            self._handle_message(message)
+            return asyncio.sleep(0)
+        self._handle_message(message)
+        return None
+
+    def _handle_message(self, message: str | bytes) -> None:
+        if self.channel is None or self.sink is None or self.sink.cut_off:
             return
         if isinstance(message, bytes):
             self.channel.write(message)
@@ -600,7 +691,15 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
         try:
             parsed = protocol.parse_client_message(message)
         except protocol.ProtocolError as exc:
-            self.write_message(json.dumps(protocol.error(str(exc))))
+            self._protocol_errors += 1
+            if self._protocol_errors > protocol.MAX_PROTOCOL_ERRORS:
+                # The page never sends a malformed message; thousands are a broken or hostile client.
+                reason = f"over {protocol.MAX_PROTOCOL_ERRORS} malformed messages"
+                log.warning("closing a terminal connection to %s: %s", self.request.remote_ip, reason)
+                self.sink.cut_off = True
+                self.close(protocol.CLOSE_BAD_REQUEST, reason)
+                return
+            self.sink.send_json(protocol.error(str(exc)))  # counted against the reply cap
             return
         self.channel.handle(parsed)
 
@@ -612,6 +711,16 @@ class TerminalSocket(AccessMixin, WebSocketHandler):
 
 class PollOpenHandler(BaseHandler):
     """`POST /api/sessions/{name}/poll`: open a long-poll connection (the WebSocket fallback)."""
+
+    max_body_bytes = 0
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished:
+            try:
+                check_poll_post(self, needs_json=False)
+            except Denied as denied:
+                self.deny(denied)
 
     async def post(self, raw: str) -> None:
         assert self.principal is not None and self.ctx.polls is not None
@@ -633,14 +742,37 @@ class PollOpenHandler(BaseHandler):
         self.write({"conn": conn.id})
 
 
+MAX_ERRORS_SHOWN = 10
+MESSAGES_PER_TURN = 32  # WebSocket frames handled before other connections get the loop
+
+
+def check_poll_post(handler: BaseHandler, needs_json: bool) -> None:
+    """Long-poll POSTs change a terminal: a browser must prove it is this page (Origin), and the
+    body must be declared JSON, which no cross-site form or no-cors fetch can send."""
+    if needs_json:
+        kind = handler.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise Denied(415, "long-poll messages must be sent as Content-Type: application/json")
+    # A bearer token is not sent by browsers on their own, so only cookie requests need an Origin.
+    if bearer_token(handler.request) is None and "Origin" not in handler.request.headers:
+        raise Denied(403, "long-poll requests from a browser must carry an Origin header")
+
+
 class PollHandler(BaseHandler):
     """`GET` waits for output, `POST` sends client messages, `DELETE` closes."""
+
+    max_body_bytes = protocol.MAX_POLL_BODY_BYTES
 
     def prepare(self) -> None:
         # As for the WebSocket: an answer must not wait behind an unacknowledged earlier one.
         if isinstance(self.request.connection, HTTP1Connection):
             self.request.connection.stream.set_nodelay(True)
         super().prepare()
+        if self.request.method == "POST" and not self._finished:
+            try:
+                check_poll_post(self, needs_json=True)
+            except Denied as denied:
+                self.deny(denied)
 
     def _conn(self, raw: str, conn_id: str) -> Any:
         assert self.principal is not None and self.ctx.polls is not None
@@ -664,11 +796,14 @@ class PollHandler(BaseHandler):
     async def post(self, raw: str, conn_id: str) -> None:
         conn = self._conn(raw, conn_id)
         try:
-            body = json.loads(self.request.body or b"[]")
-        except (ValueError, UnicodeDecodeError):
-            raise web.HTTPError(400, "request body is not valid JSON") from None
+            body = protocol.parse_json(self.body or b"[]")
+        except protocol.ProtocolError as exc:
+            raise web.HTTPError(400, f"request body: {exc}") from None
         if not isinstance(body, list):
             raise web.HTTPError(400, "request body must be a JSON array of messages")
+        if len(body) > protocol.MAX_POLL_MESSAGES:
+            # A page batches what was typed during one round trip: dozens, never thousands.
+            raise web.HTTPError(400, f"at most {protocol.MAX_POLL_MESSAGES} messages per request")
         errors = []
         for item in body:
             try:
@@ -677,7 +812,10 @@ class PollHandler(BaseHandler):
                 errors.append(str(exc))
         if errors:
             self.set_status(400)
-            self.write({"error": "; ".join(errors)})
+            # A body of 1 MiB can hold 500k bad items: name a few, count the rest.
+            shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
+            more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > MAX_ERRORS_SHOWN else ""
+            self.write({"error": shown + more})
             return
         self.set_status(204)
 

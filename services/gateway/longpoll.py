@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import logging
 import secrets
 import time
 from typing import Any
 
 from services.gateway import protocol
 from services.gateway.terminal import TerminalChannel
+
+log = logging.getLogger("gateway")
 
 
 class PollSink:
@@ -22,6 +26,9 @@ class PollSink:
     def __init__(self) -> None:
         self._messages: list[dict[str, Any]] = []
         self._output = bytearray()  # output not yet turned into a message, coalesced
+        # JSON size of the queued replies, against MAX_QUEUED_REPLY_BYTES; output is left out, as
+        # flow control bounds it (backed_up) and a slow poller must not be cut off for it.
+        self._queued_bytes = 0
         # A bare future, not an Event under wait_for: the answer to a keystroke is in the critical
         # path, and wait_for's extra task costs loop iterations on every wake-up.
         self._waiter: asyncio.Future[None] | None = None
@@ -35,7 +42,23 @@ class PollSink:
             self._output.clear()
 
     def send_json(self, message: dict[str, Any]) -> None:
+        if self.closed is not None:
+            return
         self._flush_output()
+        size = len(json.dumps(message)) + protocol.REPLY_OVERHEAD_BYTES  # what holding it costs
+        # Replies (pongs, errors) are the client's doing; one that asks without polling is cut off
+        # rather than queueing them without end. Output is bounded by flow control already.
+        if self._queued_bytes + size > protocol.MAX_QUEUED_REPLY_BYTES:
+            self._messages.clear()
+            self._queued_bytes = 0
+            limit = protocol.MAX_QUEUED_REPLY_BYTES // 1024
+            reason = f"client not polling: over {limit} KiB of replies waiting"
+            log.warning("closing a long-poll connection: %s", reason)
+            self.close(protocol.CLOSE_NOT_READING, reason)
+            if self.channel is not None:
+                self.channel.close()
+            return
+        self._queued_bytes += size
         self._messages.append(message)
         self._wake()
 
@@ -67,6 +90,7 @@ class PollSink:
                 self._waiter = None
         self._flush_output()
         messages, self._messages = self._messages, []
+        self._queued_bytes = 0
         if self.closed is not None:
             code, reason = self.closed
             messages.append({"type": protocol.CLOSED, "code": code, "reason": reason})

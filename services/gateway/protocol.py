@@ -46,6 +46,16 @@ PING_INTERVAL_SECONDS = 20
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_COLS = 1000
 MAX_ROWS = 500
+# Replies the client asked for (errors, pongs) queue like output; a client that keeps asking without
+# reading is cut off once this much is waiting for it, so it cannot grow the gateway's memory.
+MAX_QUEUED_REPLY_BYTES = HIGH_WATER
+# What one queued reply costs the gateway beyond its bytes (frame, future, callback, dict): a
+# 16-byte pong is ~2 KiB of memory while it waits (scripts/bench abuse measured ~2 KiB per pong).
+REPLY_OVERHEAD_BYTES = 2048
+# Largest long-poll POST body (a batch of client messages): the same as one WebSocket frame.
+MAX_POLL_BODY_BYTES = MAX_MESSAGE_BYTES
+MAX_POLL_MESSAGES = 1000  # client messages in one long-poll POST
+MAX_PROTOCOL_ERRORS = 1000  # malformed messages a WebSocket may send before it is closed (4400)
 
 # WebSocket close codes (4000-4999 are the application's).
 CLOSE_NORMAL = 1000  # the session ended: do not reconnect
@@ -54,6 +64,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NO_SESSION = 4404
 CLOSE_TOO_MANY = 4429  # a connection limit (README, "Limits"): the reason says which; retry later
+CLOSE_NOT_READING = 4408  # over MAX_QUEUED_REPLY_BYTES of replies waited for the client
 CLOSE_TERMINAL_LOST = 4500  # the tmux client died; reconnecting reattaches
 
 POLL_WAIT_SECONDS = 25
@@ -124,11 +135,18 @@ def parse_size(cols: Any, rows: Any) -> Resize:
 
 def parse_client_message(text: str | bytes) -> ClientMessage:
     """Parse one client text frame (JSON object) into a typed message or raise ProtocolError."""
+    return parse_client_object(parse_json(text))
+
+
+def parse_json(text: str | bytes) -> Any:
+    """json.loads, with every way it can fail (a deeply nested document exhausts the recursion
+    limit) turned into a ProtocolError."""
     try:
-        msg = json.loads(text)
+        return json.loads(text)
+    except RecursionError:
+        raise ProtocolError("message is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("message is not valid JSON") from None
-    return parse_client_object(msg)
 
 
 def parse_client_object(msg: Any) -> ClientMessage:
@@ -199,6 +217,7 @@ def protocol_js() -> str:
         "CLOSE_FORBIDDEN": CLOSE_FORBIDDEN,
         "CLOSE_NO_SESSION": CLOSE_NO_SESSION,
         "CLOSE_TOO_MANY": CLOSE_TOO_MANY,
+        "CLOSE_NOT_READING": CLOSE_NOT_READING,
         "CLOSE_TERMINAL_LOST": CLOSE_TERMINAL_LOST,
         "POLL_WAIT_SECONDS": POLL_WAIT_SECONDS,
     }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tornado import web
 
 from services.gateway.auth import Denied
+from services.gateway.bodies import body_refusal
 from services.gateway.context import GatewayContext
 from services.gateway.handlers import (
     RETRY_AFTER_SECONDS,
@@ -17,6 +20,7 @@ from services.gateway.handlers import (
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+@web.stream_request_body
 class StaticHandler(AccessMixin, web.StaticFileHandler):
     def initialize(  # type: ignore[override]  # Tornado passes route kwargs; ctx is ours
         self, ctx: GatewayContext, path: str, default_filename: str | None = None
@@ -24,18 +28,43 @@ class StaticHandler(AccessMixin, web.StaticFileHandler):
         self.ctx = ctx
         super().initialize(path=path, default_filename=default_filename)
 
+    def set_default_headers(self) -> None:
+        # The page itself is served from here too: it must not be framed (clickjacking) any more
+        # than "/", and error answers carry the headers as well.
+        set_page_headers(self)
+        self.set_header("Cache-Control", "no-cache")
+
     def prepare(self) -> None:
         try:
             self._check_access(self)
+            refusal = body_refusal(self.request, 0)
         except Denied as denied:
             self.set_status(denied.status)
             if denied.status == 503:
                 self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
             self.finish(error_page(denied.status, denied.message))
+            return
+        if refusal is not None:
+            self.set_status(413)
+            self.finish(error_page(413, refusal))
 
-    def set_extra_headers(self, path: str) -> None:
-        set_page_headers(self)
-        self.set_header("Cache-Control", "no-cache")
+    def data_received(self, chunk: bytes) -> None:
+        pass  # no static route takes a body; body_refusal capped it at nothing
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        # A NUL in the URL (`index.html%00.css`) would make os.stat raise ValueError: a 500.
+        if "\x00" in path:
+            raise web.HTTPError(400, "a path may not contain NUL")
+        return str(super().get_absolute_path(root, path))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(error_page(status_code, message))
 
 
 class VersionedStaticHandler(BaseHandler):

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import tty
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -26,6 +27,8 @@ from services.gateway.scrolling import PaneScroller
 from services.tmux import PaneSnapshot, SessionNotFound, TmuxError, TmuxSessions
 
 log = logging.getLogger(__name__)
+
+MAX_HELD_INPUT = 64 * 1024  # keys typed while `tmux attach` starts (a paste at most)
 
 
 class Sink(Protocol):
@@ -116,6 +119,7 @@ class TmuxAttachment:
         self._master: PtyMaster | None = None
         self._proc: Subprocess | None = None
         self._closed = False
+        self._held_input: bytearray | None = bytearray()  # until tmux has drawn (see _output_arrived)
         self.exited = asyncio.Event()
 
     @property
@@ -126,6 +130,9 @@ class TmuxAttachment:
         master, slave = os.openpty()
         try:
             set_winsize(slave, self._size.cols, self._size.rows)
+            # Raw before tmux starts: a Ctrl-C the page sends while tmux is still starting would
+            # otherwise be the line discipline's SIGINT and kill the attach client.
+            tty.setraw(slave)
             os.set_blocking(master, False)
             self._proc = Subprocess(
                 [
@@ -150,11 +157,25 @@ class TmuxAttachment:
             raise
         finally:
             os.close(slave)
-        self._master = PtyMaster(master, self._session, self._on_output, self.close)
+        self._master = PtyMaster(master, self._session, self._output_arrived, self.close)
         self._live.add(self)
         self._proc.set_exit_callback(self._on_process_exit)
 
+    def _output_arrived(self, data: bytes) -> None:
+        # tmux's first redraw means it has the terminal in its own mode and is attached: only now
+        # can input be taken as keys, so what came before is released here.
+        if self._held_input is not None:
+            held, self._held_input = bytes(self._held_input), None
+            if held and self._master is not None and not self._closed:
+                self._master.write(held)
+        self._on_output(data)
+
     def write(self, data: bytes) -> None:
+        if self._held_input is not None:
+            if len(self._held_input) + len(data) > MAX_HELD_INPUT:
+                raise OverflowError("the terminal is still starting; type again in a moment")
+            self._held_input += data
+            return
         if self._master is not None and not self._closed:
             self._master.write(data)
 

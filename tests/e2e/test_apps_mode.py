@@ -92,7 +92,8 @@ async def poll_session(app: RunningApp, headers: dict[str, str], command: str, n
                 output += base64.b64decode(message["data"])
             if message["type"] == "ready" and not sent:
                 body = json.dumps([{"type": "input", "data": command + "\r"}])
-                assert (await fetch(app, base, "POST", headers=headers, body=body)).code == 204
+                as_json = {**headers, "Content-Type": "application/json"}  # as the page sends it
+                assert (await fetch(app, base, "POST", headers=as_json, body=body)).code == 204
                 sent = True
     await fetch(app, base, "DELETE", headers=headers)
 

@@ -13,6 +13,8 @@ from services.gateway import protocol
 from tests.conftest import Gateway
 from tests.helpers import async_wait_until, strip_ansi
 
+JSON = {"Content-Type": "application/json"}  # as the page sends them; anything else is a 415
+
 
 class PollClient:
     def __init__(self, gateway: Gateway, session: str, conn: str) -> None:
@@ -39,7 +41,7 @@ class PollClient:
         return messages
 
     async def send(self, *messages: dict[str, Any]) -> int:
-        response = await self.gw.fetch(self.base, "POST", body=json.dumps(list(messages)))
+        response = await self.gw.fetch(self.base, "POST", body=json.dumps(list(messages)), headers=JSON)
         return response.code
 
     async def poll_until_text(self, needle: str, polls: int = 50) -> None:
@@ -107,7 +109,7 @@ async def test_session_end_reaches_the_poller(gateway: Gateway) -> None:
 )
 async def test_bad_client_messages_are_a_400(gateway: Gateway, body: bytes, error: str) -> None:
     client = await PollClient.open(gateway)
-    response = await gateway.fetch(client.base, "POST", body=body)
+    response = await gateway.fetch(client.base, "POST", body=body, headers=JSON)
     assert response.code == 400
     assert error in json.loads(response.body)["error"]
     assert await client.send({"type": "input", "data": "echo $((5*5))ok\r"}) == 204

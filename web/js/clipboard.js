@@ -1,6 +1,6 @@
 /**
  * Getting text between the terminal and the system clipboard: copy shortcuts, copy-on-select,
- * and OSC 52 (how tmux copy-mode selections reach the browser).
+ * and OSC 52 (how tmux copy-mode selections and programs' copies reach the browser).
  */
 
 /** What was last copied from the terminal (the menu's Copy offers it again once the selection is gone). */
@@ -50,21 +50,90 @@ export async function copyText(text) {
   }
 }
 
+/** localStorage key: "off" stops programs in the terminal from writing the clipboard. */
+export const CLIPBOARD_WRITES_KEY = "clipboard-writes";
+/** A copy this soon after the user's own click or key in the terminal is theirs (tmux copy mode). */
+const USER_GESTURE_MS = 1_500;
+
+/** @returns {boolean} */
+export function clipboardWritesAllowed() {
+  try {
+    return localStorage.getItem(CLIPBOARD_WRITES_KEY) !== "off";
+  } catch {
+    return true;
+  }
+}
+
+/** @param {boolean} allowed */
+export function setClipboardWritesAllowed(allowed) {
+  try {
+    if (allowed) localStorage.removeItem(CLIPBOARD_WRITES_KEY);
+    else localStorage.setItem(CLIPBOARD_WRITES_KEY, "off");
+  } catch {
+    // storage disabled: the choice lasts until the page reloads at most
+  }
+}
+
 /**
- * The OSC 52 clipboard provider for ClipboardAddon. It differs from the stock one in two ways:
- * it accepts every selection target, because tmux sends an empty one that the stock provider
- * ignores; and it never reads, so a program in the terminal cannot fetch the user's clipboard
- * with an OSC 52 query.
+ * @param {string} payload base64 of UTF-8 text
+ * @returns {string | null}
  */
-export const osc52Provider = {
-  readText() {
-    return "";
-  },
-  /** @param {string} _selection @param {string} text */
-  writeText(_selection, text) {
-    return copyText(text).catch(() => {});
-  },
-};
+function decodeBase64Text(payload) {
+  try {
+    const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+    return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * OSC 52 from the terminal, in place of the stock clipboard addon (which answers queries):
+ * - a query (`52;c;?`) is never answered: a program must not read the user's clipboard;
+ * - a write right after the user's own click or key in the terminal is their tmux copy-mode
+ *   selection, and is copied silently;
+ * - any other write is a program's: it is copied and named in a toast ("a program in main copied
+ *   42 characters"), with a button that turns such writes off (remembered in localStorage); while
+ *   they are off the toast says what was refused and offers to turn them back on.
+ * @param {import("/static/node_modules/@xterm/xterm/lib/xterm.mjs").Terminal} term
+ * @param {HTMLElement} element the terminal's container
+ * @param {{session: () => string, toast: import("./status.js").Toast}} page
+ */
+export function installOsc52(term, element, page) {
+  let lastGesture = -Infinity;
+  const gesture = () => {
+    lastGesture = performance.now();
+  };
+  element.addEventListener("pointerup", gesture, { capture: true });
+  element.addEventListener("keydown", gesture, { capture: true });
+  term.parser.registerOscHandler(52, (data) => {
+    const separator = data.indexOf(";");
+    if (separator < 0) return true;
+    const payload = data.slice(separator + 1);
+    if (payload === "?" || payload === "") return true; // query (or clear): no answer, no change
+    const text = decodeBase64Text(payload);
+    if (text === null) return true;
+    if (performance.now() - lastGesture < USER_GESTURE_MS) {
+      copyText(text).catch(() => {});
+      return true;
+    }
+    const who = `a program in ${page.session() || "this session"}`;
+    const count = `${[...text].length} characters`;
+    if (!clipboardWritesAllowed()) {
+      page.toast.show(`${who} tried to copy ${count}; clipboard writes are off`, {
+        label: "Allow",
+        action: () => setClipboardWritesAllowed(true),
+      });
+      return true;
+    }
+    copyText(text).catch(() => {});
+    page.toast.show(`${who} copied ${count}`, {
+      label: "Turn off",
+      action: () => setClipboardWritesAllowed(false),
+    });
+    return true;
+  });
+}
 
 /**
  * Copies an xterm selection as soon as the mouse is released, like most Linux terminals. Tied to

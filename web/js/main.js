@@ -5,7 +5,7 @@
 
 import { installAgentKeys, KEYS as TERMINAL_KEYS } from "./agentkeys.js";
 import * as api from "./api.js";
-import { COPIED_EVENT, enableCopyOnSelect } from "./clipboard.js";
+import { COPIED_EVENT, enableCopyOnSelect, installOsc52 } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { TerminalMenu } from "./contextmenu.js";
 import { DegradedBanner } from "./degraded.js";
@@ -117,6 +117,7 @@ enableCopyOnSelect(term, container);
 installAgentKeys(term, container);
 installFileDrop({ term, area: byId("terminal-area"), toast, session: () => currentSession });
 installDownloads(term, toast);
+installOsc52(term, container, { session: () => currentSession, toast });
 term.onTitleChange((title) => {
   terminalTitle = title;
   updateTitle();

@@ -71,10 +71,20 @@ export class Toast {
     element.addEventListener("click", () => this.hide());
   }
 
-  /** @param {string} message */
-  show(message) {
+  /**
+   * @param {string} message
+   * @param {{label: string, action: () => void}} [button] one action offered beside the message
+   */
+  show(message, button) {
     clearTimeout(this.#timer);
     this.#element.textContent = message;
+    if (button) {
+      const control = document.createElement("button");
+      control.type = "button";
+      control.textContent = button.label;
+      control.addEventListener("click", () => button.action());
+      this.#element.append(" ", control);
+    }
     this.#element.hidden = false;
     this.#timer = setTimeout(() => this.hide(), TOAST_MS);
   }

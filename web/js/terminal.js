@@ -6,12 +6,10 @@
 import { Terminal } from "/static/node_modules/@xterm/xterm/lib/xterm.mjs";
 import { FitAddon } from "/static/node_modules/@xterm/addon-fit/lib/addon-fit.mjs";
 import { WebLinksAddon } from "/static/node_modules/@xterm/addon-web-links/lib/addon-web-links.mjs";
-import { Base64, ClipboardAddon } from "/static/node_modules/@xterm/addon-clipboard/lib/addon-clipboard.mjs";
 import { Unicode11Addon } from "/static/node_modules/@xterm/addon-unicode11/lib/addon-unicode11.mjs";
 import { SearchAddon } from "/static/node_modules/@xterm/addon-search/lib/addon-search.mjs";
 import { WebglAddon } from "/static/node_modules/@xterm/addon-webgl/lib/addon-webgl.mjs";
 import { PROTOCOL } from "/js/protocol.js";
-import { osc52Provider } from "./clipboard.js";
 import { PALETTES } from "./themes.js";
 
 
@@ -39,7 +37,7 @@ export function createTerminal(container, look) {
       if (event.ctrlKey || event.metaKey) window.open(uri, "_blank", "noopener,noreferrer");
     }),
   );
-  term.loadAddon(new ClipboardAddon(new Base64(), osc52Provider));
+  // OSC 52 is handled by clipboard.js (installOsc52): the stock addon answers clipboard queries.
   term.loadAddon(new Unicode11Addon());
   term.loadAddon(search);
   // Emoji and CJK widths as tmux computes them, so the cursor and tmux agree on columns.
