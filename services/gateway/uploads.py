@@ -75,6 +75,12 @@ class UploadHandler(BaseHandler):
 
     parser: MultipartParser | None = None
 
+    @property
+    def max_body_bytes(self) -> int:  # type: ignore[override]  # per instance: from the settings
+        # Above the upload limit, so that prepare() below answers an oversize upload with its own
+        # clear 413 (BaseHandler's cap would refuse anything over the REST API's 64 KiB).
+        return int(self.ctx.settings.upload_limit_bytes) + 1024 * 1024
+
     async def prepare(self) -> None:  # type: ignore[override]  # Tornado awaits an async prepare
         self.received = 0
         self.files: list[_Incoming] = []

@@ -55,6 +55,7 @@ async def test_every_route_carries_the_page_headers(gateway: Gateway) -> None:
         "/health": "/health",
         "/": "/",
         "/js/protocol\\.js": "/js/protocol.js",
+        "/static/v/([0-9a-f]{1,64})/(.*)": "/static/v/0123abcd/js/main.js",
         "/static/node_modules/(.*)": "/static/node_modules/@xterm/xterm/lib/xterm.mjs",
         "/static/(.*)": "/static/index.html",
         "/api/setup-status": "/api/setup-status",
@@ -67,6 +68,9 @@ async def test_every_route_carries_the_page_headers(gateway: Gateway) -> None:
         "/api/sessions/([^/]*)": "/api/sessions/main",
         "/api/sessions/([^/]*)/ws": "/api/sessions/main/ws",
         "/api/sessions/([^/]*)/windows": "/api/sessions/main/windows",
+        "/api/sessions/([^/]*)/search": "/api/sessions/main/search?q=x",
+        "/api/sessions/([^/]*)/upload": "/api/sessions/main/upload",
+        "/api/downloads/([A-Za-z0-9_-]{16,64})": "/api/downloads/" + "x" * 16,
         "/api/sessions/([^/]*)/poll": "/api/sessions/main/poll",
         "/api/sessions/([^/]*)/poll/([^/]+)": "/api/sessions/main/poll/nope",
     }
