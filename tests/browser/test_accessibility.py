@@ -72,6 +72,13 @@ def violations(page: Page, scope: str = "body") -> list[dict[str, Any]]:
 
 
 def assert_no_blocking(page: Page, what: str, scope: str = "body") -> None:
+    # Contrast is measured on what is drawn: mid fade-in (the loading screen's 0.2 s) colours are
+    # blended with what lies below, so wait for finite animations to end first.
+    page.wait_for_function(
+        "document.getAnimations().every(a => a.playState !== 'running'"
+        " || a.effect?.getComputedTiming().iterations === Infinity)",
+        timeout=10_000,
+    )
     found = violations(page, scope)
     blocking = [v for v in found if v["impact"] in BLOCKING]
     assert not blocking, f"{what}: {blocking}\n(all: {[(v['id'], v['impact']) for v in found]})"

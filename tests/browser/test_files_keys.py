@@ -30,9 +30,7 @@ def finish_line(page: Page, expected: str) -> None:
     wait_until(lambda: expected in screen(page), timeout=15, what=f"{expected!r} on screen")
 
 
-def test_drop_and_paste_upload_and_type_the_path_and_download_comes_back(
-    browser: Browser, app: RunningApp
-) -> None:
+def test_drop_and_paste_upload_and_type_the_path(browser: Browser, app: RunningApp) -> None:
     page = open_terminal(browser, app)
     uploads = app.stack.home / "uploads"
 
@@ -76,6 +74,9 @@ def test_drop_and_paste_upload_and_type_the_path_and_download_comes_back(
     wait_until(lambda: "uploads/image.png" in screen(page), timeout=15, what="pasted image's path typed")
     finish_line(page, f"12 {uploads / 'image.png'}")
 
+
+def test_download_in_the_shell_comes_back_through_the_page(browser: Browser, app: RunningApp) -> None:
+    page = open_terminal(browser, app)
     # `download FILE` in the shell: the page saves the very file.
     (app.stack.home / "report.txt").write_text("report body\n")
     page.locator(".xterm").click()

@@ -7,8 +7,10 @@ client on a PTY, as the gateway's do: tmux parses them exactly as it parses the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import re
 import signal
@@ -23,8 +25,13 @@ from pathlib import Path
 import pytest
 
 from services.config import Settings
+from services.gateway import protocol
+from services.gateway.__main__ import build_policy
+from services.shell_env import shell_path
+from services.tmux import TmuxSessions
 from services.tmuxd.__main__ import render_config
-from tests.helpers import wait_until
+from tests.conftest import TOKEN, Stack, serve_gateway
+from tests.helpers import TermClient, start_tmuxd, wait_until
 from tests.model_proxy import test_agents_offline
 from tests.model_proxy.test_agents_offline import Installed
 
@@ -183,3 +190,71 @@ def test_shift_enter_inserts_a_newline(installed: Installed, agent: str) -> None
             return any(wanted in call.body for call in installed.fake.model_calls()[calls_before:])
 
         pane.wait(lambda _s: asked(), "the two-line prompt to reach the model", timeout=90)
+
+
+TYPED_AFTER_SCROLL = "say the word after scroll"
+
+
+@dataclass
+class PagePane(Pane):
+    """The same screen checks, with keys typed as the page types them: through the gateway."""
+
+    term: TermClient | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def type(self, data: bytes) -> None:  # called from a worker thread (pane.wait answers dialogs)
+        assert self.term is not None and self.loop is not None
+        asyncio.run_coroutine_threadsafe(self.term.type(data.decode()), self.loop).result(10)
+
+
+def stop_tmux(settings: Settings, tmuxd: subprocess.Popen[bytes], root: Path) -> None:
+    subprocess.run(
+        [settings.tmux_bin, "-S", str(settings.tmux_socket), "kill-server"], check=False, capture_output=True
+    )
+    tmuxd.wait(timeout=10)
+    kill_leftovers(root)
+
+
+@pytest.mark.parametrize("agent", ["claude", "gemini"])
+async def test_typing_after_scrolling_back_reaches_the_agent_intact(installed: Installed, agent: str) -> None:
+    """Issue 13: with an agent running, the wheel put tmux in copy mode and copy mode ate the first
+    keys typed. Here the page's path end to end: the gateway's launcher starts the agent, the page's
+    `scroll` message scrolls back, then typed text must reach the agent whole and go to the model."""
+    env = {k: v for k, v in installed.env.items() if not k.startswith("DATABRICKS_")}
+    env |= {"CODING_AGENTS_TOKEN": TOKEN, "SHELL": "/bin/bash", "LANG": "C.UTF-8"}
+    env |= {"CODING_AGENTS_SETUP": "off", "NO_UPDATE_NOTIFIER": "1"}
+    settings = Settings.from_env(env)
+    stack = Stack(installed.root, installed.home, settings.state_dir, settings.port, TOKEN, env)
+    tmuxd = start_tmuxd(env)
+    sessions = TmuxSessions.for_socket(
+        settings.tmux_socket, settings.tmux_bin, settings.projects_dir, shell_path(settings, env)
+    )
+    try:
+        await asyncio.to_thread(wait_until, sessions.is_running, 10, 0.02, "tmux server")
+        async with serve_gateway(stack, sessions, build_policy(settings)) as gateway:
+            launched = await gateway.fetch(
+                "/api/sessions/main/windows", "POST", body=json.dumps({"agent": agent}).encode()
+            )
+            assert launched.code == 201, launched.body
+            client = await TermClient.connect(gateway.url, "main", TOKEN, cols=120, rows=40)
+            await client.wait_ready()
+            tmux = [settings.tmux_bin, "-S", str(settings.tmux_socket)]
+            pane = PagePane(tmux, "main", -1, tmuxd, term=client, loop=asyncio.get_running_loop())
+            ready = PROMPT_READY[agent]
+            await asyncio.to_thread(pane.wait, lambda s: ready.search(s), f"{agent}'s prompt", 90)
+            calls_before = len(installed.fake.model_calls())
+
+            await client.send({"type": protocol.SCROLL, "lines": 3})
+            await client.wait_message(protocol.HISTORY)
+            await client.type(TYPED_AFTER_SCROLL)
+            await asyncio.to_thread(pane.wait, lambda s: TYPED_AFTER_SCROLL in s, "the text in the prompt")
+            await client.type("\r")
+
+            def asked() -> bool:
+                bodies = [call.body for call in installed.fake.model_calls()[calls_before:]]
+                return any(TYPED_AFTER_SCROLL.encode() in body for body in bodies)
+
+            await asyncio.to_thread(pane.wait, lambda _s: asked(), "the prompt to reach the model", 90)
+            client.close()
+    finally:
+        await asyncio.to_thread(stop_tmux, settings, tmuxd, installed.root)

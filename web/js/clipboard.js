@@ -126,11 +126,14 @@ export function installOsc52(term, element, page) {
       });
       return true;
     }
-    copyText(text).catch(() => {});
-    page.toast.show(`${who} copied ${count}`, {
-      label: "Turn off",
-      action: () => setClipboardWritesAllowed(false),
-    });
+    // After the copy: copying announces itself ("Copied"), and this toast, which names the program
+    // and offers to turn such writes off, must be the one left showing.
+    const named = () =>
+      page.toast.show(`${who} copied ${count}`, {
+        label: "Turn off",
+        action: () => setClipboardWritesAllowed(false),
+      });
+    copyText(text).then(named, named);
     return true;
   });
 }
