@@ -76,9 +76,13 @@ class KeepAliveConnection:
 class LongPollClient:
     """Open with `await LongPollClient.connect(...)`; output and messages are read like TermClient's."""
 
-    def __init__(self, base_url: str, session: str, token: str) -> None:
+    def __init__(self, base_url: str, session: str, token: str | None, origin: str | None = None) -> None:
+        """`token` None: no Authorization (behind the Apps proxy, which proves who we are); then,
+        like a browser, an `origin` (the gateway refuses a browser's long-poll POST without one)."""
         host, port = base_url.removeprefix("http://").rsplit(":", 1)
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        if origin is not None:
+            headers["Origin"] = origin
         self._poller = KeepAliveConnection(host, int(port), headers)
         self._poster = KeepAliveConnection(host, int(port), headers)
         self._base = f"/api/sessions/{session}/poll"
@@ -94,8 +98,10 @@ class LongPollClient:
         self.polls = 0  # GETs answered, the long-poll counterpart of WebSocket frames
 
     @classmethod
-    async def connect(cls, base_url: str, session: str, token: str, cols: int, rows: int) -> LongPollClient:
-        client = cls(base_url, session, token)
+    async def connect(
+        cls, base_url: str, session: str, token: str | None, cols: int, rows: int, origin: str | None = None
+    ) -> LongPollClient:
+        client = cls(base_url, session, token, origin)
         status, body = await client._poster.request("POST", f"{client._base}?cols={cols}&rows={rows}")
         if status != 201:
             raise HttpError(status, body)

@@ -197,7 +197,9 @@ async def test_without_tmux_the_terminal_still_works_over_long_poll_then_tmux_ar
 
         # The WebSocket never opens here; long-poll is the whole terminal.
         wait_until(lambda: get(proxy.url + "/api/sessions/main")[0] == 200, timeout=30, what="main")
-        client = await LongPollClient.connect(proxy.url, "main", "", cols=120, rows=30)
+        client = await LongPollClient.connect(
+            proxy.url, "main", None, cols=120, rows=30, origin=f"https://{proxy.public_host}"
+        )
         await client.wait_ready()
         await client.type("echo $((6*7))x; echo TMUX=${TMUX:-none}\r")
         await client.read_until(lambda c: "42x" in c.text and "TMUX=none" in c.text)
@@ -228,7 +230,9 @@ async def test_without_tmux_the_terminal_still_works_over_long_poll_then_tmux_ar
                 raise AssertionError(f"{exc}: {tmux_step()}\n{box.output()}") from None
         code, created = post(proxy, "/api/sessions", {"name": "later"})
         assert code == 201 and created["session"]["degraded"] is False, created  # type: ignore[index]
-        later = await LongPollClient.connect(proxy.url, "later", "", cols=120, rows=30)
+        later = await LongPollClient.connect(
+            proxy.url, "later", None, cols=120, rows=30, origin=f"https://{proxy.public_host}"
+        )
         await later.wait_ready()
         await later.type("echo TMUX=${TMUX:-none}:\r")
         await later.read_until(lambda c: f"TMUX={box.state_dir}/tmux.sock" in c.text)
