@@ -77,7 +77,8 @@ def installed() -> Iterator[Installed]:
     (root / "agents.yaml").write_text("\n".join(lines) + "\n")
     fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
     port = free_port()
-    env = env_for_subprocess() | {
+    # Not CI's CI=true: Gemini CLI reads it as "not interactive" and exits at once in a terminal.
+    env = {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
         "HOME": str(root / "home"),
         "CODING_AGENTS_STATE_DIR": str(root / "state"),
         "CODING_AGENTS_REGISTRY": str(root / "agents.yaml"),
