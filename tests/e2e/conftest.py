@@ -120,5 +120,5 @@ def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return re.split(r"\) ", f.read(), maxsplit=1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):  # gone between the open and the read: ProcessLookupError
         return False

@@ -417,7 +417,20 @@ export class TerminalConnection extends EventTarget {
     const old = this.#live;
     this.#handingOver = true;
     if (old) await old.flush();
-    if (this.#stopped || this.#candidates.current !== candidate) return;
+    if (this.#stopped || this.#candidates.current !== candidate) {
+      // The candidate was dropped meanwhile: what was held goes the normal way, never stuck here.
+      if (!this.#handingOver) return;
+      this.#handingOver = false;
+      for (const input of this.#heldInput.splice(0)) {
+        if (this.#inputOpen()) {
+          if (input.binary) this.#live.sendBinary(input.data);
+          else this.#live.send({ type: PROTOCOL.INPUT, data: input.data });
+        } else {
+          this.#holdWhileDown(input);
+        }
+      }
+      return;
+    }
     this.#candidates.taken();
     this.#clearTimers();
     if (old) this.#retire(old);
