@@ -1,11 +1,12 @@
 """`download FILE...` in the browser terminal: the page downloads each file.
 
 The command is the shell's consent: it writes a one-time record naming the file under an
-unguessable token into the state dir (which only this user can write), then tells the page the
-token with a private OSC sequence on the terminal. The page fetches `/api/downloads/TOKEN`; the
-gateway serves the file once, within DOWNLOAD_TTL_SECONDS, and only if it is still the same file.
-Terminal output alone (`cat` of a hostile file) cannot make the page download anything: a token
-without a record is refused.
+unguessable token into the state dir (which only this user can write). In tmux the record names the
+pane, and the gateway tells the page of that pane's session (services/gateway/downloads.py,
+DownloadAnnouncer); without tmux the command tells the page itself, with a private OSC sequence on
+the terminal. The page fetches `/api/downloads/TOKEN`; the gateway serves the file once, within
+DOWNLOAD_TTL_SECONDS, and only if it is still the same file. Terminal output alone (`cat` of a
+hostile file) cannot make the page download anything: a token without a record is refused.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def records_dir(state_dir: Path) -> Path:
     return state_dir / "downloads"
 
 
-def offer(state_dir: Path, raw: str) -> Offer:
-    """Check `raw` names a regular file of this user's, and record it under a fresh token."""
+def offer(state_dir: Path, raw: str, pane: str = "") -> Offer:
+    """Check `raw` names a regular file of this user's, and record it under a fresh token; `pane`
+    (a tmux pane id) asks the gateway to announce it to that pane's session."""
     path = Path(os.path.realpath(raw))
     try:
         info = path.stat()
@@ -63,6 +65,7 @@ def offer(state_dir: Path, raw: str) -> Offer:
         "device": info.st_dev,
         "inode": info.st_ino,
         "created": time.time(),
+        "pane": pane,
     }
     folder = state.ensure_dir(records_dir(state_dir))
     prune(folder)
@@ -81,13 +84,10 @@ def prune(folder: Path) -> None:
             pass
 
 
-def announcement(item: Offer, in_tmux: bool) -> bytes:
-    """The OSC sequence telling the page to fetch the token; wrapped for tmux's passthrough."""
-    sequence = f"\x1b]{OSC_CODE};download={item.token};{quote(item.name)}\x07"
-    if in_tmux:
-        # tmux (allow-passthrough on, services/tmuxd/tmux.conf) forwards DCS tmux; with ESCs doubled.
-        sequence = "\x1bPtmux;" + sequence.replace("\x1b", "\x1b\x1b") + "\x1b\\"
-    return sequence.encode()
+def announcement(item: Offer) -> bytes:
+    """The OSC sequence telling the page to fetch the token (without tmux: the gateway announces
+    records made in tmux panes, as tmux's passthrough is not reliable enough to carry it)."""
+    return f"\x1b]{OSC_CODE};download={item.token};{quote(item.name)}\x07".encode()
 
 
 def human_size(size: int) -> str:
@@ -107,31 +107,36 @@ def main(argv: list[str]) -> int:
     if not state_raw:
         print("download: CODING_AGENTS_STATE_DIR is not set; run this in the app's terminal", file=sys.stderr)
         return 2
-    try:
-        tty = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
-    except OSError:
-        print(
-            "download: no terminal to reach the browser through; run it in the browser terminal",
-            file=sys.stderr,
-        )
-        return 2
+    pane = os.environ.get("TMUX_PANE", "") if os.environ.get("TMUX") else ""
+    tty = -1
+    if not pane:
+        try:
+            tty = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+        except OSError:
+            print(
+                "download: no terminal to reach the browser through; run it in the browser terminal",
+                file=sys.stderr,
+            )
+            return 2
     failed = 0
     try:
         for raw in argv:
             try:
-                item = offer(Path(state_raw), raw)
+                item = offer(Path(state_raw), raw, pane)
             except Refused as exc:
                 print(f"download: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            os.write(tty, announcement(item, bool(os.environ.get("TMUX"))))
+            if tty >= 0:
+                os.write(tty, announcement(item))
             print(
                 f"download: {item.name} ({human_size(item.size)}) sent to the browser; "
                 f"the link works once, for {DOWNLOAD_TTL_SECONDS // 60} minutes",
                 file=sys.stderr,
             )
     finally:
-        os.close(tty)
+        if tty >= 0:
+            os.close(tty)
     return 1 if failed else 0
 
 

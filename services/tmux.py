@@ -265,6 +265,16 @@ class TmuxSessions:
         self._run("rename-session", "-t", f"={name}", new_name)
         return self.get(new_name)
 
+    def session_of_pane(self, pane_id: str) -> str | None:
+        """The session a pane (`%N`, a shell's $TMUX_PANE) is in now; None once the pane is gone."""
+        if not re.fullmatch(r"%[0-9]{1,9}", pane_id):
+            return None
+        for line in self._run("list-panes", "-a", "-F", "#{pane_id} #{session_name}"):
+            pane, _, session = line.partition(" ")
+            if pane == pane_id:
+                return session
+        return None
+
     def pane_pids(self, name: str) -> list[int]:
         validate_session_name(name)
         return [int(p) for p in self._run("list-panes", "-s", "-t", f"={name}", "-F", "#{pane_pid}") if p]

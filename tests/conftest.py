@@ -21,6 +21,7 @@ from services.gateway.__main__ import build_policy
 from services.gateway.app import make_app, server_options
 from services.gateway.auth import AccessPolicy
 from services.gateway.context import GatewayContext
+from services.gateway.downloads import announcer_for
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
 from services.setup import registry
@@ -196,7 +197,9 @@ async def serve_gateway(stack: Stack, tmux: TmuxSessions, policy: AccessPolicy) 
     server = HTTPServer(make_app(ctx, "test-cookie-secret"), **server_options())
     server.listen(stack.port, "127.0.0.1")
     http = AsyncHTTPClient(force_instance=True)
+    announcing = asyncio.create_task(announcer_for(ctx).run())
     yield Gateway(f"http://127.0.0.1:{stack.port}", stack.token, ctx, http)
+    announcing.cancel()
     await ctx.close_all()
     server.stop()
     await server.close_all_connections()

@@ -17,6 +17,7 @@ from services.config import DEFAULT_SESSION, ConfigError, Settings
 from services.gateway.app import LISTEN_BACKLOG, make_app, server_options
 from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
 from services.gateway.context import GatewayContext
+from services.gateway.downloads import announcer_for
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
 from services.gateway.terminals import GRACE_SECONDS
@@ -108,6 +109,7 @@ class Gateway:
         default_session = asyncio.create_task(self.ensure_default_session())
         tmux_watch = asyncio.create_task(self.ctx.terminals.watch())
         owner_lookup = asyncio.create_task(self.resolver.run()) if self.resolver else None
+        announcing = asyncio.create_task(announcer_for(self.ctx).run())
         assert self.ctx.polls is not None
         expiry = PeriodicCallback(self.expire_idle_polls, 10_000)
         expiry.start()
@@ -119,6 +121,7 @@ class Gateway:
         expiry.stop()
         default_session.cancel()
         tmux_watch.cancel()
+        announcing.cancel()
         if owner_lookup is not None:
             owner_lookup.cancel()
         self.server.stop()

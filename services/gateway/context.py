@@ -61,6 +61,11 @@ class GatewayContext:
         ptys = PtySessions(shells_env, self.settings.projects_dir, self.run_blocking)
         self.terminals = Terminals(self.settings, tmux, ptys, self.run_blocking)
 
+    def open_channels(self) -> list[TerminalChannel]:
+        """Every open terminal connection, WebSocket and long-poll."""
+        polled = self.polls.channels() if self.polls is not None else []
+        return [c for c in [*self.channels, *polled] if not c.closed]
+
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (libtmux, file I/O) off the event loop."""
         loop = asyncio.get_running_loop()

@@ -150,5 +150,8 @@ class PollRegistry:
         for conn_id in list(self._conns):
             self.remove(conn_id, protocol.CLOSE_TERMINAL_LOST, "gateway stopping; reconnect")
 
+    def channels(self) -> list[TerminalChannel]:
+        return [c.channel for c in self._conns.values()]
+
     def __len__(self) -> int:
         return len(self._conns)

@@ -22,6 +22,7 @@ PONG = "pong"
 OUTPUT = "output"  # long-poll only: WebSocket output travels as binary frames
 CLOSED = "closed"  # long-poll only: the WebSocket close frame's equivalent, with code and reason
 HISTORY = "history"  # where the pane's view is in tmux's history (answers `scroll`)
+DOWNLOAD = "download"  # `download FILE` ran in this session's pane: fetch /api/downloads/{token}
 
 # Client -> server text frames.
 INPUT = "input"
@@ -183,6 +184,10 @@ def hello(session: str, transport: str, history: str = HISTORY_TMUX) -> dict[str
     }
 
 
+def download(token: str, name: str) -> dict[str, Any]:
+    return {"type": DOWNLOAD, "token": token, "name": name}
+
+
 def error(message: str) -> dict[str, Any]:
     return {"type": ERROR, "message": message}
 
@@ -199,6 +204,7 @@ def protocol_js() -> str:
         "OUTPUT": OUTPUT,
         "CLOSED": CLOSED,
         "HISTORY": HISTORY,
+        "DOWNLOAD": DOWNLOAD,
         "SCROLL": SCROLL,
         "HISTORY_TMUX": HISTORY_TMUX,
         "HISTORY_LOCAL": HISTORY_LOCAL,

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 import tty
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -287,6 +288,8 @@ class TerminalChannel:
         self.unacked = 0
         self.paused = False
         self.closed = False
+        # When the client last typed: a `download` goes to the connection the command was typed in.
+        self.last_input = 0.0
         self._attachment: Attachment | None = None
         self._scroller = backend.scroller(session, self._write_now, sink.send_json)
 
@@ -360,10 +363,16 @@ class TerminalChannel:
     def write(self, data: bytes) -> None:
         if self._attachment is None or self.closed:
             return
+        self.last_input = time.monotonic()
         if self._scroller is not None:
             self._scroller.write(data)  # keeps input in order with scrolling (scrolling.py)
         else:
             self._write_now(data)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """A message of the gateway's own for this client (e.g. `download`)."""
+        if not self.closed:
+            self._sink.send_json(message)
 
     def _write_now(self, data: bytes) -> None:
         if self._attachment is None or self.closed:

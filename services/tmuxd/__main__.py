@@ -170,15 +170,16 @@ def main() -> int:
         state.ensure_dir(folder)
     settings.projects_dir.mkdir(parents=True, exist_ok=True)
     settings.local_bin.mkdir(parents=True, exist_ok=True)
+    # The shells' own commands, wanted without tmux (degraded mode) too.
+    write_supervisorctl_wrapper(settings)
+    write_refresh_skills_wrapper(settings)
+    write_download_command(settings)
     if not Path(settings.tmux_bin).exists():
         return no_tmux(f"tmux not found at {settings.tmux_bin}", started)
     try:
         tmux_version(Path(settings.tmux_bin), settings.tmux_bin)
     except InstallError as exc:
         return no_tmux(str(exc), started)
-    write_supervisorctl_wrapper(settings)
-    write_refresh_skills_wrapper(settings)
-    write_download_command(settings)
     notice.prepare(settings)  # before the server starts, so even the first shell says a restore runs
     config = render_config(settings)
     pid = running_server_pid(settings)

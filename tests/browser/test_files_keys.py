@@ -74,6 +74,15 @@ def test_drop_and_paste_upload_and_type_the_path(browser: Browser, app: RunningA
     wait_until(lambda: "uploads/image.png" in screen(page), timeout=15, what="pasted image's path typed")
     finish_line(page, f"12 {uploads / 'image.png'}")
 
+    # Then a download from the same page: once lost (the OSC did not make it through tmux after
+    # these uploads); the gateway now tells the page itself.
+    (app.stack.home / "report.txt").write_text("after uploads\n")
+    page.locator(".xterm").click()
+    with page.expect_download(timeout=20_000) as downloading:
+        page.keyboard.type("download ~/report.txt")
+        page.keyboard.press("Enter")
+    assert Path(downloading.value.path()).read_text() == "after uploads\n"
+
 
 def test_download_in_the_shell_comes_back_through_the_page(browser: Browser, app: RunningApp) -> None:
     page = open_terminal(browser, app)

@@ -1,4 +1,5 @@
-"""`download FILE` typed in a real tmux shell, and `GET /api/downloads/{token}` on the real gateway."""
+"""`download FILE` typed in a real tmux shell (and a degraded one), the gateway's `download` message,
+and `GET /api/downloads/{token}` on the real gateway."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import re
 from pathlib import Path
 
 from services.download import DOWNLOAD_TTL_SECONDS, records_dir
+from services.gateway import protocol
+from services.tmuxd.__main__ import write_download_command
 from tests.conftest import Gateway, Stack
-from tests.helpers import TermClient
+from tests.helpers import TermClient, async_wait_until
 
 OSC = re.compile(rb"\x1b\]7733;download=([A-Za-z0-9_-]+);([^\x07\x1b]*)\x07")
 
@@ -24,21 +27,26 @@ def records(stack: Stack) -> list[str]:
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
+def announced(client: TermClient) -> list[tuple[str, str]]:
+    return [(m["token"], m["name"]) for m in client.messages if m.get("type") == protocol.DOWNLOAD]
+
+
 async def offered(gateway: Gateway, command: str, count: int = 1) -> tuple[TermClient, list[tuple[str, str]]]:
-    """Type `command` in the main session; the (token, name) pairs the page would be told."""
+    """Type `command` in the main session; the (token, name) pairs the page is told."""
     client = await TermClient.connect(gateway.url, "main", gateway.token)
     await client.wait_ready()
     await client.type(command + "; echo DONE-$?\r")
-    await client.read_until(lambda c: len(OSC.findall(bytes(c.output))) >= count and "DONE-" in c.text)
-    found = [(t.decode(), n.decode()) for t, n in OSC.findall(bytes(client.output))]
-    return client, found
+    await client.read_until(lambda c: len(announced(c)) >= count and "DONE-" in c.text)
+    # In tmux the gateway tells the page; nothing rides on the terminal's output.
+    assert not OSC.search(bytes(client.output))
+    return client, announced(client)
 
 
 async def test_download_offers_the_file_once(gateway: Gateway, stack: Stack) -> None:
     data = os.urandom(300_000)
     write(stack.home / "report v2.bin", data)
     client, [(token, name)] = await offered(gateway, "download ~/'report v2.bin'")
-    assert name == "report%20v2.bin"
+    assert name == "report v2.bin"
     await client.wait_text("DONE-0")
     assert "report v2.bin (293.0 KiB) sent to the browser" in client.text
     client.close()
@@ -74,7 +82,7 @@ async def test_what_cannot_be_offered_is_refused_in_the_shell(gateway: Gateway, 
     assert "missing: No such file or directory" in text
     assert "folder: not a regular file" in text
     assert f"{others}: not your file" in text
-    assert not OSC.search(bytes(client.output))
+    assert not OSC.search(bytes(client.output)) and not announced(client)
     assert records(stack) == []
     client.close()
 
@@ -112,3 +120,65 @@ async def test_a_replaced_or_expired_file_is_refused(gateway: Gateway, stack: St
     content["created"] -= DOWNLOAD_TTL_SECONDS + 1
     record.write_text(json.dumps(content))
     assert (await gateway.fetch(f"/api/downloads/{late}")).code == 404
+
+
+async def test_only_the_tab_typed_into_is_told(gateway: Gateway, stack: Stack) -> None:
+    # Two pages on the session: the one the command was typed in downloads; the other is not
+    # told (it would only fetch a spent link and show an error).
+    write(stack.home / "one.txt", b"1")
+    watching = await TermClient.connect(gateway.url, "main", gateway.token)
+    await watching.wait_ready()
+    client, [(token, name)] = await offered(gateway, "download ~/one.txt")
+    await watching.wait_text("DONE-0")  # the same screen: it saw the command run
+    assert name == "one.txt" and announced(watching) == []
+    assert (await gateway.fetch(f"/api/downloads/{token}")).body == b"1"
+    watching.close()
+    client.close()
+
+
+async def test_an_offer_waits_for_a_page_to_open_on_its_session(gateway: Gateway, stack: Stack) -> None:
+    # `download` from `tmux attach` (no page open): the next page on that session is told.
+    write(stack.home / "later.txt", b"later")
+    gateway.ctx.sessions.run("send-keys", "-t", "=main:", "download ~/later.txt", "Enter")
+    await async_wait_until(lambda: records(stack), timeout=10, what="the record")
+    client = await TermClient.connect(gateway.url, "main", gateway.token)
+    await client.read_until(lambda c: bool(announced(c)))
+    [(token, name)] = announced(client)
+    assert name == "later.txt"
+    assert (await gateway.fetch(f"/api/downloads/{token}")).body == b"later"
+    client.close()
+
+
+async def test_a_renamed_session_still_gets_its_offer(gateway: Gateway, stack: Stack) -> None:
+    write(stack.home / "r.txt", b"r")
+    renamed = await gateway.fetch("/api/sessions/main", "PATCH", body=json.dumps({"name": "work"}))
+    assert renamed.code == 200
+    client, [(token, _)] = await offered_in(gateway, "work", "download ~/r.txt")
+    assert (await gateway.fetch(f"/api/downloads/{token}")).body == b"r"
+    client.close()
+
+
+async def offered_in(
+    gateway: Gateway, session: str, command: str
+) -> tuple[TermClient, list[tuple[str, str]]]:
+    client = await TermClient.connect(gateway.url, session, gateway.token)
+    await client.wait_ready()
+    await client.type(command + "; echo DONE-$?\r")
+    await client.read_until(lambda c: bool(announced(c)) and "DONE-" in c.text)
+    return client, announced(client)
+
+
+async def test_without_tmux_the_command_tells_the_page_itself(
+    degraded_gateway: Gateway, stack: Stack
+) -> None:
+    # No tmux, no passthrough to lose it: the OSC goes straight through the gateway's own PTY.
+    write_download_command(stack.settings)
+    write(stack.home / "d.txt", b"degraded")
+    client = await TermClient.connect(degraded_gateway.url, "main", degraded_gateway.token)
+    await client.wait_ready()
+    await client.type("download ~/d.txt; echo DONE-$?\r")
+    await client.read_until(lambda c: bool(OSC.search(bytes(c.output))) and "DONE-0" in c.text)
+    [(token, name)] = [(t.decode(), n.decode()) for t, n in OSC.findall(bytes(client.output))]
+    assert name == "d.txt" and announced(client) == []
+    assert (await degraded_gateway.fetch(f"/api/downloads/{token}")).body == b"degraded"
+    client.close()

@@ -279,6 +279,9 @@ export class TerminalConnection extends EventTarget {
       case PROTOCOL.HISTORY:
         this.dispatchEvent(new CustomEvent("history", { detail: message }));
         break;
+      case PROTOCOL.DOWNLOAD:
+        this.dispatchEvent(new CustomEvent("download", { detail: message }));
+        break;
     }
   }
 

@@ -1,6 +1,7 @@
 /**
- * `download FILE` in a shell (services/download.py) prints a private OSC sequence naming a
- * one-time token; this fetches `/api/downloads/TOKEN` and saves the file. The token alone is
+ * `download FILE` in a shell (services/download.py) records the file under a one-time token; the
+ * gateway's `download` message (in tmux) or a private OSC sequence on the terminal (without tmux)
+ * names the token; this fetches `/api/downloads/TOKEN` and saves the file. The token alone is
  * worth nothing without the record the command wrote, so terminal output cannot forge a download.
  */
 
@@ -8,6 +9,9 @@ import { errorText } from "./api.js";
 
 const OSC_CODE = 7733; // services/download.py OSC_CODE
 const PAYLOAD = /^download=([A-Za-z0-9_-]{16,64});(.*)$/s;
+const TOKEN = /^[A-Za-z0-9_-]{16,64}$/;
+/** Tokens this page has fetched: a replayed message or sequence must not fetch (and fail) again. */
+const fetched = new Set();
 
 /**
  * @param {import("/static/node_modules/@xterm/xterm/lib/xterm.mjs").Terminal} term
@@ -23,13 +27,19 @@ export function installDownloads(term, toast) {
     } catch {
       // keep the generic name
     }
-    download(match[1], name, toast);
+    fetchDownload(match[1], name, toast);
     return true;
   });
 }
 
-/** @param {string} token @param {string} name @param {{show(message: string): void}} toast */
-async function download(token, name, toast) {
+/**
+ * Fetch and save one offered file, once per token.
+ * @param {string} token @param {string} name @param {{show(message: string): void}} toast
+ */
+export async function fetchDownload(token, name, toast) {
+  if (!TOKEN.test(token) || fetched.has(token)) return;
+  fetched.add(token);
+  name = name || "download";
   toast.show(`Downloading ${name}…`);
   try {
     const response = await fetch(`/api/downloads/${token}`, { cache: "no-store" });

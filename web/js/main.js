@@ -9,7 +9,7 @@ import { COPIED_EVENT, enableCopyOnSelect, installOsc52 } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { TerminalMenu } from "./contextmenu.js";
 import { DegradedBanner } from "./degraded.js";
-import { installDownloads } from "./download.js";
+import { fetchDownload, installDownloads } from "./download.js";
 import { installFileDrop } from "./files.js";
 import { addKeys, installHelp } from "./help.js";
 import { TmuxHistory } from "./history.js";
@@ -203,6 +203,10 @@ function openSession(name, { reopen = false } = {}) {
   });
   opened.addEventListener("notice", (event) => {
     if (opened === connection) toast.show(/** @type {CustomEvent} */ (event).detail.message);
+  });
+  opened.addEventListener("download", (event) => {
+    const { token, name } = /** @type {CustomEvent} */ (event).detail;
+    fetchDownload(String(token), String(name), toast);
   });
   connection = opened;
   window.__terminal = { term, connection, history: tmuxHistory };
