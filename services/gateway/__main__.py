@@ -25,6 +25,7 @@ from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.setup import registry
 from services.shell_env import shell_environment, shell_path
 from services.tmux import TmuxError, TmuxSessions
+from services.version import app_version
 
 log = logging.getLogger("gateway")
 
@@ -105,7 +106,8 @@ class Gateway:
         app = make_app(self.ctx, cookie_secret)
         self.server = HTTPServer(app, **server_options())
         self.server.listen(self.settings.port, self.settings.bind_host, backlog=LISTEN_BACKLOG)
-        log.info("listening on http://%s:%d", self.settings.bind_host, self.settings.port)
+        where = f"http://{self.settings.bind_host}:{self.settings.port}"
+        log.info("coding-agents %s listening on %s", app_version(), where)
         default_session = asyncio.create_task(self.ensure_default_session())
         tmux_watch = asyncio.create_task(self.ctx.terminals.watch())
         owner_lookup = asyncio.create_task(self.resolver.run()) if self.resolver else None

@@ -37,6 +37,7 @@ from services.tmux import (
     TmuxError,
     validate_session_name,
 )
+from services.version import app_version
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -193,7 +194,8 @@ class HealthHandler(BaseHandler):
         super().prepare()
 
     def get(self) -> None:
-        # Public, so nothing but the overall setup state: no step names, reasons or versions.
+        # Public, so nothing but the overall setup state and which build answers: no step names,
+        # reasons or tool versions.
         try:
             setup_state = read_status(status_path(self.ctx.settings)).state.value
         except (OSError, ValueError):
@@ -202,6 +204,7 @@ class HealthHandler(BaseHandler):
         self.write(
             {
                 "status": "ok",
+                "version": app_version(),
                 "setup": setup_state,
                 # Whether shells survive a gateway restart; the reason names no secret (URLs shown bare).
                 "terminal": terminals.mode,
