@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from services import state
 from services.config import Settings
@@ -178,6 +179,10 @@ class ProxyHandler(ProxyBase):
         self._headers_sent = False
         self._first_byte: float | None = None
         self._upstream_status = 0
+        self._client_gone = False
+
+    def on_connection_close(self) -> None:
+        self._client_gone = True
 
     async def head(self, agent: str, family: str, path: str) -> None:
         # Claude Code's connectivity preflight: answer it here, without a key or an upstream call.
@@ -278,11 +283,17 @@ class ProxyHandler(ProxyBase):
             async for chunk in response.aiter_raw():  # raw: content-encoding passes through as sent
                 if self._first_byte is None:
                     self._first_byte = time.monotonic()
+                if self._client_gone:
+                    raise StreamClosedError()
                 self.write(chunk)
                 await self.flush()  # SSE: every event reaches the agent as soon as it arrives
         except httpx.TransportError as exc:
             # Mid-stream there is nothing sensible to retry: the agent sees the stream end early.
             log.warning("upstream stream broke after %d: %s", response.status_code, exc)
+        except StreamClosedError:
+            # The agent hung up (Esc interrupts a reply): normal, so one line and no traceback; the
+            # caller closes the upstream response, which stops the model's generation.
+            log.info("%s went away mid-stream (%s)", self.request.path.split("/")[2], self.request.path)
 
 
 def access_log(handler: web.RequestHandler) -> None:

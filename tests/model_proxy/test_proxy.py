@@ -266,3 +266,34 @@ async def test_tokens_never_reach_the_log_or_status(
         await proxy.http.fetch(f"{proxy.url}/status", headers={"Authorization": f"Bearer {KEY}"})
     ).code == 200
     assert time.monotonic() - start < 5
+
+
+async def test_an_agent_interrupting_a_stream_is_one_quiet_line(
+    make_proxy, serving: FakeModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Esc in an agent closes its connection mid-stream: no traceback, one line that says so.
+    caplog.set_level(logging.INFO)
+    proxy = await make_proxy({"DATABRICKS_HOST": serving.url, "DATABRICKS_TOKEN": PAT})
+    serving.hold_after_first_event = threading.Event()
+    serving.event_interval = 0.05  # events one by one, as a model streams them
+    host, port = proxy.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps({**ANTHROPIC, "stream": True}).encode()
+    writer.write(
+        b"POST /a/claude/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    seen = b""
+    while b"message_start" not in seen:
+        seen += await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    serving.hold_after_first_event.set()
+    await async_wait_until(
+        lambda: any("went away" in r.getMessage() for r in caplog.records), what="the proxy's line"
+    )
+    await async_wait_until(lambda: proxy.ctx.stats["claude"].in_flight == 0, what="request finished")
+    noisy = [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    assert not noisy, [r.getMessage() for r in noisy]
