@@ -189,6 +189,11 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     state_path = home / ".claude.json"
     profile = _read_json(state_path)
     profile["hasCompletedOnboarding"] = True
+    # Trusted up front, as Gemini's and Codex's are: a trust question on the first start in the
+    # folder every shell opens in reads as a broken agent.
+    projects = _section(profile, "projects")
+    for trusted_folder in (settings.home, settings.projects_dir):
+        _section(projects, str(trusted_folder))["hasTrustDialogAccepted"] = True
     mcp = merge_mcp(_section(profile, "mcpServers"), ctx.env, lambda url: {"type": "http", "url": url})
     _write_json(state_path, profile)
     ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(mcp)}")
@@ -277,6 +282,9 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
         "experimental_bearer_token": proxy_key(settings),
     }
     mcp = merge_mcp(_section(data, "mcp_servers"), ctx.env, lambda url: {"url": url})
+    # No "Allow Codex to work in this folder?" on the first start where every shell opens.
+    for trusted_folder in (settings.home, settings.projects_dir):
+        _section(_section(data, "projects"), str(trusted_folder))["trust_level"] = "trusted"
     state.atomic_write_bytes(path, tomli_w.dumps(data).encode(), mode=0o600)
     ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {', '.join(mcp)}")
 

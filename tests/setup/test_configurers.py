@@ -64,6 +64,7 @@ def test_claude(settings: Settings) -> None:
     assert env["MY_VAR"] == "mine" and data["permissions"] == {"allow": ["Bash(ls)"]}
     profile = json.loads((settings.home / ".claude.json").read_text())
     assert profile["hasCompletedOnboarding"] is True
+    assert profile["projects"][str(settings.projects_dir)]["hasTrustDialogAccepted"] is True
     assert set(profile["mcpServers"]) == {"mine", "deepwiki", "exa"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -117,6 +118,7 @@ def test_codex_toml_is_merged(settings: Settings) -> None:
     provider = data["model_providers"]["coding-agents-proxy"]
     assert provider["wire_api"] == "responses"
     assert provider["base_url"] == f"{settings.model_proxy_url}/a/codex/openai/v1"
+    assert data["projects"][str(settings.projects_dir)] == {"trust_level": "trusted"}
 
 
 def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None:
