@@ -297,8 +297,20 @@ def list_chat_endpoints(settings: Settings) -> list[str]:
     return sorted(names)
 
 
+def gateway_offered(settings: Settings) -> list[str]:
+    """The models the AI Gateway lists while the model proxy routes to it (its status file)."""
+    try:
+        upstream = state.read_json(settings.state_dir / "model-proxy" / "status.json").get("upstream", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(upstream, dict) or upstream.get("via") != "gateway":
+        return []
+    return [str(m) for m in upstream.get("gateway_models") or [] if isinstance(m, str)]
+
+
 class ModelsHandler(BaseHandler):
-    """`GET /api/models`: the workspace's chat endpoints by API family, and each agent's model."""
+    """`GET /api/models`: the workspace's chat endpoints (and what its AI Gateway offers) by API
+    family, and each agent's model."""
 
     async def get(self) -> None:
         from services.databricks import WorkspaceUnavailable, describe_error
@@ -311,6 +323,7 @@ class ModelsHandler(BaseHandler):
             raise web.HTTPError(
                 502, f"the workspace did not list its endpoints: {describe_error(exc)}"
             ) from None
+        names = sorted(set(names) | set(await self.ctx.run_blocking(gateway_offered, self.ctx.settings)))
         families: dict[str, list[str]] = {"anthropic": [], "gemini": [], "openai": []}
         for name in names:
             families[family_of(name)].append(name)

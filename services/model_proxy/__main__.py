@@ -26,14 +26,16 @@ WARM_AFTER_SECONDS = 2.0
 
 async def serve(settings: Settings) -> None:
     probe = float(os.environ.get("CODING_AGENTS_PROXY_PROBE_SECONDS", "") or DEFAULT_PROBE_SECONDS)
-    ctx = ProxyContext(settings, proxy_key(settings), Upstreams(settings, probe), Credentials(settings))
+    credentials = Credentials(settings)
+    upstreams = Upstreams(settings, probe, credentials.headers)
+    ctx = ProxyContext(settings, proxy_key(settings), upstreams, credentials)
     server = HTTPServer(make_app(ctx), xheaders=False, max_body_size=64 * 1024 * 1024)
     server.listen(settings.model_proxy_port, "127.0.0.1")
     log.info(
         "listening on %s; serving endpoints at %s%s; credential: %s",
         settings.model_proxy_url,
         settings.databricks_host or "(no DATABRICKS_HOST)",
-        f", AI Gateway at {settings.gateway_host}" if settings.gateway_host else "",
+        f", AI Gateway at {ctx.upstreams.gateway}" if ctx.upstreams.gateway else "",
         ctx.credentials.mode,
     )
     ctx.save_status(force=True)

@@ -107,11 +107,7 @@ class ProxyContext:
 
     def status(self) -> dict[str, Any]:
         return {
-            "upstream": {
-                "serving": self.settings.databricks_host,
-                "gateway": self.settings.gateway_host or None,
-                "gateway_up": self.upstreams.gateway_up if self.settings.gateway_host else None,
-            },
+            "upstream": self.upstreams.describe(),
             "credential": self.credentials.mode,
             "agents": {name: s.to_json() for name, s in sorted(self.stats.items())},
             "now": time.time(),

@@ -185,6 +185,11 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
             "DISABLE_TELEMETRY": "1",
         }
     )
+    # Databricks' gateway rejects Anthropic's hosted web-search tool (its `ug` CLI denies it too):
+    # denied here, Claude Code does not offer a tool that can only fail.
+    deny = _section(data, "permissions").setdefault("deny", [])
+    if isinstance(deny, list) and "WebSearch" not in deny:
+        deny.append("WebSearch")
     _write_json(path, data)
     state_path = home / ".claude.json"
     profile = _read_json(state_path)

@@ -61,7 +61,7 @@ def test_claude(settings: Settings) -> None:
     assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "databricks-claude-haiku-4-5"
     assert env["ANTHROPIC_CUSTOM_HEADERS"] == "x-databricks-use-coding-agent-mode: true"
     assert env["DISABLE_AUTOUPDATER"] == "1" and env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
-    assert env["MY_VAR"] == "mine" and data["permissions"] == {"allow": ["Bash(ls)"]}
+    assert env["MY_VAR"] == "mine" and data["permissions"] == {"allow": ["Bash(ls)"], "deny": ["WebSearch"]}
     profile = json.loads((settings.home / ".claude.json").read_text())
     assert profile["hasCompletedOnboarding"] is True
     assert profile["projects"][str(settings.projects_dir)]["hasTrustDialogAccepted"] is True
