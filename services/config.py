@@ -15,6 +15,7 @@ from pathlib import Path
 
 from services import redact
 from services.limits import Limits, LimitsError
+from services.statefiles import StateFiles
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_ROOT / "web"
@@ -78,14 +79,10 @@ def _owner(env: Mapping[str, str]) -> str:
     return owner
 
 
-def secrets_dir(state_dir: Path) -> Path:
-    return state_dir / "secrets"
-
-
 def _secret(env: Mapping[str, str], state_dir: Path, name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        path = secrets_dir(state_dir) / name
+        path = StateFiles(state_dir).secret(name)
         try:
             value = path.read_text().strip()
         except FileNotFoundError:
@@ -163,8 +160,13 @@ class Settings:
         return f"http://127.0.0.1:{self.model_proxy_port}"
 
     @property
+    def files(self) -> StateFiles:
+        """Every path in the state dir (services/statefiles.py, ARCHITECTURE.md)."""
+        return StateFiles(self.state_dir)
+
+    @property
     def tmux_socket(self) -> Path:
-        return self.state_dir / "tmux.sock"
+        return self.files.tmux_socket
 
     @property
     def projects_dir(self) -> Path:
@@ -177,11 +179,11 @@ class Settings:
     @property
     def state_bin(self) -> Path:
         """Helper commands (the supervisorctl wrapper) put on every shell's PATH."""
-        return self.state_dir / "bin"
+        return self.files.bin
 
     @property
     def log_dir(self) -> Path:
-        return self.state_dir / "logs"
+        return self.files.logs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -35,6 +35,7 @@ import yaml
 
 from services import state
 from services.config import PROJECT_ROOT, ConfigError, Settings
+from services.statefiles import StateFiles
 
 if TYPE_CHECKING:
     from services.setup.steps import StepContext
@@ -825,7 +826,7 @@ def install_skills(
     """
     env = os.environ if env is None else env
     report = SkillsReport(home)
-    skills_state = state_dir / "skills"
+    skills_state = StateFiles(state_dir).skills
     with _locked(skills_state / "lock", log):
         shipped, problems = shipped_skills(shipped_dir)
         report.shipped = sorted(shipped)

@@ -32,7 +32,7 @@ log = logging.getLogger("gateway")
 def local_token(settings: Settings) -> str:
     if settings.token_override:
         return settings.token_override
-    return state.secret_file(settings.state_dir / "token")
+    return state.secret_file(settings.files.local_token)
 
 
 def build_policy(settings: Settings, resolver: OwnerResolver | None = None) -> AccessPolicy:
@@ -101,7 +101,7 @@ class Gateway:
 
     async def run(self) -> None:
         Subprocess.initialize()  # reap `tmux attach` children via SIGCHLD
-        cookie_secret = state.secret_file(self.settings.state_dir / "cookie_secret")
+        cookie_secret = state.secret_file(self.settings.files.cookie_secret)
         app = make_app(self.ctx, cookie_secret)
         self.server = HTTPServer(app, **server_options())
         self.server.listen(self.settings.port, self.settings.bind_host, backlog=LISTEN_BACKLOG)

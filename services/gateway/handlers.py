@@ -28,6 +28,7 @@ from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
 from services.setup import configurers
 from services.setup.status import SetupState, read_status, request_path, status_path
+from services.statefiles import read_model_proxy_status
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.sync import status as sync_status
 from services.tmux import (
@@ -254,7 +255,7 @@ class SetupRetryHandler(BaseHandler):
         deadline = asyncio.get_running_loop().time() + SETUP_EXIT_GRACE_SECONDS
         while True:
             try:
-                await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+                await self.ctx.run_blocking(start_program, settings.files.supervisor_socket, "setup")
                 return
             except AlreadyRunning:
                 try:
@@ -343,16 +344,16 @@ class ModelProxyStatusHandler(BaseHandler):
     """`GET /api/model-proxy`: requests, errors and latency per agent, as the proxy last wrote them."""
 
     async def get(self) -> None:
-        path = self.ctx.settings.state_dir / "model-proxy" / "status.json"
+        path = self.ctx.settings.files.model_proxy_status
         try:
-            data = await self.ctx.run_blocking(state.read_json, path)
+            status = await self.ctx.run_blocking(read_model_proxy_status, path)
         except FileNotFoundError:
             raise web.HTTPError(
                 503, "the model proxy has not started (scripts/ctl status model-proxy)"
             ) from None
         except (OSError, ValueError) as exc:
             raise web.HTTPError(500, f"model proxy status unreadable: {exc}") from None
-        self.write(data)
+        self.write(status.to_json())
 
 
 class SetupStatusHandler(BaseHandler):

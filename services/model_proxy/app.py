@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
 import statistics
@@ -22,11 +21,11 @@ from urllib.parse import parse_qsl
 import httpx
 from tornado import web
 
-from services import state
 from services.config import Settings
 from services.model_proxy.credentials import Credentials, NoCredential
 from services.model_proxy.sanitize import sanitize
 from services.model_proxy.upstream import FAMILIES, Upstreams
+from services.statefiles import ModelProxyStatus, write_model_proxy_status
 
 log = logging.getLogger("model_proxy")
 
@@ -104,17 +103,17 @@ class ProxyContext:
     stats: dict[str, AgentStats] = field(default_factory=dict)
     _written: float = 0.0
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "upstream": {
+    def status(self) -> ModelProxyStatus:
+        return ModelProxyStatus(
+            upstream={
                 "serving": self.settings.databricks_host,
                 "gateway": self.settings.gateway_host or None,
                 "gateway_up": self.upstreams.gateway_up if self.settings.gateway_host else None,
             },
-            "credential": self.credentials.mode,
-            "agents": {name: s.to_json() for name, s in sorted(self.stats.items())},
-            "now": time.time(),
-        }
+            credential=self.credentials.mode,
+            agents={name: s.to_json() for name, s in sorted(self.stats.items())},
+            now=time.time(),
+        )
 
     def save_status(self, force: bool = False) -> None:
         """For the gateway's /api/model-proxy: the same document, at most once a second."""
@@ -122,12 +121,12 @@ class ProxyContext:
         if not force and now - self._written < STATUS_WRITE_INTERVAL:
             return
         self._written = now
-        path, document = self.settings.state_dir / "model-proxy" / "status.json", self.status()
+        path, status = self.settings.files.model_proxy_status, self.status()
         if force:
-            state.atomic_write_json(path, document, 0o644)
+            write_model_proxy_status(path, status)
         else:
             # After a request, on the event loop: the fsync must not hold up other agents' streams.
-            asyncio.get_running_loop().run_in_executor(None, state.atomic_write_json, path, document, 0o644)
+            asyncio.get_running_loop().run_in_executor(None, write_model_proxy_status, path, status)
 
 
 def presented_key(handler: web.RequestHandler) -> str:
@@ -167,7 +166,7 @@ class ProxyBase(web.RequestHandler):
 class StatusHandler(ProxyBase):
     def get(self) -> None:
         self.check_key()
-        self.write(self.ctx.status())
+        self.write(self.ctx.status().to_json())
 
 
 class ProxyHandler(ProxyBase):
@@ -302,7 +301,3 @@ def make_app(ctx: ProxyContext) -> web.Application:
         ],
         log_function=access_log,
     )
-
-
-def status_json(ctx: ProxyContext) -> str:
-    return json.dumps(ctx.status())

@@ -100,7 +100,7 @@ async def run_until_stopped(runner: Runner, only: set[str] | None) -> SetupStatu
 
 def acquire_lock(settings: Settings) -> int | None:
     try:
-        return state.pid_lock(settings.state_dir / "setup" / "lock")
+        return state.pid_lock(settings.files.setup_lock)
     except state.Locked as exc:
         log.error("setup is already running (pid %s); wait for it or stop it first", exc.holder)
         return None
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     try:
         runner = Runner(
-            steps, settings, path, settings.log_dir / "setup", step_environment(settings), args.concurrency
+            steps, settings, path, settings.files.setup_logs, step_environment(settings), args.concurrency
         )
         status = asyncio.run(run_until_stopped(runner, only))
     except asyncio.CancelledError:

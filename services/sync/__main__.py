@@ -43,7 +43,7 @@ def _deadline() -> None:
 
 def acquire_lock(settings: Settings) -> int | None:
     try:
-        return state.pid_lock(settings.state_dir / "sync" / "lock")
+        return state.pid_lock(settings.files.sync_lock)
     except state.Locked as exc:
         log.error("another sync watcher is running (pid %s) on %s", exc.holder, settings.state_dir)
         return None

@@ -130,7 +130,7 @@ class Watcher:
         self.settings = settings
         self.options = options or SyncOptions()
         self.stop = stop or threading.Event()
-        self.dir = settings.state_dir / "sync"
+        self.dir = settings.files.sync
         self.spool = self.dir / "spool"
         self.tmp = self.dir / "tmp"
         self.status_file = status_path(settings)
@@ -171,7 +171,7 @@ class Watcher:
             # Projects may be coming back: say so at once (the shells print it, the page shows it).
             self.restore = RestoreStatus(started_at=time.time())
             notice.write_notice(self.settings, notice.checking_text())
-        self.journal = Journal(self.dir / notice.JOURNAL_NAME)
+        self.journal = Journal(self.settings.files.sync_journal)
         # Before the first scan: a repo the journal knows already is the user's, never restored over.
         self._known_at_start = {record.name for record in self.journal.all()}
         self.pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync")

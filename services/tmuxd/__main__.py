@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from services import state
-from services.config import PROJECT_ROOT, ConfigError, Settings, secrets_dir
+from services.config import PROJECT_ROOT, ConfigError, Settings
 from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.shell_env import shell_environment, shell_secrets
 from services.sync import notice
@@ -39,7 +39,7 @@ MIN_LIFETIME_SECONDS = 1.2
 
 def render_config(settings: Settings) -> Path:
     terminal = "tmux-256color" if _has_terminfo("tmux-256color") else "screen-256color"
-    target = settings.state_dir / "tmux.conf"
+    target = settings.files.tmux_conf
     text = TEMPLATE.read_text().replace("@DEFAULT_TERMINAL@", terminal)
     text = text.replace("@SHELL_SECRETS@", write_shell_secrets(settings))
     state.atomic_write_bytes(target, text.encode())
@@ -51,7 +51,7 @@ def write_shell_secrets(settings: Settings) -> str:
 
     tmux gives every new pane its global environment, so shells get these while the server's own
     /proc/<pid>/environ holds none of them."""
-    path = secrets_dir(settings.state_dir) / "tmux-shell.conf"
+    path = settings.files.tmux_shell_conf
     values = shell_secrets(settings)
     quotable = {k: v for k, v in values.items() if _tmux_quotable(v)}
     for name in values.keys() - quotable.keys():

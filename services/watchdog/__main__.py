@@ -102,7 +102,7 @@ def main() -> int:
     except ConfigError as exc:
         announce(f"watchdog cannot start: {exc}", CONFIG_FIX)
         return 2
-    socket_path = settings.state_dir / "supervisor.sock"
+    socket_path = settings.files.supervisor_socket
     while True:
         try:
             watch_once(socket_path)
