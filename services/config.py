@@ -28,8 +28,6 @@ WEB_NODE_MODULES_DIR = WEB_DIR / "node_modules"
 FALLBACK_HOME = PROJECT_ROOT / ".home"
 
 DEFAULT_PORT = 8000
-DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
-DEFAULT_GEMINI_MODEL = "databricks-gemini-3-1-pro"
 DEFAULT_SESSION = "main"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 # The app's secrets. scripts/run moves each from its environment into $STATE/secrets/NAME (0600) and
@@ -101,6 +99,32 @@ def normalize_host(raw: str) -> str:
     return host
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool = True) -> bool:
+    """An on/off variable; unset or empty keeps `default`."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name} must be on or off, got {raw[:40]!r}")
+    return raw == "on"
+
+
+DEFAULT_PROXY_PROBE_SECONDS = 30.0
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86_400:
+        raise ConfigError(f"{name} must be a number of seconds above 0, got {raw[:40]!r}")
+    return value
+
+
 DEFAULT_UPLOAD_LIMIT_MB = 50
 
 
@@ -124,12 +148,9 @@ class Settings:
     state_dir: Path
     home: Path
     apps_mode: bool
-    app_name: str
     token_override: str = field(repr=False)
     databricks_host: str
     allowed_hosts: tuple[str, ...]
-    anthropic_model: str
-    gemini_model: str
     tmux_bin: str
     # The owner's PAT: kept out of repr so a logged or asserted Settings never shows it.
     databricks_token: str = field(default="", repr=False)
@@ -138,8 +159,10 @@ class Settings:
     proxy_port: int = 0  # the model proxy's loopback port; 0 means DATABRICKS_APP_PORT + 1
     client_id: str = ""  # the app's service principal (Apps injects it): PAT-less model access
     client_secret: str = field(default="", repr=False)
-    extra_env: Mapping[str, str] = field(default_factory=dict)
     upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
+    # How often the model proxy checks the AI Gateway is up (CODING_AGENTS_PROXY_PROBE_SECONDS).
+    proxy_probe_seconds: float = DEFAULT_PROXY_PROBE_SECONDS
+    setup_enabled: bool = True  # CODING_AGENTS_SETUP=off: the setup runner does nothing (tests)
     limits: Limits = field(default_factory=Limits)  # README, "Limits"
 
     @property
@@ -203,12 +226,9 @@ class Settings:
             state_dir=state_dir,
             home=home.absolute(),
             apps_mode=bool(env.get("DATABRICKS_APP_NAME", "").strip()),
-            app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
             token_override=_secret(env, state_dir, "CODING_AGENTS_TOKEN"),
             databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
             allowed_hosts=allowed,
-            anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
-            gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
             databricks_token=_secret(env, state_dir, "DATABRICKS_TOKEN"),
             owner_override=_owner(env),
@@ -217,6 +237,10 @@ class Settings:
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
             client_secret=_secret(env, state_dir, "DATABRICKS_CLIENT_SECRET"),
             upload_limit_bytes=_upload_limit(env),
+            setup_enabled=_switch(env, "CODING_AGENTS_SETUP"),
+            proxy_probe_seconds=_seconds(
+                env, "CODING_AGENTS_PROXY_PROBE_SECONDS", DEFAULT_PROXY_PROBE_SECONDS
+            ),
             limits=limits,
         )
 

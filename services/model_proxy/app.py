@@ -174,7 +174,6 @@ class ProxyHandler(ProxyBase):
 
     def prepare(self) -> None:
         self._started = time.monotonic()
-        self._headers_sent = False
         self._first_byte: float | None = None
         self._upstream_status = 0
 
@@ -272,7 +271,6 @@ class ProxyHandler(ProxyBase):
         for name, value in response.headers.multi_items():
             if name.lower() not in DROP_RESPONSE:
                 self.add_header(name, value)
-        self._headers_sent = True
         try:
             async for chunk in response.aiter_raw():  # raw: content-encoding passes through as sent
                 if self._first_byte is None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -44,14 +42,11 @@ def serving_url(host: str, family: str, path: str) -> str:
 class Upstreams:
     """Chooses gateway or serving endpoints; the gateway's health is probed, not assumed."""
 
-    def __init__(
-        self, settings: Settings, probe_interval: float, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, settings: Settings, probe_interval: float):
         self.host = settings.databricks_host
         self.gateway = settings.gateway_host
         self.probe_interval = probe_interval
         self.gateway_up = bool(self.gateway)
-        self._clock = clock
 
     def targets(self, family: str, path: str) -> list[Target]:
         """In order of preference: the gateway first while it is up, serving endpoints always."""

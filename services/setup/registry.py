@@ -110,10 +110,6 @@ class Registry:
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)
 
-    @property
-    def ids(self) -> list[str]:
-        return [a.id for a in self.agents] + [t.id for t in self.tools]
-
 
 def registry_path(env: Mapping[str, str]) -> Path:
     """agents.yaml of the project, or CODING_AGENTS_REGISTRY (tests and custom installs)."""

@@ -2,7 +2,7 @@
 
 Stops within 3 s of SIGTERM: the journal is consistent at every instant (SQLite transactions, and
 each workspace call is idempotent), so a call still in flight is simply abandoned and redone at the
-next start. Exit status: 0 stopped, 2 bad settings, 3 another watcher holds the lock.
+next start. Exit status (services/entry.py): 0 stopped, 2 bad settings, 3 another watcher holds the lock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import threading
 import time
 from types import FrameType
 
-from services import state
-from services.config import ConfigError, Settings
-from services.platform_log import CONFIG_FIX, announce, setup_logging
+from services import entry, state
+from services.config import Settings
 from services.sync.watcher import SyncOptions, Watcher
 
 log = logging.getLogger("sync")
@@ -49,15 +48,9 @@ def acquire_lock(settings: Settings) -> int | None:
         return None
 
 
-def main() -> int:
-    setup_logging("sync")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"sync cannot start: {exc}", CONFIG_FIX)
-        return 2
+def main(settings: Settings) -> int:
     if acquire_lock(settings) is None:
-        return 3
+        return entry.EXIT_LOCKED
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -74,4 +67,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    _flush_and_exit(main())
+    entry.run("sync", main, exit=_flush_and_exit)

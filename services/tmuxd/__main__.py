@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from services import state
-from services.config import PROJECT_ROOT, ConfigError, Settings
-from services.platform_log import CONFIG_FIX, announce, setup_logging
+from services import entry, state
+from services.config import PROJECT_ROOT, Settings
 from services.shell_env import shell_environment, shell_secrets
 from services.sync import notice
 from services.tmux_install import InstallError, tmux_version
@@ -158,14 +157,8 @@ def no_tmux(reason: str, started: float) -> int:
     return NO_TMUX
 
 
-def main() -> int:
+def main(settings: Settings) -> int:
     started = time.monotonic()
-    setup_logging("tmuxd")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"tmuxd cannot start: {exc}", CONFIG_FIX)
-        return 2
     for folder in (settings.state_dir, settings.state_bin, settings.log_dir):
         state.ensure_dir(folder)
     settings.projects_dir.mkdir(parents=True, exist_ok=True)
@@ -194,4 +187,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.run("tmuxd", main)
