@@ -18,17 +18,19 @@ from tornado.http1connection import HTTP1Connection
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from services import state
+from services.agent_models import chosen_model
 from services.config import WEB_DIR, Settings
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal, bearer_token
 from services.gateway.bodies import API_BODY_BYTES, body_refusal
+from services.gateway.configure import configure_agent
 from services.gateway.context import GatewayContext
 from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
-from services.setup import configurers
+from services.setup.registry import FAMILIES
 from services.setup.status import SetupState, read_status, request_path, status_path
-from services.statefiles import read_model_proxy_status
+from services.statefiles import read_model_proxy_status, save_model_choice
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.sync import status as sync_status
 from services.tmux import (
@@ -309,7 +311,7 @@ class ModelsHandler(BaseHandler):
             raise web.HTTPError(
                 502, f"the workspace did not list its endpoints: {describe_error(exc)}"
             ) from None
-        families: dict[str, list[str]] = {"anthropic": [], "gemini": [], "openai": []}
+        families: dict[str, list[str]] = {family: [] for family in FAMILIES}
         for name in names:
             families[family_of(name)].append(name)
             if family_of(name) != "openai":
@@ -319,7 +321,7 @@ class ModelsHandler(BaseHandler):
             agents[agent.id] = {
                 "title": agent.title,
                 "family": agent.family,
-                "model": configurers.chosen_model(self.ctx.settings, agent, dict(os.environ)),
+                "model": chosen_model(self.ctx.settings.files, agent, os.environ),
             }
         self.write({"families": families, "agents": agents})
 
@@ -334,9 +336,13 @@ class AgentModelHandler(BaseHandler):
         model = self.json_body().get("model")
         if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
             raise web.HTTPError(400, "'model' must be a serving endpoint name")
-        await self.ctx.run_blocking(
-            configurers.choose_model, self.ctx.settings, agent, model, dict(os.environ)
-        )
+        await self.ctx.run_blocking(save_model_choice, self.ctx.settings.files.agent_models, agent.id, model)
+        assert self.ctx.registry is not None  # the agent came from it
+        failure = await self.ctx.run_blocking(configure_agent, self.ctx.registry, agent, self.ctx.attach_env)
+        if failure:
+            raise web.HTTPError(
+                500, f"{agent.title}: the choice is saved but its config was not rewritten: {failure}"
+            )
         self.write({"agent": agent.id, "model": model})
 
 

@@ -24,7 +24,8 @@ from tornado import web
 from services.config import Settings
 from services.model_proxy.credentials import Credentials, NoCredential
 from services.model_proxy.sanitize import sanitize
-from services.model_proxy.upstream import FAMILIES, Upstreams
+from services.model_proxy.upstream import Upstreams
+from services.setup.registry import FAMILIES
 from services.statefiles import ModelProxyStatus, write_model_proxy_status
 
 log = logging.getLogger("model_proxy")
