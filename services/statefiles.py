@@ -192,10 +192,13 @@ class ModelProxyStatus:
     def from_json(cls, data: object) -> ModelProxyStatus:
         if not isinstance(data, dict):
             raise ValueError("the model proxy status is not a JSON object")
-        upstream, agents = data.get("upstream") or {}, data.get("agents") or {}
+        upstream, agents = data.get("upstream", {}), data.get("agents", {})
+        credential, now = data.get("credential", ""), data.get("now", 0.0)
         if not isinstance(upstream, dict) or not isinstance(agents, dict):
             raise ValueError("the model proxy status has no 'upstream'/'agents' objects")
-        return cls(upstream, str(data.get("credential") or ""), agents, float(data.get("now") or 0.0))
+        if not isinstance(credential, str) or isinstance(now, bool) or not isinstance(now, int | float):
+            raise ValueError("the model proxy status has a bad 'credential' or 'now'")
+        return cls(upstream, credential, agents, float(now))
 
 
 def write_model_proxy_status(path: Path, status: ModelProxyStatus) -> None:
