@@ -125,6 +125,42 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be a whole number from {minimum} to {maximum}, got {raw[:40]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The sync watcher's knobs (services/sync builds its SyncOptions from these)."""
+
+    scan_seconds: float = 30.0  # safety net for commits whose hook did not run
+    concurrency: int = 4  # workspace calls at a time
+    bundle_idle_seconds: float = 5.0  # refresh a repo's bundle once it has been quiet this long
+    max_backoff_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SyncSettings:
+        return cls(
+            scan_seconds=_seconds(env, "CODING_AGENTS_SYNC_SCAN_SECONDS", cls.scan_seconds),
+            concurrency=_whole(env, "CODING_AGENTS_SYNC_CONCURRENCY", cls.concurrency, 1, 64),
+            bundle_idle_seconds=_seconds(
+                env, "CODING_AGENTS_SYNC_BUNDLE_IDLE_SECONDS", cls.bundle_idle_seconds
+            ),
+            max_backoff_seconds=_seconds(
+                env, "CODING_AGENTS_SYNC_MAX_BACKOFF_SECONDS", cls.max_backoff_seconds
+            ),
+        )
+
+
 DEFAULT_UPLOAD_LIMIT_MB = 50
 
 
@@ -162,6 +198,7 @@ class Settings:
     upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
     # How often the model proxy checks the AI Gateway is up (CODING_AGENTS_PROXY_PROBE_SECONDS).
     proxy_probe_seconds: float = DEFAULT_PROXY_PROBE_SECONDS
+    sync: SyncSettings = field(default_factory=lambda: SyncSettings())  # README, "Workspace sync"
     setup_enabled: bool = True  # CODING_AGENTS_SETUP=off: the setup runner does nothing (tests)
     limits: Limits = field(default_factory=Limits)  # README, "Limits"
 
@@ -237,6 +274,7 @@ class Settings:
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
             client_secret=_secret(env, state_dir, "DATABRICKS_CLIENT_SECRET"),
             upload_limit_bytes=_upload_limit(env),
+            sync=SyncSettings.from_env(env),
             setup_enabled=_switch(env, "CODING_AGENTS_SETUP"),
             proxy_probe_seconds=_seconds(
                 env, "CODING_AGENTS_PROXY_PROBE_SECONDS", DEFAULT_PROXY_PROBE_SECONDS

@@ -45,6 +45,9 @@ def test_a_bad_setting_is_announced_and_exits_2(tmp_path: Path, module: str) -> 
         ("CODING_AGENTS_SETUP", "maybe", "CODING_AGENTS_SETUP must be on or off, got 'maybe'"),
         ("CODING_AGENTS_PROXY_PROBE_SECONDS", "soon", "must be a number of seconds above 0, got 'soon'"),
         ("CODING_AGENTS_PROXY_PROBE_SECONDS", "0", "must be a number of seconds above 0, got '0'"),
+        ("CODING_AGENTS_SYNC_SCAN_SECONDS", "often", "must be a number of seconds above 0, got 'often'"),
+        ("CODING_AGENTS_SYNC_CONCURRENCY", "0", "must be a whole number from 1 to 64, got '0'"),
+        ("CODING_AGENTS_SYNC_MAX_BACKOFF_SECONDS", "-1", "must be a number of seconds above 0, got '-1'"),
     ],
 )
 def test_settings_read_once_refuse_bad_values(tmp_path: Path, name: str, raw: str, message: str) -> None:
@@ -57,3 +60,10 @@ def test_on_off_settings(tmp_path: Path) -> None:
     assert not Settings.from_env({"HOME": str(tmp_path), "CODING_AGENTS_SETUP": "OFF"}).setup_enabled
     probe = Settings.from_env({"HOME": str(tmp_path), "CODING_AGENTS_PROXY_PROBE_SECONDS": "0.5"})
     assert probe.proxy_probe_seconds == 0.5
+    sync = Settings.from_env({"HOME": str(tmp_path), "CODING_AGENTS_SYNC_CONCURRENCY": "8"}).sync
+    assert (sync.concurrency, sync.scan_seconds, sync.bundle_idle_seconds, sync.max_backoff_seconds) == (
+        8,
+        30,
+        5,
+        60,
+    )

@@ -48,6 +48,17 @@ def acquire_lock(settings: Settings) -> int | None:
         return None
 
 
+def options(settings: Settings) -> SyncOptions:
+    """The watcher's options from Settings (services/config.py parses the variables)."""
+    knobs = settings.sync
+    return SyncOptions(
+        scan_interval=knobs.scan_seconds,
+        concurrency=knobs.concurrency,
+        bundle_idle=knobs.bundle_idle_seconds,
+        backoff_max=knobs.max_backoff_seconds,
+    )
+
+
 def main(settings: Settings) -> int:
     if acquire_lock(settings) is None:
         return entry.EXIT_LOCKED
@@ -61,7 +72,7 @@ def main(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Watcher(settings, SyncOptions.from_env(os.environ), stop).run()
+    Watcher(settings, options(settings), stop).run()
     log.info("stopped")
     return 0
 
