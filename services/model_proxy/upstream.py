@@ -14,7 +14,6 @@ from services.config import Settings
 
 log = logging.getLogger("model_proxy")
 
-FAMILIES = ("anthropic", "gemini", "openai")
 PROBE_TIMEOUT = 2.0
 
 

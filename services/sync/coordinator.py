@@ -65,7 +65,7 @@ class Coordinator:
         self.tally = tally
         self.journal = journal
         self.pool = pool
-        self.tmp = self.settings.state_dir / "sync" / "tmp"
+        self.tmp = self.settings.files.sync / "tmp"
         self.env = git_env(self.settings.home)
         self.warnings = OnceLog(log)
         self.status = StatusFile(
@@ -75,7 +75,7 @@ class Coordinator:
             self.settings,
             self.options,
             journal,
-            self.settings.state_dir / "sync" / "spool",
+            self.settings.files.sync / "spool",
             self.env,
             self.warnings,
             self.status.mark,

@@ -15,18 +15,15 @@ from pathlib import Path
 from services import state
 from services.config import Settings
 
-NOTICE_NAME = "restore-notice"
-JOURNAL_NAME = "journal.sqlite"
-
 
 def notice_path(settings: Settings) -> Path:
-    return settings.state_dir / "sync" / NOTICE_NAME
+    return settings.files.sync_notice
 
 
 def fresh_container(settings: Settings) -> bool:
     """A workspace is configured and the sync watcher has never run on this disk (an Apps restart
     or redeploy wipes it): projects may be about to come back."""
-    return settings.has_workspace and not (settings.state_dir / "sync" / JOURNAL_NAME).exists()
+    return settings.has_workspace and not settings.files.sync_journal.exists()
 
 
 def checking_text() -> str:

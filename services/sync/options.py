@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.sync.plan import MAX_FILE_BYTES
@@ -25,24 +24,6 @@ class SyncOptions:
     op_delay: float = 0.2
     max_file_bytes: int = MAX_FILE_BYTES
     heartbeat: float = 15.0  # the status file is rewritten at least this often
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SyncOptions:
-        def number(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            try:
-                value = float(raw) if raw else default
-            except ValueError:
-                log.warning("%s=%r is not a number; using %s", name, raw, default)
-                return default
-            return value if value > 0 else default
-
-        return cls(
-            scan_interval=number("CODING_AGENTS_SYNC_SCAN_SECONDS", cls.scan_interval),
-            concurrency=max(1, int(number("CODING_AGENTS_SYNC_CONCURRENCY", cls.concurrency))),
-            bundle_idle=number("CODING_AGENTS_SYNC_BUNDLE_IDLE_SECONDS", cls.bundle_idle),
-            backoff_max=number("CODING_AGENTS_SYNC_MAX_BACKOFF_SECONDS", cls.backoff_max),
-        )
 
     def backoff(self, attempts: int, retry_after: float) -> float:
         """Seconds before the next try: doubling up to `backoff_max`, jittered (so repos that failed

@@ -175,7 +175,7 @@ class SyncStatus:
 
 
 def status_path(settings: Settings) -> Path:
-    return settings.state_dir / "sync" / "status.json"
+    return settings.files.sync_status
 
 
 def write_status(path: Path, status: SyncStatus) -> None:

@@ -49,7 +49,7 @@ class Watcher:
 
     def run(self) -> None:
         """Until `stop` is set: connect, restore what is missing, then watch and sync."""
-        sync_dir = self.settings.state_dir / "sync"
+        sync_dir = self.settings.files.sync
         for folder in (sync_dir, sync_dir / "spool", sync_dir / "tmp"):
             state.ensure_dir(folder)
         restore = None
@@ -57,7 +57,7 @@ class Watcher:
             # Projects may be coming back: say so at once (the shells print it, the page shows it).
             restore = RestoreStatus(started_at=time.time())
             notice.write_notice(self.settings, notice.checking_text())
-        journal = Journal(sync_dir / notice.JOURNAL_NAME)
+        journal = Journal(self.settings.files.sync_journal)
         pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync")
         coordinator = Coordinator(
             self.settings, self.options, self.stop, self.connected, self.tally, journal, pool, restore

@@ -97,3 +97,21 @@ async def test_model_proxy_status_is_served_to_the_owner(gateway: Gateway) -> No
     response = await gateway.fetch("/api/model-proxy")
     assert json.loads(response.body)["agents"]["claude"]["requests"] == 3
     assert (await gateway.fetch("/api/model-proxy", auth=False)).code == 401
+
+
+async def test_a_config_that_cannot_be_rewritten_is_a_clear_error(apps_gateway: Gateway) -> None:
+    # The configurer runs in its own process (services.setup.configure); its reason reaches the page.
+    await wait_ready(apps_gateway)
+    settings = apps_gateway.ctx.settings
+    (settings.home / ".claude").mkdir(parents=True, exist_ok=True)
+    (settings.home / ".claude" / "settings.json").write_text("{not json")
+    headers = {**OWNER, "Origin": apps_gateway.url}
+    response = await apps_gateway.fetch(
+        "/api/agents/claude/model", "PUT", auth=False, headers=headers, body=b'{"model": "databricks-x"}'
+    )
+    assert response.code == 500
+    error = json.loads(response.body)["error"]
+    assert "Claude Code: the choice is saved but its config was not rewritten" in error
+    assert "settings.json is not valid JSON" in error
+    assert (settings.home / ".claude" / "settings.json").read_text() == "{not json"
+    assert state.read_json(settings.files.agent_models) == {"claude": "databricks-x"}

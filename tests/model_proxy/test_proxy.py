@@ -325,7 +325,7 @@ async def test_the_workspaces_own_gateway_is_found_and_used(make_proxy) -> None:
             response = await proxy.call(agent, path, body)
             assert response.code == 200, (path, response.body[:300])
             assert workspace.model_calls()[-1].path == upstream
-        described = proxy.ctx.status()["upstream"]
+        described = proxy.ctx.status().upstream
         assert described["via"] == "gateway" and described["gateway_source"] == "workspace"
         assert "answers at" in str(described["reason"])
         # Listed as the names serving endpoints also know, so a choice works on either upstream.
@@ -339,12 +339,12 @@ async def test_a_workspace_without_the_gateway_uses_serving_endpoints_and_says_w
 ) -> None:
     proxy = await make_proxy({"DATABRICKS_HOST": serving.url, "DATABRICKS_TOKEN": PAT})
     await async_wait_until(
-        lambda: "answered 404" in str(proxy.ctx.status()["upstream"]["reason"]), what="the probe's verdict"
+        lambda: "answered 404" in str(proxy.ctx.status().upstream["reason"]), what="the probe's verdict"
     )
     response = await proxy.call("claude", "anthropic/v1/messages", ANTHROPIC)
     assert response.code == 200
     assert serving.model_calls()[-1].path == "/serving-endpoints/anthropic/v1/messages"
-    assert proxy.ctx.status()["upstream"]["via"] == "serving"
+    assert proxy.ctx.status().upstream["via"] == "serving"
     # Switched on later (a workspace admin enables it): found by the next probe, no restart.
     serving.ai_gateway = True
     await async_wait_until(lambda: proxy.ctx.upstreams.gateway_up, what="the gateway found later")

@@ -13,7 +13,7 @@ import tomli_w
 from services import state
 from services.config import Settings
 from services.model_proxy.key import proxy_key
-from services.setup.configurers import CONFIGURERS, merge_dotenv, models_file
+from services.setup.configurers import CONFIGURERS, merge_dotenv
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepFailed, StepLog
 
@@ -132,7 +132,7 @@ def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None
 
 
 def test_a_model_chosen_on_the_page_wins(settings: Settings) -> None:
-    state.atomic_write_json(models_file(settings), {"claude": "databricks-claude-haiku-4-5"})
+    state.atomic_write_json(settings.files.agent_models, {"claude": "databricks-claude-haiku-4-5"})
     configure(settings, "claude", {"ANTHROPIC_MODEL": "databricks-claude-sonnet-4-6"})
     env = json.loads((settings.home / ".claude" / "settings.json").read_text())["env"]
     assert env["ANTHROPIC_MODEL"] == "databricks-claude-haiku-4-5"
