@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fake_apps import PATTERN_ROUTES, FakeApps
+from tests.fake_jobs import JOBS_ROUTES, FakeJobs
 
 
 @dataclass
@@ -82,6 +83,7 @@ class FakeWorkspace:
     forbidden_dirs: str = ""  # mkdirs of matching workspace paths answer 403 PERMISSION_DENIED
     seed: int = 0
     apps_api: FakeApps = field(default_factory=FakeApps)  # apps and secrets (tests/fake_apps.py)
+    jobs: FakeJobs = field(default_factory=FakeJobs)  # one-time job runs (tests/fake_jobs.py)
     # (method, path regex, status, error_code, message): matching calls are refused with that error.
     refusals: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)  # injected faults by kind
@@ -284,6 +286,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/2.0/workspace/list"): _ws_list,
     ("POST", "/api/2.0/workspace/delete"): _ws_delete,
     ("GET", "/api/2.0/workspace/export"): _ws_export,
+    **JOBS_ROUTES,
 }
 
 

@@ -108,6 +108,17 @@ def write_download_command(settings: Settings) -> None:
     state.atomic_write_bytes(settings.state_bin / "download", script.encode(), mode=0o755)
 
 
+def write_dbx_run_command(settings: Settings) -> None:
+    """`dbx-run FILE` inside the browser terminal runs FILE as a serverless job (services.dbx_run)."""
+    # The shell's own environment passes through: the run uses the terminal's Databricks credentials.
+    script = (
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -P -m services.dbx_run "$@"\n'
+    )
+    state.atomic_write_bytes(settings.state_bin / "dbx-run", script.encode(), mode=0o755)
+
+
 def running_server_pid(settings: Settings) -> int | None:
     """PID of a live tmux server on our socket, or None (no socket, or a stale one)."""
     if not settings.tmux_socket.exists():
@@ -174,6 +185,7 @@ def main() -> int:
     write_supervisorctl_wrapper(settings)
     write_refresh_skills_wrapper(settings)
     write_download_command(settings)
+    write_dbx_run_command(settings)
     if not Path(settings.tmux_bin).exists():
         return no_tmux(f"tmux not found at {settings.tmux_bin}", started)
     try:
