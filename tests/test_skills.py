@@ -36,6 +36,7 @@ REQUIRED_SHIPPED = {
     "databricks-cli-and-sdk",
     "deploy-databricks-app",
     "refresh-skills",
+    "run-on-databricks",
 }
 AGENT_DIRS = (".claude/skills", ".agents/skills")
 
