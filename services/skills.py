@@ -922,6 +922,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refresh-skills: {exc}", file=sys.stderr)
         return 2
     report = install_skills(settings.home, settings.state_dir, sources_path(os.environ), print)
+    from services.setup.instructions import write_all  # the agents' instructions list the skills
+
+    write_all(settings, print)
     print()
     for line in report.summary():
         print(line)

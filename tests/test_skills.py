@@ -401,3 +401,5 @@ def test_refresh_skills_wrapper_runs_the_refresh_from_any_folder(env: Env) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     assert "source upstream @" in result.stdout and "fetched" in result.stdout
     assert env.installed(".claude/skills") == REQUIRED_SHIPPED | {"alpha", "beta"}
+    # The agents' instructions list what is installed now.
+    assert "also: `alpha`, `beta`" in (env.home / ".claude/CLAUDE.md").read_text()

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from services import skills
-from services.setup import configurers
+from services.setup import configurers, instructions
 from services.setup.steps import StepContext, StepFailed, StepSkipped
 from services.setup.tmux_step import install_tmux
 
@@ -41,9 +41,21 @@ def workspace_identity(ctx: StepContext) -> None:
         ctx.log.line(f"~/.databrickscfg [DEFAULT] → {settings.databricks_host} (0600)")
 
 
+def skills_and_instructions(ctx: StepContext) -> None:
+    """Skills, then the agents' instruction files listing them (written even when a source failed)."""
+    failures: list[str] = []
+    try:
+        skills.setup_step(ctx)
+    except StepFailed as exc:
+        failures.append(exc.reason)
+    failures += instructions.write_all(ctx.settings, ctx.log.line)
+    if failures:
+        raise StepFailed("; ".join(failures)[:400])
+
+
 BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
-    "skills": skills.setup_step,
+    "skills": skills_and_instructions,
     "tmux": install_tmux,
 }
 
