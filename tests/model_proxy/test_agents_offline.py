@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.config import PROJECT_ROOT, Settings
+from services.setup.instructions import write_all
 from services.setup.registry import load
 from tests.fake_models import FakeModels
 from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until
@@ -153,3 +154,23 @@ def test_opencode(installed: Installed) -> None:
 def test_codex(installed: Installed) -> None:
     result = installed.run("codex", "exec", "--skip-git-repo-check", PROMPT)
     check_reply(installed, result, "/serving-endpoints/responses")
+
+
+AGENT_RUNS = {
+    "claude": ("claude", "-p", PROMPT),
+    "gemini": ("gemini", "-p", PROMPT),
+    "opencode": ("opencode", "run", PROMPT),
+    "codex": ("codex", "exec", "--skip-git-repo-check", PROMPT),
+}
+
+
+@pytest.mark.parametrize("agent", sorted(AGENT_RUNS))
+def test_agent_reads_the_instructions(installed: Installed, agent: str) -> None:
+    """The global instruction file setup writes (services/setup/instructions.py) reaches the model."""
+    settings = Settings.from_env(installed.env)
+    assert not write_all(settings, lambda _line: None)
+    seen = len(installed.fake.model_calls())
+    result = installed.run(*AGENT_RUNS[agent])
+    assert "PONG-FROM-FAKE-WORKSPACE" in result.stdout, (result.stdout[-2000:], result.stderr[-2000:])
+    bodies = [c.body for c in installed.fake.model_calls()[seen:]]
+    assert any(b"Heavy work goes to Databricks compute" in body for body in bodies), agent
