@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.identity import write_databrickscfg
 from services.tmuxd.__main__ import write_dbx_run_command
 from tests.conftest import OWNER_EMAIL, OWNER_TOKEN, Stack
 from tests.fake_workspace import FakeWorkspace
@@ -126,6 +127,20 @@ def test_bad_input_is_refused_before_anything_is_sent(
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not workspace.requests
+
+
+def test_apps_shell_credentials_come_from_the_profile_setup_wrote(
+    terminal: Terminal, workspace: FakeWorkspace, stack: Stack
+) -> None:
+    """On Apps a shell has no token: DATABRICKS_HOST, the DEFAULT profile, and ~/.databrickscfg."""
+    write_databrickscfg(stack.home / ".databrickscfg", workspace.url, OWNER_TOKEN)
+    (terminal.projects / "job.py").write_text("print('as the owner')\n")
+    env = {k: v for k, v in terminal.env.items() if k != "DATABRICKS_TOKEN"}
+    result = terminal.run("job.py", env=env | {"DATABRICKS_CONFIG_PROFILE": "DEFAULT"})
+    assert result.returncode == 0, result.stderr
+    assert "as the owner" in result.stdout
+    (run,) = workspace.jobs.runs.values()
+    assert run["user"] == OWNER_EMAIL
 
 
 def test_no_credentials_is_a_clear_error(terminal: Terminal, workspace: FakeWorkspace) -> None:
