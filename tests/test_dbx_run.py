@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from services.identity import write_databrickscfg
+from services.shell_env import shell_path
+from services.tmux import TmuxSessions
 from services.tmuxd.__main__ import write_dbx_run_command
 from tests.conftest import OWNER_EMAIL, OWNER_TOKEN, Stack
 from tests.fake_workspace import FakeWorkspace
-from tests.helpers import env_for_subprocess, wait_until
+from tests.helpers import env_for_subprocess, start_tmuxd, wait_until
+from tests.test_tmuxd import capture
 
 UPLOADS = f"/Users/{OWNER_EMAIL}/.coding-agents/dbx-run"
 
@@ -186,3 +189,40 @@ def test_ctrl_c_cancels_the_run(terminal: Terminal, workspace: FakeWorkspace, tm
     assert run.get("cancelled"), stderr
     assert "cancelling run" in stderr and "cancelled" in stderr
     assert "Traceback" not in stderr
+
+
+def test_in_a_tmux_shell_of_the_app(stack: Stack, workspace: FakeWorkspace) -> None:
+    """As a user types it: the shell tmuxd starts finds `dbx-run` on its PATH with the terminal's
+    credentials; a run ends with its status, and Ctrl-C in the pane cancels a held run."""
+    env = stack.env | {
+        "DATABRICKS_HOST": workspace.url,
+        "DATABRICKS_TOKEN": OWNER_TOKEN,
+        "DBX_RUN_POLL_SECONDS": "0.05",
+    }
+    settings = stack.settings
+    tmux = [settings.tmux_bin, "-S", str(settings.tmux_socket)]
+    tmuxd = start_tmuxd(env)
+    try:
+        wait_until(lambda: subprocess.run([*tmux, "list-sessions"], capture_output=True).returncode != 1)
+        (settings.projects_dir / "job.py").write_text("import sys\nprint('cubed', int(sys.argv[1]) ** 3)\n")
+        (settings.projects_dir / "hold.py").write_text("print('held')\n")
+        # Created the way the gateway creates sessions: the pane inherits the shells' PATH.
+        sessions = TmuxSessions.for_socket(
+            settings.tmux_socket, settings.tmux_bin, settings.projects_dir, shell_path(settings, env)
+        )
+        sessions.create("s", cols=200, rows=40)
+        subprocess.run(
+            [*tmux, "send-keys", "-t", "=s:", "dbx-run job.py 5; echo exit=$?", "Enter"], check=True
+        )
+        wait_until(lambda: "exit=0" in capture(tmux, "=s:"), timeout=60, what="dbx-run to finish")
+        assert "cubed 125" in capture(tmux, "=s:")
+        workspace.jobs.hold = True
+        subprocess.run([*tmux, "send-keys", "-t", "=s:", "clear; dbx-run hold.py; echo exit=$?", "Enter"])
+        wait_until(lambda: "dbx-run: RUNNING" in capture(tmux, "=s:"), timeout=60, what="the run to start")
+        subprocess.run([*tmux, "send-keys", "-t", "=s:", "C-c"], check=True)
+        wait_until(lambda: "exit=130" in capture(tmux, "=s:"), timeout=60, what="dbx-run to cancel")
+        assert "cancelled" in capture(tmux, "=s:")
+        assert [run.get("cancelled", False) for run in workspace.jobs.runs.values()] == [False, True]
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+        tmuxd.wait(timeout=10)
