@@ -304,14 +304,19 @@ def main(argv: list[str] | None = None) -> int:
 def run(client: WorkspaceClient, job: Job, environment_version: str, interval: float) -> int:
     from services.databricks import describe_error
 
+    submitting = False
     try:
         user = client.current_user.me().user_name
         remote = job.remote_path(str(user))
         _say(f"{PROG}: uploading {job.relative} to {remote}")
         upload(client, job, remote)
+        submitting = True
         run_id = submit(client, job, remote, environment_version)
     except KeyboardInterrupt:
-        _say(f"{PROG}: interrupted before the run was submitted; nothing runs")
+        if submitting:  # the request may have reached the workspace before the answer was cut off
+            _say(f"{PROG}: interrupted while submitting; if the run started, it is under Job Runs")
+        else:
+            _say(f"{PROG}: interrupted before the run was submitted; nothing runs")
         return EXIT_INTERRUPTED
     except Exception as exc:
         _say(f"{PROG}: {describe_error(exc)}")

@@ -115,9 +115,12 @@ def _execute(ws: FakeWorkspace, task: dict[str, Any]) -> tuple[bool, dict[str, A
     else:
         notebook = task["notebook_task"]
         path = _norm(notebook["notebook_path"])
-        cells = json.loads(ws.files[path]).get("cells", [])
-        code = ["".join(c.get("source", [])) for c in cells if c.get("cell_type") == "code"]
-        source = "\n".join(code).encode()
+        if ws.formats.get(path) == "JUPYTER":
+            cells = json.loads(ws.files[path]).get("cells", [])
+            code = ["".join(c.get("source", [])) for c in cells if c.get("cell_type") == "code"]
+            source = "\n".join(code).encode()
+        else:  # a SOURCE notebook: Python with `# COMMAND ----------` comments between cells
+            source = ws.files[path]
         argv = [f"{k}={v}" for k, v in sorted((notebook.get("base_parameters") or {}).items())]
     with tempfile.TemporaryDirectory(prefix="fake-run-") as tmp:
         script = Path(tmp, "task.py")

@@ -110,6 +110,19 @@ def test_notebook_runs_with_widget_values(terminal: Terminal, workspace: FakeWor
     }
 
 
+def test_a_databricks_source_notebook_runs_as_a_notebook(
+    terminal: Terminal, workspace: FakeWorkspace
+) -> None:
+    source = "# Databricks notebook source\nprint('cell one')\n\n# COMMAND ----------\n\nprint('two')\n"
+    (terminal.projects / "etl.py").write_text(source)
+    result = terminal.run("etl.py")
+    assert result.returncode == 0, result.stderr
+    assert workspace.formats[f"{UPLOADS}/demo/etl"] == "SOURCE"
+    (request,) = workspace.jobs.submitted()
+    assert request["tasks"][0]["notebook_task"]["notebook_path"] == f"/Workspace{UPLOADS}/demo/etl"
+    assert "environments" not in request
+
+
 @pytest.mark.parametrize(
     ("files", "args", "message"),
     [
