@@ -1,7 +1,8 @@
 """A fake Databricks workspace: real HTTP on 127.0.0.1, spoken to by the real databricks-sdk.
 
 It answers the REST paths the app calls (shapes in shared notes, databricks-apps.md §8-9; apps and
-secrets in tests/fake_apps.py; one-time job runs in tests/fake_jobs.py), records every request, and has switches to fail (500), hang, refuse the token (401) or go down entirely.
+secrets in tests/fake_apps.py; one-time job runs in tests/fake_jobs.py), records every request, and
+has switches to fail (500), hang, refuse the token (401) or go down entirely.
 Fault injection for flaky-network tests: a seeded fraction of workspace calls fails with 500, is
 throttled (429 + Retry-After) or hangs and then drops the connection without applying anything.
 Later features extend it with more paths; keep each handler small and the state in FakeWorkspace.
