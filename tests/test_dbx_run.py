@@ -239,3 +239,32 @@ def test_in_a_tmux_shell_of_the_app(stack: Stack, workspace: FakeWorkspace) -> N
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
         tmuxd.wait(timeout=10)
+
+
+def test_a_workspace_outage_mid_run_is_reported_once_and_outlived(
+    terminal: Terminal, workspace: FakeWorkspace, tmp_path: Path
+) -> None:
+    workspace.jobs.hold = True
+    (terminal.projects / "job.py").write_text("print('finished after the outage')\n")
+    err = tmp_path / "err"
+    with open(tmp_path / "out", "wb") as out, open(err, "wb") as errors:
+        proc = subprocess.Popen(
+            [str(terminal.command), "job.py"],
+            cwd=terminal.projects,
+            env=terminal.env,
+            stdout=out,
+            stderr=errors,
+        )
+        try:
+            wait_until(lambda: b"RUNNING" in err.read_bytes(), timeout=30, what="the run is running")
+            workspace.mode = "fail"
+            wait_until(lambda: b"still trying" in err.read_bytes(), timeout=30, what="the outage reported")
+            failing = len(workspace.calls(r"/jobs/runs/get$"))
+            wait_until(lambda: len(workspace.calls(r"/jobs/runs/get$")) > failing + 3, what="polls go on")
+            workspace.mode, workspace.jobs.hold = "ok", False
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+    assert "finished after the outage" in (tmp_path / "out").read_text()
+    assert err.read_text().count("still trying") == 1
