@@ -876,7 +876,9 @@ def _check(shipped_dir: Path, sources_file: Path) -> int:
     return 1 if problems else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, after: Callable[[Settings], object] | None = None) -> int:
+    """`after(settings)` runs once the skills are installed (services.setup.refresh_skills: the
+    agents' instruction files, which list them)."""
     parser = argparse.ArgumentParser(
         prog="refresh-skills",
         description="Install the agent skills shipped with this app and the pinned upstream collections "
@@ -898,6 +900,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refresh-skills: {exc}", file=sys.stderr)
         return 2
     report = install_skills(settings.home, settings.state_dir, sources_path(os.environ), print)
+    if after is not None:
+        after(settings)
     print()
     for line in report.summary():
         print(line)

@@ -1,8 +1,8 @@
 """A fake Databricks workspace: real HTTP on 127.0.0.1, spoken to by the real databricks-sdk.
 
 It answers the REST paths the app calls (shapes in shared notes, databricks-apps.md §8-9; apps and
-secrets in tests/fake_apps.py), records
-every request, and has switches to fail (500), hang, refuse the token (401) or go down entirely.
+secrets in tests/fake_apps.py; one-time job runs in tests/fake_jobs.py), records every request, and
+has switches to fail (500), hang, refuse the token (401) or go down entirely.
 Fault injection for flaky-network tests: a seeded fraction of workspace calls fails with 500, is
 throttled (429 + Retry-After) or hangs and then drops the connection without applying anything.
 Later features extend it with more paths; keep each handler small and the state in FakeWorkspace.
@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fake_apps import PATTERN_ROUTES, FakeApps
+from tests.fake_jobs import JOBS_ROUTES, FakeJobs
 
 
 @dataclass
@@ -82,6 +83,7 @@ class FakeWorkspace:
     forbidden_dirs: str = ""  # mkdirs of matching workspace paths answer 403 PERMISSION_DENIED
     seed: int = 0
     apps_api: FakeApps = field(default_factory=FakeApps)  # apps and secrets (tests/fake_apps.py)
+    jobs: FakeJobs = field(default_factory=FakeJobs)  # one-time job runs (tests/fake_jobs.py)
     # (method, path regex, status, error_code, message): matching calls are refused with that error.
     refusals: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)  # injected faults by kind
@@ -284,6 +286,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/2.0/workspace/list"): _ws_list,
     ("POST", "/api/2.0/workspace/delete"): _ws_delete,
     ("GET", "/api/2.0/workspace/export"): _ws_export,
+    **JOBS_ROUTES,
 }
 
 

@@ -36,6 +36,7 @@ REQUIRED_SHIPPED = {
     "databricks-cli-and-sdk",
     "deploy-databricks-app",
     "refresh-skills",
+    "run-on-databricks",
 }
 AGENT_DIRS = (".claude/skills", ".agents/skills")
 
@@ -107,7 +108,7 @@ class Env:
             "CODING_AGENTS_SKILL_SOURCES": str(self.sources),
         }
         return subprocess.run(
-            [sys.executable, "-m", "services.skills", *args],
+            [sys.executable, "-m", "services.setup.refresh_skills", *args],
             cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,
@@ -400,3 +401,5 @@ def test_refresh_skills_wrapper_runs_the_refresh_from_any_folder(env: Env) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     assert "source upstream @" in result.stdout and "fetched" in result.stdout
     assert env.installed(".claude/skills") == REQUIRED_SHIPPED | {"alpha", "beta"}
+    # The agents' instructions list what is installed now.
+    assert "also: `alpha`, `beta`" in (env.home / ".claude/CLAUDE.md").read_text()

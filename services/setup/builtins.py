@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from services import skills
-from services.setup import configurers
+from services.setup import configurers, instructions
 from services.setup.steps import Builtin, StepContext, StepFailed, StepSkipped
 from services.setup.tmux_step import install_tmux
 
@@ -50,9 +50,21 @@ def install_skills(ctx: StepContext) -> None:
         raise StepFailed((prefix + "; ".join(report.failures))[:400])
 
 
+def skills_and_instructions(ctx: StepContext) -> None:
+    """Skills, then the agents' instruction files listing them (written even when a source failed)."""
+    failures: list[str] = []
+    try:
+        install_skills(ctx)
+    except StepFailed as exc:
+        failures.append(exc.reason)
+    failures += instructions.write_all(ctx.settings, ctx.log.line)
+    if failures:
+        raise StepFailed("; ".join(failures)[:400])
+
+
 BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
-    "skills": install_skills,
+    "skills": skills_and_instructions,
     "tmux": install_tmux,
 }
 

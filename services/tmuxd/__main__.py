@@ -91,7 +91,7 @@ def write_refresh_skills_wrapper(settings: Settings) -> None:
         "#!/bin/sh\n"
         f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
         f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
-        f'exec {shlex.quote(sys.executable)} -P -m services.skills "$@"\n'
+        f'exec {shlex.quote(sys.executable)} -P -m services.setup.refresh_skills "$@"\n'
     )
     state.atomic_write_bytes(settings.state_bin / "refresh-skills", script.encode(), mode=0o755)
 
@@ -105,6 +105,17 @@ def write_download_command(settings: Settings) -> None:
         f'exec {shlex.quote(sys.executable)} -P -m services.download "$@"\n'
     )
     state.atomic_write_bytes(settings.state_bin / "download", script.encode(), mode=0o755)
+
+
+def write_dbx_run_command(settings: Settings) -> None:
+    """`dbx-run FILE` inside the browser terminal runs FILE as a serverless job (services.dbx_run)."""
+    # The shell's own environment passes through: the run uses the terminal's Databricks credentials.
+    script = (
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -P -m services.dbx_run "$@"\n'
+    )
+    state.atomic_write_bytes(settings.state_bin / "dbx-run", script.encode(), mode=0o755)
 
 
 def running_server_pid(settings: Settings) -> int | None:
@@ -167,6 +178,7 @@ def main(settings: Settings) -> int:
     write_supervisorctl_wrapper(settings)
     write_refresh_skills_wrapper(settings)
     write_download_command(settings)
+    write_dbx_run_command(settings)
     if not Path(settings.tmux_bin).exists():
         return no_tmux(f"tmux not found at {settings.tmux_bin}", started)
     try:

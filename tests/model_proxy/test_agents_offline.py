@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.config import PROJECT_ROOT, Settings
+from services.setup.instructions import write_all
 from services.setup.registry import load
 from services.sync.agent_sessions import AgentSessions, matching
 from services.sync.failures import OnceLog
@@ -195,3 +196,23 @@ def test_a_conversation_resumes_after_home_is_wiped(installed: Installed, agent:
     assert resumed.returncode == 0, (resumed.stdout[-1000:], resumed.stderr[-1000:])
     asked = [c.body for c in installed.fake.model_calls()[calls_before:]]
     assert asked and any(word.encode() in body for body in asked), [b[:300] for b in asked]
+
+
+AGENT_RUNS = {
+    "claude": ("claude", "-p", PROMPT),
+    "gemini": ("gemini", "-p", PROMPT),
+    "opencode": ("opencode", "run", PROMPT),
+    "codex": ("codex", "exec", "--skip-git-repo-check", PROMPT),
+}
+
+
+@pytest.mark.parametrize("agent", sorted(AGENT_RUNS))
+def test_agent_reads_the_instructions(installed: Installed, agent: str) -> None:
+    """The global instruction file setup writes (services/setup/instructions.py) reaches the model."""
+    settings = Settings.from_env(installed.env)
+    assert not write_all(settings, lambda _line: None)
+    seen = len(installed.fake.model_calls())
+    result = installed.run(*AGENT_RUNS[agent])
+    assert "PONG-FROM-FAKE-WORKSPACE" in result.stdout, (result.stdout[-2000:], result.stderr[-2000:])
+    bodies = [c.body for c in installed.fake.model_calls()[seen:]]
+    assert any(b"Heavy work goes to Databricks compute" in body for body in bodies), agent
