@@ -105,6 +105,40 @@ def normalize_host(raw: str) -> str:
 
 
 DEFAULT_UPLOAD_LIMIT_MB = 50
+# The owner's token the app mints for itself (README, "Connect your workspace"): a day's lifetime,
+# replaced two hours before it ends, so a workspace outage of under two hours never loses it.
+DEFAULT_TOKEN_LIFETIME_SECONDS = 24 * 3600
+DEFAULT_TOKEN_MARGIN_SECONDS = 2 * 3600
+MIN_TOKEN_LIFETIME_SECONDS = 10
+MAX_TOKEN_LIFETIME_SECONDS = 730 * 24 * 3600  # the tokens API's own default, two years
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of seconds, got {raw[:40]!r}") from None
+
+
+def _token_rotation(env: Mapping[str, str]) -> tuple[int, int]:
+    """(lifetime, margin) of the tokens the app mints for its owner."""
+    lifetime = _seconds(env, "CODING_AGENTS_TOKEN_LIFETIME_SECONDS", DEFAULT_TOKEN_LIFETIME_SECONDS)
+    if not MIN_TOKEN_LIFETIME_SECONDS <= lifetime <= MAX_TOKEN_LIFETIME_SECONDS:
+        raise ConfigError(
+            f"CODING_AGENTS_TOKEN_LIFETIME_SECONDS must be between {MIN_TOKEN_LIFETIME_SECONDS} and "
+            f"{MAX_TOKEN_LIFETIME_SECONDS}, got {lifetime}"
+        )
+    default_margin = min(DEFAULT_TOKEN_MARGIN_SECONDS, lifetime // 2)
+    margin = _seconds(env, "CODING_AGENTS_TOKEN_MARGIN_SECONDS", default_margin)
+    if not 1 <= margin < lifetime:
+        raise ConfigError(
+            f"CODING_AGENTS_TOKEN_MARGIN_SECONDS must be at least 1 and less than the lifetime "
+            f"({lifetime} s), got {margin}"
+        )
+    return lifetime, margin
 
 
 def _upload_limit(env: Mapping[str, str]) -> int:
@@ -144,6 +178,8 @@ class Settings:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
     limits: Limits = field(default_factory=Limits)  # README, "Limits"
+    token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS  # of the owner's tokens the app mints
+    token_margin_seconds: int = DEFAULT_TOKEN_MARGIN_SECONDS  # replaced this long before they expire
 
     @property
     def bind_host(self) -> str:
@@ -193,6 +229,7 @@ class Settings:
             limits = Limits.from_env(env)
         except LimitsError as exc:
             raise ConfigError(str(exc)) from None
+        lifetime, margin = _token_rotation(env)
         allowed = tuple(
             h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
         )
@@ -205,6 +242,8 @@ class Settings:
             token_override=_secret(env, state_dir, "CODING_AGENTS_TOKEN"),
             databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
             allowed_hosts=allowed,
+            token_lifetime_seconds=lifetime,
+            token_margin_seconds=margin,
             anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
             gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),

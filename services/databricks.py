@@ -88,7 +88,7 @@ def owner_client(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
     return pat_client(settings.databricks_host, settings.databricks_token, timeout)
 
 
-def _scim_email(user: Any) -> str:
+def scim_email(user: Any) -> str:
     if user.user_name and "@" in user.user_name:
         return str(user.user_name)
     for email in user.emails or []:
@@ -112,13 +112,18 @@ def describe_error(exc: BaseException) -> str:
 
 
 def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> Owner:
-    """CODING_AGENTS_OWNER if set, else the user behind DATABRICKS_TOKEN (SCIM Me).
+    """CODING_AGENTS_OWNER if set, else the user behind DATABRICKS_TOKEN (SCIM Me), else (no PAT at
+    deploy) the app's creator, asked with the app's own service principal.
 
-    Raises WorkspaceUnavailable with the reason when neither is available.
+    Raises WorkspaceUnavailable with the reason when none is available.
     """
     if settings.owner_override:
         name = settings.owner_override.split("@", 1)[0]
         return Owner(settings.owner_override, name, "CODING_AGENTS_OWNER")
+    if not settings.databricks_token and settings.app_name and settings.client_id:
+        from services.credentials.owner import app_creator  # it imports this module
+
+        return app_creator(settings, timeout)
     client = owner_client(settings, timeout)
     try:
         me = client.current_user.me()
@@ -128,7 +133,7 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
         raise WorkspaceUnavailable(
             reason or f"cannot ask {host} who owns DATABRICKS_TOKEN: {describe_error(exc)}"
         ) from exc
-    email = _scim_email(me)
+    email = scim_email(me)
     if "@" not in email:
         raise WorkspaceUnavailable(
             f"DATABRICKS_TOKEN belongs to {email or 'an identity'} without an e-mail address "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services import state
 from services.config import Settings
+from services.credentials.store import has_owner_token
 
 NOTICE_NAME = "restore-notice"
 JOURNAL_NAME = "journal.sqlite"
@@ -26,7 +27,7 @@ def notice_path(settings: Settings) -> Path:
 def fresh_container(settings: Settings) -> bool:
     """A workspace is configured and the sync watcher has never run on this disk (an Apps restart
     or redeploy wipes it): projects may be about to come back."""
-    return settings.has_workspace and not (settings.state_dir / "sync" / JOURNAL_NAME).exists()
+    return has_owner_token(settings) and not (settings.state_dir / "sync" / JOURNAL_NAME).exists()
 
 
 def checking_text() -> str:

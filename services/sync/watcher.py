@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from services import databricks, state
 from services.config import Settings
+from services.credentials.store import has_owner_token
 from services.sync import connect, hook, notice
 from services.sync.failures import Failure, Kind, OpFailed, Stopped
 from services.sync.gitrepo import BlobReader, Git, GitError, find_repos, git_env, is_utf8
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger("sync")
+# How soon a token pasted in the page starts the sync (one stat of a file per poll).
+CREDENTIAL_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -176,9 +179,8 @@ class Watcher:
         self._known_at_start = {record.name for record in self.journal.all()}
         self.pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync")
         try:
-            if not self.settings.has_workspace:
-                self._idle_without_workspace()
-                return
+            if not has_owner_token(self.settings):
+                self._idle_without_workspace()  # returns once the owner connects the workspace
             self._scan()  # local only: hooks in place and HEADs known even while the workspace is down
             self._connect()
             self._restore_all()
@@ -202,19 +204,23 @@ class Watcher:
             self._sleep(min(left, self.options.poll_interval))
 
     def _idle_without_workspace(self) -> None:
-        missing = [
-            n
-            for n, v in (
-                ("DATABRICKS_HOST", self.settings.databricks_host),
-                ("DATABRICKS_TOKEN", self.settings.databricks_token),
+        """Wait for a workspace credential: the owner may paste one in the page at any time."""
+        while not has_owner_token(self.settings):
+            missing = (
+                "DATABRICKS_HOST is not set"
+                if not self.settings.databricks_host
+                else (
+                    "no token of the owner yet: connect your workspace in the page (or set DATABRICKS_TOKEN)"
+                )
             )
-            if not v
-        ]
-        self.overall_error = f"no workspace configured ({' and '.join(missing)} not set): nothing is mirrored"
-        log.info("%s; idling", self.overall_error)
-        while True:
+            reason = f"no workspace configured ({missing}): nothing is mirrored"
+            if reason != self.overall_error:
+                self.overall_error = reason
+                log.info("%s; waiting", reason)
             self._write_status(force=True)
-            self._sleep(self.options.heartbeat)
+            self._sleep(min(self.options.heartbeat, CREDENTIAL_POLL_SECONDS))
+        self.overall_error = ""
+        log.info("the owner's workspace credential is here: connecting")
 
     def _resolve_owner(self) -> databricks.Owner:
         if self.settings.owner_override:
@@ -759,7 +765,7 @@ class Watcher:
         status = SyncStatus(
             pid=os.getpid(), remote_root=self.remote.root if self.remote else "", restore=self.restore
         )
-        if not self.settings.has_workspace:
+        if self.remote is None and not has_owner_token(self.settings):
             status.state = OverallState.NO_WORKSPACE
             status.reason = self.overall_error
             return status
