@@ -83,9 +83,14 @@ def pat_client(
 def owner_client(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
     if not settings.databricks_host:
         raise WorkspaceUnavailable("DATABRICKS_HOST is not set")
-    if not settings.databricks_token:
-        raise WorkspaceUnavailable("DATABRICKS_TOKEN is not set (add the owner's PAT as an app resource)")
-    return pat_client(settings.databricks_host, settings.databricks_token, timeout)
+    from services.credentials.store import owner_token  # it imports this module's importers
+
+    token = owner_token(settings)  # the deploy's PAT, else the one connected in the page
+    if not token:
+        raise WorkspaceUnavailable(
+            "no token of the owner: connect your workspace in the page (or set DATABRICKS_TOKEN)"
+        )
+    return pat_client(settings.databricks_host, token, timeout)
 
 
 def scim_email(user: Any) -> str:

@@ -26,8 +26,10 @@ from services.databricks import (
     describe_error,
     pat_client,
 )
+from services.platform_log import announce, resolved
 
 log = logging.getLogger("credentials")
+PLATFORM_LOG_KEY = "owner-credential"
 RETRY_SECONDS = 30.0  # a renewal the workspace did not answer is retried this often
 
 
@@ -172,8 +174,11 @@ class CredentialManager:
 
     def _ask(self, reason: str) -> None:
         self.state, self.reason = "missing", reason
-        if reason:
-            log.warning("the owner must connect the workspace again: %s", reason)
+        announce(
+            f"the workspace is not connected{': ' + reason if reason else ''}",
+            "open the app and paste a personal access token in 'Connect your workspace'",
+            key=PLATFORM_LOG_KEY,
+        )
 
     # -- connect -----------------------------------------------------------------------------------
 
@@ -219,6 +224,7 @@ class CredentialManager:
                 await asyncio.to_thread(self._revoke, stored.token, previous)
             self.state, self.reason, self._retry_at = "connected", "", None
             log.info("the owner's workspace credential is connected (%s)", stored.source)
+            resolved(PLATFORM_LOG_KEY, f"the workspace is connected as {user.email}")
         self._wake.set()
         return self.status()
 
@@ -266,7 +272,11 @@ class CredentialManager:
 
     def _refused(self, reason: str) -> None:
         self.state, self.reason = "refused", reason
-        log.warning("owner's token: %s", reason)
+        announce(
+            f"the owner's workspace token: {reason}",
+            "open the app and paste a new personal access token in 'Connect your workspace'",
+            key=PLATFORM_LOG_KEY,
+        )
 
     # -- blocking helpers (threads) ----------------------------------------------------------------
 
