@@ -1,0 +1,51 @@
+"""The renewal knobs (services/config.py) and the profile edits of services.credentials.store."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from services.config import ConfigError, Settings
+from services.credentials import store
+
+
+def test_renewal_defaults_to_a_day_renewed_two_hours_early(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HOME": str(tmp_path)})
+    assert (settings.token_lifetime_seconds, settings.token_margin_seconds) == (86400, 7200)
+    short = Settings.from_env({"HOME": str(tmp_path), "CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "60"})
+    assert (short.token_lifetime_seconds, short.token_margin_seconds) == (60, 30)  # half, by default
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "a day"}, "whole number of seconds, got 'a day'"),
+        ({"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "5"}, "between 10 and 63072000, got 5"),
+        ({"CODING_AGENTS_TOKEN_MARGIN_SECONDS": "0"}, "at least 1 and less than the lifetime"),
+        (
+            {"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "600", "CODING_AGENTS_TOKEN_MARGIN_SECONDS": "600"},
+            r"less than the lifetime \(600 s\), got 600",
+        ),
+    ],
+)
+def test_bad_renewal_settings_are_named(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"HOME": str(tmp_path), **env})
+
+
+def test_the_profile_token_is_replaced_and_dropped_keeping_everything_else(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HOME": str(tmp_path), "DATABRICKS_HOST": "https://ws.example.com"})
+    cfg = tmp_path / ".databrickscfg"
+    cfg.write_text(
+        "# mine\n[DEFAULT]\nhost = old\ntoken = old-token\ncluster_id = c1\n\n[other]\ntoken = keep\n"
+    )
+    store.write_profile(settings, "new-token-123")
+    text = cfg.read_text()
+    assert "token = new-token-123" in text and "old-token" not in text and "cluster_id = c1" in text
+    assert "host = https://ws.example.com" in text and "[other]\ntoken = keep" in text
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
+    store.drop_profile_token(settings)
+    text = cfg.read_text()
+    assert "new-token-123" not in text and "[other]\ntoken = keep" in text and text.startswith("# mine\n")
