@@ -12,8 +12,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser import test_browser
-from tests.browser.test_models_sync_ui import answers, open_page, owner_headers, toast_text
+from tests.browser import test_accessibility, test_browser
+from tests.browser.test_accessibility import assert_no_blocking
+from tests.browser.test_browser import indicator
+from tests.browser.test_models_sync_ui import answers, owner_headers, toast_text
 from tests.conftest import APP_CLIENT_ID, APP_CLIENT_SECRET, OWNER_EMAIL, OWNER_TOKEN, Stack
 from tests.credentials.conftest import OTHER_EMAIL, OTHER_NAME, OTHER_TOKEN, add_app, pat_less_env
 from tests.e2e.conftest import RunningApp, start_app, stop_app
@@ -23,6 +25,7 @@ from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 browser = test_browser.browser  # the same Chromium fixture
+axe_source = test_accessibility.axe_source
 STATUS_JS = "() => document.querySelector('#credentials-panel .credentials-status').textContent"
 
 
@@ -44,11 +47,18 @@ def sync_state(app: RunningApp, headers: dict[str, str]) -> str:
 
 
 def test_connect_your_workspace_panel(
-    browser: Browser, pat_less_app: RunningApp, workspace: FakeWorkspace
+    browser: Browser, pat_less_app: RunningApp, workspace: FakeWorkspace, axe_source: str
 ) -> None:
     headers = owner_headers(pat_less_app)
     wait_until(lambda: answers(pat_less_app, "/api/sessions", headers) == 200, timeout=30, what="owner")
-    page, errors = open_page(browser, pat_less_app, headers)
+    # axe is injected (the page's CSP would refuse it; the page's own code is unaffected).
+    context = browser.new_context(extra_http_headers=headers, bypass_csp=True)
+    context.add_init_script(axe_source)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(pat_less_app.url + "/")
+    wait_until(lambda: indicator(page)["state"] == "connected", timeout=20, what="terminal connected")
     panel = page.locator("#credentials-panel")
     badge = page.locator("#credentials-badge")
     # No token yet: the panel opens by itself and says where the owner came from.
@@ -63,6 +73,7 @@ def test_connect_your_workspace_panel(
     wait_until(error.is_visible, timeout=15, what="the refusal")
     assert f"{OTHER_NAME} ({OTHER_EMAIL})" in error.inner_text()
     assert panel.is_visible() and not (pat_less_app.stack.home / ".databrickscfg").exists()
+    assert_no_blocking(page, "the credentials panel with a refusal", "#credentials-panel")
 
     # The owner's: connected, the panel closes, the badge turns green; the value is never shown.
     page.get_by_label("Personal access token").fill(OWNER_TOKEN)
@@ -85,3 +96,4 @@ def test_connect_your_workspace_panel(
     # The sync program (started before the paste, never restarted) connects with it.
     wait_until(lambda: sync_state(pat_less_app, headers) != "no workspace", timeout=30, what="the sync")
     assert errors == []
+    context.close()

@@ -4,7 +4,7 @@
  * A top-bar badge (green: connected; red: the app needs a token) opens the panel; while the app has
  * no token acting as the owner, the panel opens by itself once per page load. The token goes to
  * PUT /api/credentials and is never shown again: GET /api/credentials says only its state, source
- * and expiry. Hidden in local mode, where the CLI uses the user's own ~/.databrickscfg.
+ * and expiry. Hidden in local mode (the CLI uses the user's own ~/.databrickscfg) and with a deploy PAT.
  */
 
 import { ApiError, request } from "./api.js";
@@ -132,7 +132,8 @@ export function installCredentials({ toast, onClose }) {
 
   /** @param {CredentialStatus} status */
   function render(status) {
-    if (status.state === "local") {
+    // Local mode, or the deploy's own PAT: nothing for the owner to do here.
+    if (status.state === "local" || status.state === "deploy-token") {
       badge.hidden = true;
       panel.hidden = true;
       return;
