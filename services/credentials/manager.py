@@ -31,6 +31,9 @@ from services.platform_log import announce, resolved
 log = logging.getLogger("credentials")
 PLATFORM_LOG_KEY = "owner-credential"
 RETRY_SECONDS = 30.0  # a renewal the workspace did not answer is retried this often
+# A token of unknown expiry (pasted where the app may not mint its own) is checked this often, so one
+# that stopped working turns the panel red rather than failing the CLI and the sync silently.
+CHECK_SECONDS = 300.0
 
 
 class Refused(Exception):
@@ -56,11 +59,14 @@ class CredentialManager:
         owner: Callable[[], Owner | None],
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         retry_seconds: float = RETRY_SECONDS,
+        check_seconds: float = CHECK_SECONDS,
     ) -> None:
         self.settings = settings
         self._owner = owner
         self._timeout = timeout
         self._retry_seconds = retry_seconds
+        self._check_seconds = check_seconds
+        self._checked_at = time.time()
         self.state = "deploy-token" if settings.databricks_token else "starting"
         self.reason = ""  # why the page asks (again); shown in red
         self.note = ""  # a warning while connected
@@ -122,7 +128,10 @@ class CredentialManager:
         stored = store.load(self.settings)
         if stored is None:
             return None
-        times = [t for t in (self.renew_at(stored), stored.expires_at, self._retry_at) if t is not None]
+        check = self._checked_at + self._check_seconds if stored.expires_at is None else None
+        times = [
+            t for t in (self.renew_at(stored), stored.expires_at, self._retry_at, check) if t is not None
+        ]
         return min(times) if times else None
 
     async def _owner_known(self) -> Owner:
@@ -223,6 +232,7 @@ class CredentialManager:
             if previous is not None and previous.minted and previous.token != stored.token:
                 await asyncio.to_thread(self._revoke, stored.token, previous)
             self.state, self.reason, self._retry_at = "connected", "", None
+            self._checked_at = time.time()
             log.info("the owner's workspace credential is connected (%s)", stored.source)
             resolved(PLATFORM_LOG_KEY, f"the workspace is connected as {user.email}")
         self._wake.set()
@@ -239,6 +249,9 @@ class CredentialManager:
             if stored.expired(now):
                 await asyncio.to_thread(self._drop)
                 self._refused("the token expired before it could be renewed; paste a new one")
+                return
+            if stored.expires_at is None and now >= self._checked_at + self._check_seconds:
+                await self._check(stored)
                 return
             renew_at = self.renew_at(stored)
             if renew_at is None or now < renew_at or (self._retry_at is not None and now < self._retry_at):
@@ -265,6 +278,17 @@ class CredentialManager:
             await asyncio.to_thread(self._revoke, fresh.token, stored)
             self._retry_at, self.note = None, ""
             log.info("renewed the owner's token; the next renewal is due in %.0f s", self._due(fresh))
+
+    async def _check(self, stored: StoredToken) -> None:
+        """Does a token of unknown expiry still work? Silence is not an answer: checked again later."""
+        self._checked_at = time.time()
+        try:
+            await asyncio.to_thread(token_user, self.settings, stored.token, self._timeout)
+        except TokenRefused as exc:
+            await asyncio.to_thread(self._drop)
+            self._refused(f"the token you pasted no longer works ({exc}); paste a new one")
+        except WorkspaceUnavailable as exc:
+            log.warning("could not check the owner's token: %s", exc)
 
     def _due(self, stored: StoredToken) -> float:
         renew_at = self.renew_at(stored)

@@ -118,6 +118,8 @@ def deploy(args: argparse.Namespace, progress: Progress) -> None:
     app_name = app_api.check_app_name(args.app)
     scope = app_api.check_scope_name(args.secret_scope or app_api.default_scope(app_name))
     source_path = upload.workspace_path(args.source_path) if args.source_path else None
+    if args.no_token and args.secret_scope:
+        raise UsageError("--secret-scope names where the token goes; --no-token stores none")
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     poll = _poll_seconds()

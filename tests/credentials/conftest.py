@@ -138,7 +138,9 @@ async def serve_app(stack: Stack, tmux: TmuxSessions) -> AsyncIterator[App]:
         first_retry=0.05,
         max_retry=0.2,
     )
-    manager = CredentialManager(settings, lambda: resolver.owner, timeout=2, retry_seconds=0.5)
+    manager = CredentialManager(
+        settings, lambda: resolver.owner, timeout=2, retry_seconds=0.5, check_seconds=1.0
+    )
     lookup = asyncio.create_task(resolver.run())
     renewing = asyncio.create_task(manager.run())
     try:

@@ -116,6 +116,24 @@ async def test_a_workspace_that_forbids_tokens_is_shown_and_the_token_dropped_at
         assert (await app.state())["in_use"] is False
 
 
+async def test_where_tokens_cannot_be_minted_the_pasted_one_is_used_and_checked(
+    pat_less: Stack, tmux: TmuxSessions, sp_workspace: FakeWorkspace
+) -> None:
+    sp_workspace.refusals.append(
+        ("POST", TOKEN_CREATE, 403, "PERMISSION_DENIED", "Token creation is disabled by your admin")
+    )
+    async with serve_app(pat_less, tmux) as app:
+        status = await paste(app)
+        assert status["state"] == "connected" and status["minted_by_app"] is False
+        assert "would not mint a renewal" in str(status["note"]) and status["expires_at"] is None
+        assert profile_token(pat_less) == OWNER_TOKEN
+        sp_workspace.tokens.pop(OWNER_TOKEN)  # it stops working (revoked, or its own expiry)
+        await async_wait_until(lambda: app.manager.state == "refused", timeout=30, what="the check")
+        assert "the token you pasted no longer works" in str((await app.state())["reason"])
+        assert profile_token(pat_less) is None
+    assert sp_workspace.credentials.revoked == []  # never the owner's own token
+
+
 def wipe_disk(stack: Stack) -> None:
     """What a restart on Databricks Apps does to the app's files (tmux's socket aside: the test's
     tmux server outlives the 'restart')."""

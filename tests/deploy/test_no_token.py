@@ -50,3 +50,9 @@ def test_no_token_refuses_an_app_yaml_that_reads_the_token(
 def test_no_token_and_no_secret_are_exclusive(project: Project, workspace: FakeWorkspace) -> None:
     result = project.deploy("--no-token", "--no-secret", workspace=workspace)
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+def test_no_token_with_a_secret_scope_is_bad_usage(project: Project, workspace: FakeWorkspace) -> None:
+    result = project.deploy("--no-token", "--secret-scope", "mine", workspace=workspace)
+    assert result.returncode == 2 and "--no-token stores none" in result.stderr
+    assert workspace.apps_api.apps == {}
