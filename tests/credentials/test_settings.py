@@ -49,3 +49,19 @@ def test_the_profile_token_is_replaced_and_dropped_keeping_everything_else(tmp_p
     store.drop_profile_token(settings)
     text = cfg.read_text()
     assert "new-token-123" not in text and "[other]\ntoken = keep" in text and text.startswith("# mine\n")
+
+
+def test_the_creator_as_owner_keeps_the_git_name_a_connected_token_gave(tmp_path: Path) -> None:
+    """The setup step runs at every start; the creator's record has no display name, so it must not
+    replace the one the owner's SCIM record gave when the workspace was connected."""
+    from services import identity
+    from services.credentials.owner import CREATOR_SOURCE
+    from services.databricks import Owner
+
+    settings = Settings.from_env({"HOME": str(tmp_path)})
+    identity.git_identity(tmp_path, "Alice Example", "alice@example.com")
+    identity.apply(settings, Owner("Alice@example.com", "Alice", CREATOR_SOURCE))
+    text = (tmp_path / ".gitconfig").read_text()
+    assert "Alice Example" in text
+    identity.apply(settings, Owner("carol@example.com", "carol", CREATOR_SOURCE))  # another owner
+    assert "carol@example.com" in (tmp_path / ".gitconfig").read_text()
