@@ -97,3 +97,10 @@ def test_connect_your_workspace_panel(
     wait_until(lambda: sync_state(pat_less_app, headers) != "no workspace", timeout=30, what="the sync")
     assert errors == []
     context.close()
+    # No token in any log of the real app: the programs' logs and what the platform shows.
+    stack = pat_less_app.stack
+    logs = [*stack.state_dir.joinpath("logs").rglob("*.log"), stack.root / "run.out"]
+    assert len(logs) > 3
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert OWNER_TOKEN not in text and OTHER_TOKEN not in text and minted not in text, path

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from services.credentials import store
+from services.model_proxy.credentials import Credentials
 from services.tmux import TmuxSessions
 from tests.conftest import OWNER_EMAIL, OWNER_TOKEN, Stack
 from tests.credentials.conftest import App, serve_app
@@ -92,6 +93,10 @@ async def test_a_revoked_token_turns_the_panel_red_and_leaves_the_profile(
         status = await app.state()
         assert "revoked or expired" in str(status["reason"]) and status["in_use"] is False
         assert profile_token(pat_less) is None and not store.token_path(pat_less.settings).exists()
+        # The models keep working meanwhile: the model proxy's credential is the service principal's.
+        proxy_credentials = Credentials(pat_less.settings)
+        assert proxy_credentials.mode == "oauth-m2m"
+        assert (await proxy_credentials.headers())["Authorization"].startswith("Bearer sp-oauth-")
         # Asked again: a new paste connects.
         assert (await paste(app))["state"] == "connected"
 
