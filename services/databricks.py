@@ -125,7 +125,7 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
     if settings.owner_override:
         name = settings.owner_override.split("@", 1)[0]
         return Owner(settings.owner_override, name, "CODING_AGENTS_OWNER")
-    if not settings.databricks_token and settings.app_name and settings.client_id:
+    if not settings.databricks_token and settings.app_name:
         from services.credentials.owner import app_creator  # it imports this module
 
         return app_creator(settings, timeout)

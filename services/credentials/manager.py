@@ -180,6 +180,8 @@ class CredentialManager:
                 await asyncio.to_thread(store.write_profile, self.settings, stored.token)
                 await asyncio.to_thread(self._keep, stored)
             self.state, self.reason = "connected", ""
+            if stored.minted and not stored.renewable:  # refused before this process restarted
+                self._refused("the workspace refused to renew the token; paste a new one before it expires")
 
     def _ask(self, reason: str) -> None:
         self.state, self.reason = "missing", reason

@@ -65,3 +65,11 @@ def test_the_creator_as_owner_keeps_the_git_name_a_connected_token_gave(tmp_path
     assert "Alice Example" in text
     identity.apply(settings, Owner("carol@example.com", "carol", CREATOR_SOURCE))  # another owner
     assert "carol@example.com" in (tmp_path / ".gitconfig").read_text()
+
+
+def test_apps_mode_without_a_pat_nor_service_principal_names_what_to_set(tmp_path: Path) -> None:
+    from services import databricks
+
+    env = {"HOME": str(tmp_path), "DATABRICKS_APP_NAME": "a", "DATABRICKS_HOST": "https://ws.example.com"}
+    with pytest.raises(databricks.WorkspaceUnavailable, match="DATABRICKS_CLIENT_ID/SECRET is set"):
+        databricks.lookup_owner(Settings.from_env(env))
