@@ -45,6 +45,19 @@ def sp_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> W
     return WorkspaceClient(config=config)
 
 
+def reading_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
+    """The owner's client, else (no token connected yet) the app's service principal's, which the
+    models use too: what serving endpoints exist is the same question for both."""
+    from services.databricks import owner_client
+
+    try:
+        return owner_client(settings, int(timeout))
+    except WorkspaceUnavailable:
+        if not (settings.apps_mode and settings.client_id and settings.client_secret):
+            raise
+    return sp_client(settings, timeout)
+
+
 def app_creator(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Owner:
     """The creator of DATABRICKS_APP_NAME, or WorkspaceUnavailable with the reason."""
     if not settings.app_name:

@@ -46,6 +46,12 @@ async def test_without_a_pat_the_owner_is_the_apps_creator(
         # Asked with the service principal's OAuth token, not a PAT.
         calls = sp_workspace.calls(APPS_GET)
         assert calls and calls[0].headers["authorization"].startswith("Bearer sp-oauth-")
+        # The models need no token of the owner: the endpoints are listed as the service principal.
+        models = await app.fetch("/api/models")
+        assert models.code == 200, models.body
+        assert json.loads(models.body)["families"]["anthropic"] == ["databricks-claude-opus-4-6"]
+        listed = sp_workspace.calls(r"^/api/2\.0/serving-endpoints$")[-1]
+        assert listed.headers["authorization"].startswith("Bearer sp-oauth-")
         await app.settled()
         status = await app.state()
         assert status["state"] == "missing" and status["in_use"] is False
