@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services.statefiles import StateFiles  # noqa: E402
 from tests.fake_models import FakeModels  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
@@ -96,7 +97,7 @@ def main() -> None:
     try:
         key_file = root / "state" / "model-proxy.key"
         deadline = time.monotonic() + 20
-        while not (root / "state" / "model-proxy" / "status.json").exists():
+        while not StateFiles(root / "state").model_proxy_status.exists():
             if time.monotonic() > deadline:
                 raise SystemExit("model proxy did not start")
             time.sleep(0.02)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from services import redact
 from services.limits import Limits, LimitsError
+from services.statefiles import StateFiles
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_ROOT / "web"
@@ -27,8 +28,6 @@ WEB_NODE_MODULES_DIR = WEB_DIR / "node_modules"
 FALLBACK_HOME = PROJECT_ROOT / ".home"
 
 DEFAULT_PORT = 8000
-DEFAULT_ANTHROPIC_MODEL = "databricks-claude-opus-4-6"
-DEFAULT_GEMINI_MODEL = "databricks-gemini-3-1-pro"
 DEFAULT_SESSION = "main"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 # The app's secrets. scripts/run moves each from its environment into $STATE/secrets/NAME (0600) and
@@ -78,14 +77,10 @@ def _owner(env: Mapping[str, str]) -> str:
     return owner
 
 
-def secrets_dir(state_dir: Path) -> Path:
-    return state_dir / "secrets"
-
-
 def _secret(env: Mapping[str, str], state_dir: Path, name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        path = secrets_dir(state_dir) / name
+        path = StateFiles(state_dir).secret(name)
         try:
             value = path.read_text().strip()
         except FileNotFoundError:
@@ -104,6 +99,68 @@ def normalize_host(raw: str) -> str:
     return host
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool = True) -> bool:
+    """An on/off variable; unset or empty keeps `default`."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name} must be on or off, got {raw[:40]!r}")
+    return raw == "on"
+
+
+DEFAULT_PROXY_PROBE_SECONDS = 30.0
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86_400:
+        raise ConfigError(f"{name} must be a number of seconds above 0, got {raw[:40]!r}")
+    return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be a whole number from {minimum} to {maximum}, got {raw[:40]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The sync watcher's knobs (services/sync builds its SyncOptions from these)."""
+
+    scan_seconds: float = 30.0  # safety net for commits whose hook did not run
+    concurrency: int = 4  # workspace calls at a time
+    bundle_idle_seconds: float = 5.0  # refresh a repo's bundle once it has been quiet this long
+    max_backoff_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SyncSettings:
+        return cls(
+            scan_seconds=_seconds(env, "CODING_AGENTS_SYNC_SCAN_SECONDS", cls.scan_seconds),
+            concurrency=_whole(env, "CODING_AGENTS_SYNC_CONCURRENCY", cls.concurrency, 1, 64),
+            bundle_idle_seconds=_seconds(
+                env, "CODING_AGENTS_SYNC_BUNDLE_IDLE_SECONDS", cls.bundle_idle_seconds
+            ),
+            max_backoff_seconds=_seconds(
+                env, "CODING_AGENTS_SYNC_MAX_BACKOFF_SECONDS", cls.max_backoff_seconds
+            ),
+        )
+
+
 DEFAULT_UPLOAD_LIMIT_MB = 50
 # The owner's token the app mints for itself (README, "Connect your workspace"): a day's lifetime,
 # replaced two hours before it ends, so a workspace outage of under two hours never loses it.
@@ -113,31 +170,18 @@ MIN_TOKEN_LIFETIME_SECONDS = 10
 MAX_TOKEN_LIFETIME_SECONDS = 730 * 24 * 3600  # the tokens API's own default, two years
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number of seconds, got {raw[:40]!r}") from None
-
-
 def _token_rotation(env: Mapping[str, str]) -> tuple[int, int]:
     """(lifetime, margin) of the tokens the app mints for its owner."""
-    lifetime = _seconds(env, "CODING_AGENTS_TOKEN_LIFETIME_SECONDS", DEFAULT_TOKEN_LIFETIME_SECONDS)
-    if not MIN_TOKEN_LIFETIME_SECONDS <= lifetime <= MAX_TOKEN_LIFETIME_SECONDS:
-        raise ConfigError(
-            f"CODING_AGENTS_TOKEN_LIFETIME_SECONDS must be between {MIN_TOKEN_LIFETIME_SECONDS} and "
-            f"{MAX_TOKEN_LIFETIME_SECONDS}, got {lifetime}"
-        )
+    lifetime = _whole(
+        env,
+        "CODING_AGENTS_TOKEN_LIFETIME_SECONDS",
+        DEFAULT_TOKEN_LIFETIME_SECONDS,
+        MIN_TOKEN_LIFETIME_SECONDS,
+        MAX_TOKEN_LIFETIME_SECONDS,
+    )
     default_margin = min(DEFAULT_TOKEN_MARGIN_SECONDS, lifetime // 2)
-    margin = _seconds(env, "CODING_AGENTS_TOKEN_MARGIN_SECONDS", default_margin)
-    if not 1 <= margin < lifetime:
-        raise ConfigError(
-            f"CODING_AGENTS_TOKEN_MARGIN_SECONDS must be at least 1 and less than the lifetime "
-            f"({lifetime} s), got {margin}"
-        )
+    # Less than the lifetime, or every token would be replaced the moment it is minted.
+    margin = _whole(env, "CODING_AGENTS_TOKEN_MARGIN_SECONDS", default_margin, 1, lifetime - 1)
     return lifetime, margin
 
 
@@ -161,12 +205,9 @@ class Settings:
     state_dir: Path
     home: Path
     apps_mode: bool
-    app_name: str
     token_override: str = field(repr=False)
     databricks_host: str
     allowed_hosts: tuple[str, ...]
-    anthropic_model: str
-    gemini_model: str
     tmux_bin: str
     # The owner's PAT: kept out of repr so a logged or asserted Settings never shows it.
     databricks_token: str = field(default="", repr=False)
@@ -175,9 +216,13 @@ class Settings:
     proxy_port: int = 0  # the model proxy's loopback port; 0 means DATABRICKS_APP_PORT + 1
     client_id: str = ""  # the app's service principal (Apps injects it): PAT-less model access
     client_secret: str = field(default="", repr=False)
-    extra_env: Mapping[str, str] = field(default_factory=dict)
     upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_MB * 1024 * 1024  # per upload request
+    # How often the model proxy checks the AI Gateway is up (CODING_AGENTS_PROXY_PROBE_SECONDS).
+    proxy_probe_seconds: float = DEFAULT_PROXY_PROBE_SECONDS
+    sync: SyncSettings = field(default_factory=lambda: SyncSettings())  # README, "Workspace sync"
+    setup_enabled: bool = True  # CODING_AGENTS_SETUP=off: the setup runner does nothing (tests)
     limits: Limits = field(default_factory=Limits)  # README, "Limits"
+    app_name: str = ""  # DATABRICKS_APP_NAME: whose creator owns the app when no token says otherwise
     token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS  # of the owner's tokens the app mints
     token_margin_seconds: int = DEFAULT_TOKEN_MARGIN_SECONDS  # replaced this long before they expire
 
@@ -199,8 +244,13 @@ class Settings:
         return f"http://127.0.0.1:{self.model_proxy_port}"
 
     @property
+    def files(self) -> StateFiles:
+        """Every path in the state dir (services/statefiles.py, ARCHITECTURE.md)."""
+        return StateFiles(self.state_dir)
+
+    @property
     def tmux_socket(self) -> Path:
-        return self.state_dir / "tmux.sock"
+        return self.files.tmux_socket
 
     @property
     def projects_dir(self) -> Path:
@@ -213,11 +263,11 @@ class Settings:
     @property
     def state_bin(self) -> Path:
         """Helper commands (the supervisorctl wrapper) put on every shell's PATH."""
-        return self.state_dir / "bin"
+        return self.files.bin
 
     @property
     def log_dir(self) -> Path:
-        return self.state_dir / "logs"
+        return self.files.logs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -238,14 +288,12 @@ class Settings:
             state_dir=state_dir,
             home=home.absolute(),
             apps_mode=bool(env.get("DATABRICKS_APP_NAME", "").strip()),
-            app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
             token_override=_secret(env, state_dir, "CODING_AGENTS_TOKEN"),
             databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
             allowed_hosts=allowed,
+            app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
             token_lifetime_seconds=lifetime,
             token_margin_seconds=margin,
-            anthropic_model=env.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
-            gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
             databricks_token=_secret(env, state_dir, "DATABRICKS_TOKEN"),
             owner_override=_owner(env),
@@ -254,6 +302,11 @@ class Settings:
             client_id=env.get("DATABRICKS_CLIENT_ID", "").strip(),
             client_secret=_secret(env, state_dir, "DATABRICKS_CLIENT_SECRET"),
             upload_limit_bytes=_upload_limit(env),
+            sync=SyncSettings.from_env(env),
+            setup_enabled=_switch(env, "CODING_AGENTS_SETUP"),
+            proxy_probe_seconds=_seconds(
+                env, "CODING_AGENTS_PROXY_PROBE_SECONDS", DEFAULT_PROXY_PROBE_SECONDS
+            ),
             limits=limits,
         )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services import state, workspace_errors
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 # A slow or unreachable workspace must surface as an error quickly, not after the SDK's 5-minute
 # default retry window: callers retry on their own schedule and show the reason meanwhile.
 DEFAULT_TIMEOUT_SECONDS = 4
-OWNER_FILE = "owner.json"
 
 
 class _HostMetadataNoise(logging.Filter):
@@ -149,13 +147,11 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
 
 def save_owner(settings: Settings, owner: Owner) -> None:
     """Publish the owner for other processes (setup, sync); holds no secret."""
-    state.atomic_write_json(
-        settings.state_dir / OWNER_FILE, {**owner.to_json(), "resolved_at": time.time()}, mode=0o644
-    )
+    state.atomic_write_json(settings.files.owner, {**owner.to_json(), "resolved_at": time.time()}, mode=0o644)
 
 
 def load_owner(settings: Settings) -> Owner | None:
-    path: Path = settings.state_dir / OWNER_FILE
+    path = settings.files.owner
     try:
         data = state.read_json(path)
         return Owner(str(data["email"]), str(data["display_name"]), str(data["source"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from services import state
+from services.statefiles import StateFiles
 
 OSC_CODE = 7733  # private OSC number the page listens for (web/js/download.js)
 DOWNLOAD_TTL_SECONDS = 600
@@ -40,7 +41,7 @@ class Offer:
 
 
 def records_dir(state_dir: Path) -> Path:
-    return state_dir / "downloads"
+    return StateFiles(state_dir).downloads
 
 
 def offer(state_dir: Path, raw: str, pane: str = "") -> Offer:

@@ -107,7 +107,7 @@ def build_report(settings: Settings) -> Report:
         entry.rss_bytes += pane.rss_bytes
     program_trees: list[Tree] = []
     try:
-        running = programs(settings.state_dir / "supervisor.sock")
+        running = programs(settings.files.supervisor_socket)
     except SupervisorUnavailable as exc:
         running = {}
         notes.append(f"supervisord: {exc}")
@@ -124,7 +124,7 @@ def build_report(settings: Settings) -> Report:
 def supervisord_and_reaper(settings: Settings, table: dict[int, Proc]) -> tuple[int, int]:
     """supervisord's pid and services.reaper's (its parent), 0 for either that is not running."""
     try:
-        supervisord = int((settings.state_dir / "supervisord.pid").read_text().strip())
+        supervisord = int((settings.files.supervisord_pid).read_text().strip())
     except (OSError, ValueError):
         return 0, 0
     if supervisord not in table:

@@ -26,18 +26,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from services import state
 from services.config import PROJECT_ROOT, ConfigError, Settings
-
-if TYPE_CHECKING:
-    from services.setup.steps import StepContext
+from services.setup.registry import Agent, load, registry_path
+from services.statefiles import StateFiles
 
 SHIPPED_DIR = PROJECT_ROOT / "skills"
 DEFAULT_SOURCES = SHIPPED_DIR / "sources.yaml"
@@ -49,21 +48,6 @@ MANIFEST_VERSION = 1
 FETCH_TIMEOUT = 180.0  # one source's whole fetch: two stalled sources still end within a setup step's 600 s
 GIT_TIMEOUT = 60.0  # local git commands (init, checkout, rev-parse)
 
-# Where each agent reads user-level skills (relative to HOME), from the agents' own documentation:
-# - Claude Code: ~/.claude/skills only.
-# - Codex CLI: $HOME/.agents/skills. Its older ~/.codex/skills still loads but is deprecated, and
-#   Codex does not merge the two, so a copy in both would show every skill twice.
-# - Gemini CLI (>= 0.28): ~/.gemini/skills or its alias ~/.agents/skills, the alias winning; one
-#   copy in the alias is enough.
-# - OpenCode: ~/.config/opencode/skills, ~/.claude/skills and ~/.agents/skills. It already reads
-#   both folders above; a third copy would only add duplicate-name warnings.
-AGENT_SKILL_DIRS: dict[str, tuple[str, ...]] = {
-    "claude": (".claude/skills",),
-    "codex": (".agents/skills",),
-    "gemini": (".agents/skills",),
-    "opencode": (".claude/skills", ".agents/skills"),
-}
-AGENT_TITLES = {"claude": "Claude Code", "codex": "Codex CLI", "gemini": "Gemini CLI", "opencode": "OpenCode"}
 
 # Agent Skills naming rule (agentskills.io; OpenCode enforces it): 1-64 lower-case letters and digits
 # in hyphen-separated words, equal to the folder name.
@@ -563,6 +547,7 @@ class SkillsReport:
     sources_error: str = ""
     sources: list[SourceResult] = field(default_factory=list)
     targets: list[TargetResult] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)  # agent id → title (agents.yaml)
 
     @property
     def shipped_ok(self) -> bool:
@@ -596,7 +581,7 @@ class SkillsReport:
             lines.append(f"{head} ({s.commit[:12]}, {how}): {_count(len(s.skills), 'skill')}")
             lines += [f"  skipped {folder}: {reason}" for folder, reason in s.skipped]
         for t in self.targets:
-            who = ", ".join(AGENT_TITLES.get(a, a) for a in t.agents)
+            who = ", ".join(self.titles.get(a, a) for a in t.agents)
             head = f"{self.display(t.path)} ({who})"
             if t.error:
                 lines.append(f"{head}: FAILED: {t.error}")
@@ -645,18 +630,19 @@ class Planned:
     hash: str
 
 
-def _targets(home: Path) -> list[tuple[Path, tuple[str, ...]]]:
-    """Each distinct skills folder (a symlinked one counted once) and the agents reading it."""
+def _targets(home: Path, agents: Sequence[Agent]) -> list[tuple[Path, tuple[str, ...]]]:
+    """Each distinct skills folder (a symlinked one counted once) and the agents reading it (by id,
+    sorted: the report reads the same whatever the order of agents.yaml)."""
     by_dir: dict[str, list[str]] = {}
-    for agent, dirs in AGENT_SKILL_DIRS.items():
-        for rel in dirs:
-            by_dir.setdefault(rel, []).append(agent)
+    for agent in sorted(agents, key=lambda a: a.id):
+        for rel in agent.skill_dirs:
+            by_dir.setdefault(rel, []).append(agent.id)
     out: dict[Path, list[str]] = {}
-    for rel, agents in by_dir.items():
+    for rel, readers in by_dir.items():
         real = (home / rel).resolve()
         out.setdefault(real, [])
-        out[real] += [a for a in agents if a not in out[real]]
-    return [(path, tuple(agents)) for path, agents in out.items()]
+        out[real] += [a for a in readers if a not in out[real]]
+    return [(path, tuple(sorted(readers))) for path, readers in out.items()]
 
 
 def _read_manifest(path: Path) -> dict[str, dict[str, dict[str, str]]]:
@@ -817,15 +803,19 @@ def install_skills(
     *,
     env: Mapping[str, str] | None = None,
     shipped_dir: Path = SHIPPED_DIR,
+    agents: Sequence[Agent] | None = None,
 ) -> SkillsReport:
     """Install the shipped skills and every upstream skill into each agent's skills folder.
 
     Never raises for a bad source, a failed fetch or an unwritable folder: each is reported in the
-    returned SkillsReport (and logged), and everything else still installs.
+    returned SkillsReport (and logged), and everything else still installs. `agents`: whose skill
+    folders to fill; those of the registry (agents.yaml, or CODING_AGENTS_REGISTRY) when not given.
     """
     env = os.environ if env is None else env
-    report = SkillsReport(home)
-    skills_state = state_dir / "skills"
+    if agents is None:
+        agents = load(registry_path(env)).agents
+    report = SkillsReport(home, titles={a.id: a.title for a in agents})
+    skills_state = StateFiles(state_dir).skills
     with _locked(skills_state / "lock", log):
         shipped, problems = shipped_skills(shipped_dir)
         report.shipped = sorted(shipped)
@@ -843,8 +833,8 @@ def install_skills(
         manifest_path = skills_state / "installed.json"
         manifest = _read_manifest(manifest_path)
         new_manifest: dict[str, dict[str, dict[str, str]]] = {}
-        for target, agents in _targets(home):
-            result = TargetResult(target, agents)
+        for target, readers in _targets(home, agents):
+            result = TargetResult(target, readers)
             report.targets.append(result)
             entries = manifest.get(str(target), {})
             # Skills whose origin could not be read this time stay as they are: a failed fetch, a
@@ -869,20 +859,6 @@ def install_skills(
 
 
 # --- entry points --------------------------------------------------------------------------------
-
-
-def setup_step(ctx: StepContext) -> None:
-    """The setup builtin: install everything; a failure is shown on the step, others still installed."""
-    from services.setup.steps import StepFailed
-
-    report = install_skills(
-        ctx.settings.home, ctx.settings.state_dir, sources_path(ctx.env), ctx.log.line, env=ctx.env
-    )
-    for line in report.summary():
-        ctx.log.line(line)
-    if report.failures:
-        prefix = "" if report.shipped_ok else "shipped skills NOT installed: "
-        raise StepFailed((prefix + "; ".join(report.failures))[:400])
 
 
 def _check(shipped_dir: Path, sources_file: Path) -> int:

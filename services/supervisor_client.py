@@ -1,5 +1,6 @@
-"""Ask this app's supervisord to do things, over its XML-RPC unix socket (DESIGN: processes talk through
-files and supervisor, never through each other's memory)."""
+"""Ask this app's supervisord to do things, over its XML-RPC unix socket (ARCHITECTURE.md: processes
+talk through files in the state dir and through supervisord, never through each other's memory; its
+"supervisord calls" table lists every caller)."""
 
 from __future__ import annotations
 
@@ -47,14 +48,6 @@ def _ask(socket_path: Path, method: str, *args: object) -> object:
         raise SupervisorUnavailable(fault.faultString) from None
     except OSError as exc:
         raise SupervisorUnavailable(f"supervisord is not reachable: {exc.strerror or exc}") from None
-
-
-def program_state(socket_path: Path, name: str) -> str:
-    """RUNNING, EXITED, STOPPED, ... as supervisorctl shows it."""
-    info = _ask(socket_path, "getProcessInfo", name)
-    if not isinstance(info, dict):
-        raise SupervisorUnavailable(f"unexpected answer from supervisord: {info!r}")
-    return str(info["statename"])
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,6 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 FIX = (
     'set CODING_AGENTS_TMUX_URL and CODING_AGENTS_TMUX_SHA256, allow github.com, or retry "tmux" on the page'
 )
-RECORD = "tmux-install.json"
 
 
 class InstallError(Exception):
@@ -205,7 +204,7 @@ class Record:
 
 
 def record_path(settings: Settings) -> Path:
-    return settings.state_dir / RECORD
+    return settings.files.tmux_install
 
 
 def record(settings: Settings, ok: bool, message: str) -> None:

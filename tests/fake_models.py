@@ -1,7 +1,8 @@
 """Fake Databricks model serving (and AI Gateway): real HTTP on 127.0.0.1, recording each request.
 
 Routes by path suffix, so one class plays the workspace's `/serving-endpoints/...` and the AI
-Gateway's `/anthropic/...`, `/mlflow/v1/...`: Anthropic messages, Gemini generateContent, OpenAI chat
+Gateway's `/anthropic/...`, `/mlflow/v1/...` (a dedicated host) or `/ai-gateway/...` (on the
+workspace host, with `ai_gateway` on): Anthropic messages, Gemini generateContent, OpenAI chat
 completions and Responses, as SSE or JSON. It also plays the workspace's OIDC endpoints for
 service-principal (M2M) tokens. `answer` is the text every model replies with.
 """
@@ -44,6 +45,10 @@ class FakeModels:
     hold_after_first_event: threading.Event | None = None  # set by a test to release the stream
     event_interval: float = 0.0  # seconds between streamed events, as a model generating would
     status_override: int = 0  # answer every model call with this status (an upstream error)
+    # Databricks' gateway on the workspace host (/ai-gateway/...); off, those paths are 404 as on a
+    # workspace without it. `gateway_models` is what GET /ai-gateway/anthropic/v1/models lists.
+    ai_gateway: bool = False
+    gateway_models: list[str] = field(default_factory=lambda: ["system.ai.claude-sonnet-4-6"])
     requests: list[ModelRequest] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
     port: int = 0
@@ -79,8 +84,15 @@ class FakeModels:
             self._open.clear()
 
     def model_calls(self) -> list[ModelRequest]:
+        """Requests an agent made: not token fetches, nor the proxy's gateway probes and model list."""
         with self.lock:
-            return [r for r in self.requests if not r.path.startswith(("/oidc", "/.well-known"))]
+            return [
+                r
+                for r in self.requests
+                if not r.path.startswith(("/oidc", "/.well-known"))
+                and r.method != "HEAD"
+                and r.path != "/ai-gateway/anthropic/v1/models"
+            ]
 
 
 def _sse(event: str | None, data: Any) -> bytes:
@@ -296,9 +308,19 @@ class _Handler(BaseHTTPRequestHandler):
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         return token in self.fake.tokens or token in self.fake.issued
 
+    def _no_gateway(self, req: ModelRequest) -> bool:
+        """A workspace without the AI Gateway: its paths are 404 (answered here)."""
+        if req.path.startswith("/ai-gateway/") and not self.fake.ai_gateway:
+            self._json(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": "no AI Gateway here"})
+            return True
+        return False
+
     def do_HEAD(self) -> None:
-        self._read("HEAD")
-        self.send_response(200)
+        req = self._read("HEAD")
+        status = 200
+        if req.path.startswith("/ai-gateway/"):
+            status = 404 if not self.fake.ai_gateway else 200 if self._authorized(req) else 401
+        self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -308,6 +330,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not self.fake.clients:
                 return self._json(404, {"error_code": "NOT_FOUND", "message": "no discovery"})
             return self._json(200, {"oidc_endpoint": f"{self.fake.url}/oidc", "workspace_id": "1234567890"})
+        if self._no_gateway(req):
+            return
+        if req.path == "/ai-gateway/anthropic/v1/models" and self._authorized(req):
+            return self._json(200, {"data": [{"id": m, "type": "model"} for m in self.fake.gateway_models]})
         if req.path == "/oidc/.well-known/oauth-authorization-server":
             return self._json(
                 200,
@@ -323,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
         req = self._read("POST")
         if req.path == "/oidc/v1/token":
             return self._token(req)
+        if self._no_gateway(req):
+            return
         if not self._authorized(req):
             return self._json(401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
         if self.fake.status_override:

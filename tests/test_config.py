@@ -12,8 +12,6 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.port == 8000
     assert s.state_dir == tmp_path / ".coding-agents"
     assert s.bind_host == "127.0.0.1" and not s.apps_mode
-    assert s.anthropic_model == "databricks-claude-opus-4-6"
-    assert s.gemini_model == "databricks-gemini-3-1-pro"
     assert s.tmux_socket == s.state_dir / "tmux.sock"
 
 

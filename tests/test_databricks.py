@@ -100,5 +100,5 @@ def test_owner_file_round_trip_holds_no_secret(tmp_path: Path) -> None:
     owner = databricks.Owner(OWNER_EMAIL, OWNER_NAME, "DATABRICKS_TOKEN")
     databricks.save_owner(settings, owner)
     assert databricks.load_owner(settings) == owner
-    assert OWNER_TOKEN not in (settings.state_dir / databricks.OWNER_FILE).read_text()
+    assert OWNER_TOKEN not in settings.files.owner.read_text()
     assert OWNER_TOKEN not in repr(settings)

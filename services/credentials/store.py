@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services import identity, redact, state
-from services.config import Settings, secrets_dir
+from services.config import Settings
 
 TOKEN_FILE = "owner-token.json"
 PROFILE = "DEFAULT"
@@ -54,7 +54,7 @@ class StoredToken:
 
 
 def token_path(settings: Settings) -> Path:
-    return secrets_dir(settings.state_dir) / TOKEN_FILE
+    return settings.files.secret(TOKEN_FILE)
 
 
 def load(settings: Settings) -> StoredToken | None:
@@ -68,7 +68,7 @@ def load(settings: Settings) -> StoredToken | None:
 
 def save(settings: Settings, stored: StoredToken) -> None:
     redact.hide(stored.token)
-    state.ensure_dir(secrets_dir(settings.state_dir))
+    state.ensure_dir(token_path(settings).parent)
     state.atomic_write_json(token_path(settings), stored.to_json(), mode=0o600)
 
 

@@ -5,6 +5,7 @@
 - requirements.txt from uv.lock (hashes included): the Apps runtime pip-installs it before the command;
 - web/vendor/<path>: the node_modules files the page loads (services.deploy.web_assets);
 - skills/vendor/<source>/: each skills/sources.yaml collection fetched here (services.skills);
+- VERSION: `git describe` of what is deployed (services.version), as the deploy set has no .git;
 - .deploy-manifest.json: the sha256 of every file, which the upload compares with the remote copy.
 
 Needs no workspace credentials; the only network use is fetching the skill sources.
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from services import skills, state
+from services import skills, state, version
 from services.deploy.progress import DeployError
 from services.deploy.web_assets import AssetError, page_assets
 
@@ -314,6 +315,9 @@ def stage(opts: StageOptions, log: Callable[[str], None], warn: Callable[[str], 
         shown = ", ".join(untracked[:5]) + (f" and {len(untracked) - 5} more" if len(untracked) > 5 else "")
         warn(f"not deployed, because git does not track them (git add to include): {shown}")
     log(_app_yaml(project, opts.dest, opts.no_token))
+    written = version.describe(project)
+    (opts.dest / version.VERSION_FILE).write_text(written + "\n")
+    log(f"VERSION: {written}")
     log(f"requirements.txt: {_requirements(project, opts.dest, opts.env)} pinned packages from uv.lock")
     log(f"web/vendor: {_web_vendor(project, opts.dest)} files the page loads from node_modules")
     _skills_vendor(opts, log, warn)

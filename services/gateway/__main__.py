@@ -6,14 +6,13 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.process import Subprocess
 
-from services import databricks, state
-from services.config import DEFAULT_SESSION, ConfigError, Settings
+from services import databricks, entry, state
+from services.config import DEFAULT_SESSION, Settings
 from services.credentials.manager import CredentialManager
 from services.gateway.app import LISTEN_BACKLOG, make_app, server_options
 from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
@@ -22,10 +21,10 @@ from services.gateway.downloads import announcer_for
 from services.gateway.longpoll import PollRegistry
 from services.gateway.owner import OwnerResolver
 from services.gateway.terminals import GRACE_SECONDS
-from services.platform_log import CONFIG_FIX, announce, setup_logging
 from services.setup import registry
 from services.shell_env import shell_environment, shell_path
 from services.tmux import TmuxError, TmuxSessions
+from services.version import app_version
 
 log = logging.getLogger("gateway")
 
@@ -33,7 +32,7 @@ log = logging.getLogger("gateway")
 def local_token(settings: Settings) -> str:
     if settings.token_override:
         return settings.token_override
-    return state.secret_file(settings.state_dir / "token")
+    return state.secret_file(settings.files.local_token)
 
 
 def build_policy(settings: Settings, resolver: OwnerResolver | None = None) -> AccessPolicy:
@@ -108,11 +107,12 @@ class Gateway:
 
     async def run(self) -> None:
         Subprocess.initialize()  # reap `tmux attach` children via SIGCHLD
-        cookie_secret = state.secret_file(self.settings.state_dir / "cookie_secret")
+        cookie_secret = state.secret_file(self.settings.files.cookie_secret)
         app = make_app(self.ctx, cookie_secret)
         self.server = HTTPServer(app, **server_options())
         self.server.listen(self.settings.port, self.settings.bind_host, backlog=LISTEN_BACKLOG)
-        log.info("listening on http://%s:%d", self.settings.bind_host, self.settings.port)
+        where = f"http://{self.settings.bind_host}:{self.settings.port}"
+        log.info("coding-agents %s listening on %s", app_version(), where)
         default_session = asyncio.create_task(self.ensure_default_session())
         tmux_watch = asyncio.create_task(self.ctx.terminals.watch())
         owner_lookup = asyncio.create_task(self.resolver.run()) if self.resolver else None
@@ -140,17 +140,11 @@ class Gateway:
         self.ctx.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def main() -> int:
-    setup_logging("gateway")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"gateway cannot start: {exc}", CONFIG_FIX)
-        return 2
+def main(settings: Settings) -> int:
     state.ensure_dir(settings.state_dir)
     asyncio.run(Gateway(settings).run())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.run("gateway", main)

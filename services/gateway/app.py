@@ -61,7 +61,7 @@ def server_options() -> dict[str, Any]:
 
 def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
     if ctx.assets is None:
-        ctx.assets = StaticAssets(WEB_DIR, third_party_dir(), ctx.settings.state_dir / "static-cache")
+        ctx.assets = StaticAssets(WEB_DIR, third_party_dir(), ctx.settings.files.static_cache)
         ctx.assets.refresh()  # hashed and compressed once, here, not on the first page load
     init: dict[str, object] = {"ctx": ctx}
     routes: list[tuple[str, type[web.RequestHandler], dict[str, object]]] = [

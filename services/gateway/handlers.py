@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlencode
@@ -18,16 +19,19 @@ from tornado.http1connection import HTTP1Connection
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from services import state
+from services.agent_models import chosen_model
 from services.config import WEB_DIR, Settings
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal, bearer_token
 from services.gateway.bodies import API_BODY_BYTES, body_refusal
+from services.gateway.configure import configure_agent
 from services.gateway.context import GatewayContext
 from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
-from services.setup import configurers
+from services.setup.registry import FAMILIES
 from services.setup.status import SetupState, read_status, request_path, status_path
+from services.statefiles import read_model_proxy_status, save_model_choice
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.sync import status as sync_status
 from services.tmux import (
@@ -37,6 +41,7 @@ from services.tmux import (
     TmuxError,
     validate_session_name,
 )
+from services.version import app_version
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -193,7 +198,8 @@ class HealthHandler(BaseHandler):
         super().prepare()
 
     def get(self) -> None:
-        # Public, so nothing but the overall setup state: no step names, reasons or versions.
+        # Public, so nothing but the overall setup state and which build answers: no step names,
+        # reasons or tool versions.
         try:
             setup_state = read_status(status_path(self.ctx.settings)).state.value
         except (OSError, ValueError):
@@ -202,6 +208,7 @@ class HealthHandler(BaseHandler):
         self.write(
             {
                 "status": "ok",
+                "version": app_version(),
                 "setup": setup_state,
                 # Whether shells survive a gateway restart; the reason names no secret (URLs shown bare).
                 "terminal": terminals.mode,
@@ -254,7 +261,7 @@ class SetupRetryHandler(BaseHandler):
         deadline = asyncio.get_running_loop().time() + SETUP_EXIT_GRACE_SECONDS
         while True:
             try:
-                await self.ctx.run_blocking(start_program, settings.state_dir / "supervisor.sock", "setup")
+                await self.ctx.run_blocking(start_program, settings.files.supervisor_socket, "setup")
                 return
             except AlreadyRunning:
                 try:
@@ -295,8 +302,20 @@ def list_chat_endpoints(settings: Settings) -> list[str]:
     return sorted(names)
 
 
+def gateway_offered(settings: Settings) -> list[str]:
+    """The models the AI Gateway lists while the model proxy routes to it (its status file)."""
+    try:
+        upstream = read_model_proxy_status(settings.files.model_proxy_status).upstream
+    except (OSError, ValueError):
+        return []
+    if upstream.get("via") != "gateway":
+        return []
+    return [str(m) for m in upstream.get("gateway_models") or [] if isinstance(m, str)]
+
+
 class ModelsHandler(BaseHandler):
-    """`GET /api/models`: the workspace's chat endpoints by API family, and each agent's model."""
+    """`GET /api/models`: the workspace's chat endpoints (and what its AI Gateway offers) by API
+    family, and each agent's model."""
 
     async def get(self) -> None:
         from services.databricks import WorkspaceUnavailable, describe_error
@@ -309,7 +328,8 @@ class ModelsHandler(BaseHandler):
             raise web.HTTPError(
                 502, f"the workspace did not list its endpoints: {describe_error(exc)}"
             ) from None
-        families: dict[str, list[str]] = {"anthropic": [], "gemini": [], "openai": []}
+        names = sorted(set(names) | set(await self.ctx.run_blocking(gateway_offered, self.ctx.settings)))
+        families: dict[str, list[str]] = {family: [] for family in FAMILIES}
         for name in names:
             families[family_of(name)].append(name)
             if family_of(name) != "openai":
@@ -319,7 +339,7 @@ class ModelsHandler(BaseHandler):
             agents[agent.id] = {
                 "title": agent.title,
                 "family": agent.family,
-                "model": configurers.chosen_model(self.ctx.settings, agent, dict(os.environ)),
+                "model": chosen_model(self.ctx.settings.files, agent, os.environ),
             }
         self.write({"families": families, "agents": agents})
 
@@ -334,9 +354,13 @@ class AgentModelHandler(BaseHandler):
         model = self.json_body().get("model")
         if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
             raise web.HTTPError(400, "'model' must be a serving endpoint name")
-        await self.ctx.run_blocking(
-            configurers.choose_model, self.ctx.settings, agent, model, dict(os.environ)
-        )
+        await self.ctx.run_blocking(save_model_choice, self.ctx.settings.files.agent_models, agent.id, model)
+        assert self.ctx.registry is not None  # the agent came from it
+        failure = await self.ctx.run_blocking(configure_agent, self.ctx.registry, agent, self.ctx.attach_env)
+        if failure:
+            raise web.HTTPError(
+                500, f"{agent.title}: the choice is saved but its config was not rewritten: {failure}"
+            )
         self.write({"agent": agent.id, "model": model})
 
 
@@ -344,16 +368,16 @@ class ModelProxyStatusHandler(BaseHandler):
     """`GET /api/model-proxy`: requests, errors and latency per agent, as the proxy last wrote them."""
 
     async def get(self) -> None:
-        path = self.ctx.settings.state_dir / "model-proxy" / "status.json"
+        path = self.ctx.settings.files.model_proxy_status
         try:
-            data = await self.ctx.run_blocking(state.read_json, path)
+            status = await self.ctx.run_blocking(read_model_proxy_status, path)
         except FileNotFoundError:
             raise web.HTTPError(
                 503, "the model proxy has not started (scripts/ctl status model-proxy)"
             ) from None
         except (OSError, ValueError) as exc:
             raise web.HTTPError(500, f"model proxy status unreadable: {exc}") from None
-        self.write(data)
+        self.write(status.to_json())
 
 
 class SetupStatusHandler(BaseHandler):
@@ -376,7 +400,8 @@ class SyncStatusHandler(BaseHandler):
             status = await self.ctx.run_blocking(sync_status.read_status, path)
         except (OSError, ValueError) as exc:
             raise web.HTTPError(500, f"sync status unreadable: {exc}") from None
-        self.write(status)
+        # `now` lets the page show "synced 5 s ago" without trusting its own clock.
+        self.write({**status.to_json(), "now": time.time()})
 
 
 class IndexHandler(BaseHandler):

@@ -12,9 +12,12 @@ import math
 import os
 import struct
 import termios
-from collections.abc import Callable
+import tty
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from tornado.ioloop import IOLoop
+from tornado.process import Subprocess
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,44 @@ def take_controlling_tty() -> None:
 
 def set_winsize(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def spawn_on_pty(
+    argv: list[str],
+    cols: int,
+    rows: int,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    raw: bool = False,
+) -> tuple[Subprocess, int]:
+    """Start `argv` in a session of its own on a new PTY of the given size; (process, master fd).
+
+    The PTY is its controlling terminal, so one kill of the session reaches all it started and the
+    kernel delivers SIGWINCH. `raw` sets the line discipline raw before the program runs.
+    """
+    master, slave = os.openpty()
+    try:
+        set_winsize(slave, cols, rows)
+        if raw:
+            tty.setraw(slave)
+        os.set_blocking(master, False)
+        proc = Subprocess(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=take_controlling_tty,
+            env=dict(env),
+            cwd=cwd,
+            close_fds=True,
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    return proc, master
 
 
 class PtyMaster:

@@ -9,7 +9,6 @@ Everything here runs on the IOLoop's thread, except the killing, which waits.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from tornado.process import Subprocess
 
 from services.gateway import protocol
-from services.gateway.ptyio import PtyMaster, set_winsize, take_controlling_tty
+from services.gateway.ptyio import PtyMaster, spawn_on_pty
 from services.tmux import SessionExists, SessionInfo, SessionNotFound, kill_sessions, validate_session_name
 
 # Recent output kept per shell for reattaching clients: a few screens of a busy TUI, a lot of prompt.
@@ -102,26 +101,9 @@ class PtyShell:
 
     def start(self) -> None:
         self._cwd.mkdir(parents=True, exist_ok=True)
-        master, slave = os.openpty()
-        try:
-            set_winsize(slave, self._size.cols, self._size.rows)
-            os.set_blocking(master, False)
-            self._proc = Subprocess(
-                self._argv,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                start_new_session=True,  # its own session: one kill reaches all it started
-                preexec_fn=take_controlling_tty,
-                env=self._env,
-                cwd=self._cwd,
-                close_fds=True,
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
+        self._proc, master = spawn_on_pty(
+            self._argv, self._size.cols, self._size.rows, self._env, cwd=self._cwd
+        )
         self._master = PtyMaster(master, self.name, self._output, self.end)
         self._proc.set_exit_callback(self._exited)
 

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import time
-import tty
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -23,7 +22,7 @@ from tornado.ioloop import IOLoop
 from tornado.process import Subprocess
 
 from services.gateway import protocol
-from services.gateway.ptyio import PtyMaster, set_winsize, take_controlling_tty
+from services.gateway.ptyio import PtyMaster, spawn_on_pty
 from services.gateway.scrolling import PaneScroller
 from services.tmux import PaneSnapshot, SessionNotFound, TmuxError, TmuxSessions
 
@@ -128,36 +127,16 @@ class TmuxAttachment:
         return self._proc.pid if self._proc else None
 
     def start(self) -> None:
-        master, slave = os.openpty()
-        try:
-            set_winsize(slave, self._size.cols, self._size.rows)
-            # Raw before tmux starts: a Ctrl-C the page sends while tmux is still starting would
-            # otherwise be the line discipline's SIGINT and kill the attach client.
-            tty.setraw(slave)
-            os.set_blocking(master, False)
-            self._proc = Subprocess(
-                [
-                    self._sessions.tmux_bin,
-                    "-u",
-                    "-S",
-                    self._sessions.socket_path,
-                    "attach-session",
-                    "-t",
-                    f"={self._session}",
-                ],
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                start_new_session=True,
-                preexec_fn=take_controlling_tty,
-                env=self._env,
-                close_fds=True,
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
+        argv = [self._sessions.tmux_bin, "-u", "-S", self._sessions.socket_path]
+        # Raw before tmux starts: a Ctrl-C the page sends while tmux is still starting would
+        # otherwise be the line discipline's SIGINT and kill the attach client.
+        self._proc, master = spawn_on_pty(
+            [*argv, "attach-session", "-t", f"={self._session}"],
+            self._size.cols,
+            self._size.rows,
+            self._env,
+            raw=True,
+        )
         self._master = PtyMaster(master, self._session, self._output_arrived, self.close)
         self._live.add(self)
         self._proc.set_exit_callback(self._on_process_exit)

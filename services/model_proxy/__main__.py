@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import sys
 
 from tornado.httpserver import HTTPServer
 
-from services import state
-from services.config import ConfigError, Settings
+from services import entry, state
+from services.config import Settings
 from services.model_proxy.app import ProxyContext, make_app
 from services.model_proxy.credentials import Credentials
 from services.model_proxy.key import proxy_key
 from services.model_proxy.upstream import Upstreams
-from services.platform_log import CONFIG_FIX, announce, setup_logging
 
 log = logging.getLogger("model_proxy")
 
-DEFAULT_PROBE_SECONDS = 30.0
 WARM_AFTER_SECONDS = 2.0
 
 
 async def serve(settings: Settings) -> None:
-    probe = float(os.environ.get("CODING_AGENTS_PROXY_PROBE_SECONDS", "") or DEFAULT_PROBE_SECONDS)
-    ctx = ProxyContext(settings, proxy_key(settings), Upstreams(settings, probe), Credentials(settings))
+    credentials = Credentials(settings)
+    upstreams = Upstreams(settings, settings.proxy_probe_seconds, credentials.headers)
+    ctx = ProxyContext(settings, proxy_key(settings), upstreams, credentials)
     server = HTTPServer(make_app(ctx), xheaders=False, max_body_size=64 * 1024 * 1024)
     server.listen(settings.model_proxy_port, "127.0.0.1")
     log.info(
         "listening on %s; serving endpoints at %s%s; credential: %s",
         settings.model_proxy_url,
         settings.databricks_host or "(no DATABRICKS_HOST)",
-        f", AI Gateway at {settings.gateway_host}" if settings.gateway_host else "",
+        f", AI Gateway at {ctx.upstreams.gateway}" if ctx.upstreams.gateway else "",
         ctx.credentials.mode,
     )
     ctx.save_status(force=True)
@@ -63,17 +60,11 @@ async def warm_credentials(credentials: Credentials) -> None:
         log.warning("no service-principal token yet: %s", exc)
 
 
-def main() -> int:
-    setup_logging("model-proxy")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"model-proxy cannot start: {exc}", CONFIG_FIX)
-        return 2
+def main(settings: Settings) -> int:
     state.ensure_dir(settings.state_dir)
     asyncio.run(serve(settings))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.run("model-proxy", main)

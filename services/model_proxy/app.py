@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
 import statistics
@@ -21,12 +20,14 @@ from urllib.parse import parse_qsl
 
 import httpx
 from tornado import web
+from tornado.iostream import StreamClosedError
 
-from services import state
 from services.config import Settings
 from services.model_proxy.credentials import Credentials, NoCredential
 from services.model_proxy.sanitize import sanitize
-from services.model_proxy.upstream import FAMILIES, Upstreams
+from services.model_proxy.upstream import Upstreams
+from services.setup.registry import FAMILIES
+from services.statefiles import ModelProxyStatus, write_model_proxy_status
 
 log = logging.getLogger("model_proxy")
 
@@ -104,17 +105,13 @@ class ProxyContext:
     stats: dict[str, AgentStats] = field(default_factory=dict)
     _written: float = 0.0
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "upstream": {
-                "serving": self.settings.databricks_host,
-                "gateway": self.settings.gateway_host or None,
-                "gateway_up": self.upstreams.gateway_up if self.settings.gateway_host else None,
-            },
-            "credential": self.credentials.mode,
-            "agents": {name: s.to_json() for name, s in sorted(self.stats.items())},
-            "now": time.time(),
-        }
+    def status(self) -> ModelProxyStatus:
+        return ModelProxyStatus(
+            upstream=self.upstreams.describe(),
+            credential=self.credentials.mode,
+            agents={name: s.to_json() for name, s in sorted(self.stats.items())},
+            now=time.time(),
+        )
 
     def save_status(self, force: bool = False) -> None:
         """For the gateway's /api/model-proxy: the same document, at most once a second."""
@@ -122,12 +119,12 @@ class ProxyContext:
         if not force and now - self._written < STATUS_WRITE_INTERVAL:
             return
         self._written = now
-        path, document = self.settings.state_dir / "model-proxy" / "status.json", self.status()
+        path, status = self.settings.files.model_proxy_status, self.status()
         if force:
-            state.atomic_write_json(path, document, 0o644)
+            write_model_proxy_status(path, status)
         else:
             # After a request, on the event loop: the fsync must not hold up other agents' streams.
-            asyncio.get_running_loop().run_in_executor(None, state.atomic_write_json, path, document, 0o644)
+            asyncio.get_running_loop().run_in_executor(None, write_model_proxy_status, path, status)
 
 
 def presented_key(handler: web.RequestHandler) -> str:
@@ -167,7 +164,7 @@ class ProxyBase(web.RequestHandler):
 class StatusHandler(ProxyBase):
     def get(self) -> None:
         self.check_key()
-        self.write(self.ctx.status())
+        self.write(self.ctx.status().to_json())
 
 
 class ProxyHandler(ProxyBase):
@@ -175,9 +172,12 @@ class ProxyHandler(ProxyBase):
 
     def prepare(self) -> None:
         self._started = time.monotonic()
-        self._headers_sent = False
         self._first_byte: float | None = None
         self._upstream_status = 0
+        self._client_gone = False
+
+    def on_connection_close(self) -> None:
+        self._client_gone = True
 
     async def head(self, agent: str, family: str, path: str) -> None:
         # Claude Code's connectivity preflight: answer it here, without a key or an upstream call.
@@ -273,16 +273,21 @@ class ProxyHandler(ProxyBase):
         for name, value in response.headers.multi_items():
             if name.lower() not in DROP_RESPONSE:
                 self.add_header(name, value)
-        self._headers_sent = True
         try:
             async for chunk in response.aiter_raw():  # raw: content-encoding passes through as sent
                 if self._first_byte is None:
                     self._first_byte = time.monotonic()
+                if self._client_gone:
+                    raise StreamClosedError()
                 self.write(chunk)
                 await self.flush()  # SSE: every event reaches the agent as soon as it arrives
         except httpx.TransportError as exc:
             # Mid-stream there is nothing sensible to retry: the agent sees the stream end early.
             log.warning("upstream stream broke after %d: %s", response.status_code, exc)
+        except StreamClosedError:
+            # The agent hung up (Esc interrupts a reply): normal, so one line and no traceback; the
+            # caller closes the upstream response, which stops the model's generation.
+            log.info("%s went away mid-stream (%s)", self.request.path.split("/")[2], self.request.path)
 
 
 def access_log(handler: web.RequestHandler) -> None:
@@ -302,7 +307,3 @@ def make_app(ctx: ProxyContext) -> web.Application:
         ],
         log_function=access_log,
     )
-
-
-def status_json(ctx: ProxyContext) -> str:
-    return json.dumps(ctx.status())

@@ -9,4 +9,4 @@ from services.config import Settings
 
 
 def proxy_key(settings: Settings) -> str:
-    return state.secret_file(settings.state_dir / "model-proxy.key")
+    return state.secret_file(settings.files.model_proxy_key)

@@ -14,12 +14,11 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 
-from services import state
-from services.config import ConfigError, Settings
-from services.platform_log import CONFIG_FIX, announce, setup_logging
+from services import entry, state
+from services.config import Settings
+from services.platform_log import announce
 from services.setup import builtins
 from services.setup.registry import Registry, RegistryError, load, registry_path
 from services.setup.runner import DEFAULT_CONCURRENCY, Runner
@@ -100,29 +99,23 @@ async def run_until_stopped(runner: Runner, only: set[str] | None) -> SetupStatu
 
 def acquire_lock(settings: Settings) -> int | None:
     try:
-        return state.pid_lock(settings.state_dir / "setup" / "lock")
+        return state.pid_lock(settings.files.setup_lock)
     except state.Locked as exc:
         log.error("setup is already running (pid %s); wait for it or stop it first", exc.holder)
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(settings: Settings, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.setup", description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", metavar="ID", help="run only this step (repeatable)")
     parser.add_argument("--retry-failed", action="store_true", help="rerun the steps that failed last time")
     parser.add_argument("--list", action="store_true", help="print the steps and exit")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     args = parser.parse_args(argv)
-    setup_logging("setup")
     env = dict(os.environ)
-    if env.get("CODING_AGENTS_SETUP", "").strip().lower() == "off":
+    if not settings.setup_enabled:
         log.info("setup is off (CODING_AGENTS_SETUP=off); nothing to do")
         return 0
-    try:
-        settings = Settings.from_env(env)
-    except ConfigError as exc:
-        announce(f"setup cannot start: {exc}", CONFIG_FIX)
-        return 2
     try:
         registry = load(registry_path(env))
     except RegistryError as exc:
@@ -164,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     try:
         runner = Runner(
-            steps, settings, path, settings.log_dir / "setup", step_environment(settings), args.concurrency
+            steps, settings, path, settings.files.setup_logs, step_environment(settings), args.concurrency
         )
         status = asyncio.run(run_until_stopped(runner, only))
     except asyncio.CancelledError:
@@ -176,4 +169,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.run("setup", main)

@@ -5,14 +5,11 @@ configurers (`configurer: NAME`). A name missing here is a registry error, not a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from services import skills
 from services.setup import configurers
-from services.setup.steps import StepContext, StepFailed, StepSkipped
+from services.setup.steps import Builtin, StepContext, StepFailed, StepSkipped
 from services.setup.tmux_step import install_tmux
-
-Builtin = Callable[[StepContext], None]
 
 OWNER_ATTEMPTS = 3
 
@@ -41,9 +38,21 @@ def workspace_identity(ctx: StepContext) -> None:
         ctx.log.line(f"~/.databrickscfg [DEFAULT] → {settings.databricks_host} (0600)")
 
 
+def install_skills(ctx: StepContext) -> None:
+    """Install every skill; a failure is shown on the step, the others are still installed."""
+    report = skills.install_skills(
+        ctx.settings.home, ctx.settings.state_dir, skills.sources_path(ctx.env), ctx.log.line, env=ctx.env
+    )
+    for line in report.summary():
+        ctx.log.line(line)
+    if report.failures:
+        prefix = "" if report.shipped_ok else "shipped skills NOT installed: "
+        raise StepFailed((prefix + "; ".join(report.failures))[:400])
+
+
 BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
-    "skills": skills.setup_step,
+    "skills": install_skills,
     "tmux": install_tmux,
 }
 

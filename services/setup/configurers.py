@@ -18,12 +18,11 @@ from typing import Any
 import tomli_w
 
 from services import state
+from services.agent_models import chosen_model
 from services.config import Settings
 from services.model_proxy.key import proxy_key
 from services.setup.registry import Agent
-from services.setup.steps import StepContext, StepFailed, StepLog
-
-Configurer = Callable[[StepContext, Agent], None]
+from services.setup.steps import Configurer, StepContext, StepFailed
 
 MCP_SERVERS = {
     "deepwiki": "https://mcp.deepwiki.com/mcp",
@@ -75,38 +74,6 @@ CLAUDE_TIERS = {
 LIMITS = {"claude": (200_000, 16_384), "gemini": (1_000_000, 8_192), "gpt": (400_000, 16_384)}
 OPENCODE_PROVIDER = "dbx-serving"  # not "databricks": OpenCode's built-in provider of that id would merge in
 CODEX_PROVIDER = "coding-agents-proxy"
-
-
-def models_file(settings: Settings) -> Path:
-    """Per-agent model choices made on the page; they beat the environment's defaults."""
-    return settings.state_dir / "models.json"
-
-
-def chosen_model(settings: Settings, agent: Agent, env: dict[str, str] | None = None) -> str:
-    try:
-        choices = state.read_json(models_file(settings))
-    except (OSError, ValueError):
-        choices = {}
-    choice = choices.get(agent.id) if isinstance(choices, dict) else None
-    return choice if isinstance(choice, str) and choice else agent.current_model(env or {})
-
-
-def choose_model(settings: Settings, agent: Agent, model: str, env: dict[str, str]) -> None:
-    """Remember the page's choice for `agent` and rewrite its config now."""
-    path = models_file(settings)
-    try:
-        choices = state.read_json(path)
-    except (OSError, ValueError):
-        choices = {}
-    if not isinstance(choices, dict):
-        choices = {}
-    choices[agent.id] = model
-    state.atomic_write_json(path, choices, mode=0o644)
-    log = StepLog(settings.log_dir / "setup" / f"{agent.id}-config.log")
-    try:
-        CONFIGURERS[agent.configurer](StepContext(settings, env, log), agent)
-    finally:
-        log.close()
 
 
 def proxy_base(settings: Settings, agent: Agent) -> str:
@@ -161,7 +128,7 @@ def merge_dotenv(text: str, values: dict[str, str]) -> str:
 
 def configure_claude(ctx: StepContext, agent: Agent) -> None:
     settings, home = ctx.settings, ctx.settings.home
-    model = chosen_model(settings, agent, dict(ctx.env))
+    model = chosen_model(settings.files, agent, ctx.env)
     path = home / ".claude" / "settings.json"
     data = _read_json(path)
     env = _section(data, "env")
@@ -185,10 +152,20 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
             "DISABLE_TELEMETRY": "1",
         }
     )
+    # Databricks' gateway rejects Anthropic's hosted web-search tool (its `ug` CLI denies it too):
+    # denied here, Claude Code does not offer a tool that can only fail.
+    deny = _section(data, "permissions").setdefault("deny", [])
+    if isinstance(deny, list) and "WebSearch" not in deny:
+        deny.append("WebSearch")
     _write_json(path, data)
     state_path = home / ".claude.json"
     profile = _read_json(state_path)
     profile["hasCompletedOnboarding"] = True
+    # Trusted up front, as Gemini's and Codex's are: a trust question on the first start in the
+    # folder every shell opens in reads as a broken agent.
+    projects = _section(profile, "projects")
+    for trusted_folder in (settings.home, settings.projects_dir):
+        _section(projects, str(trusted_folder))["hasTrustDialogAccepted"] = True
     mcp = merge_mcp(_section(profile, "mcpServers"), ctx.env, lambda url: {"type": "http", "url": url})
     _write_json(state_path, profile)
     ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(mcp)}")
@@ -196,7 +173,7 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
 
 def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     settings, home = ctx.settings, ctx.settings.home
-    model = chosen_model(settings, agent, dict(ctx.env))
+    model = chosen_model(settings.files, agent, ctx.env)
     folder = home / ".gemini"
     dotenv = folder / ".env"
     current = dotenv.read_text() if dotenv.exists() else ""
@@ -235,7 +212,7 @@ def _limits(model: str) -> dict[str, int]:
 
 def configure_opencode(ctx: StepContext, agent: Agent) -> None:
     settings = ctx.settings
-    model = chosen_model(settings, agent, dict(ctx.env))
+    model = chosen_model(settings.files, agent, ctx.env)
     path = settings.home / ".config" / "opencode" / "opencode.json"
     data = _read_json(path)
     data.setdefault("$schema", "https://opencode.ai/config.json")
@@ -259,7 +236,7 @@ def configure_opencode(ctx: StepContext, agent: Agent) -> None:
 
 def configure_codex(ctx: StepContext, agent: Agent) -> None:
     settings = ctx.settings
-    model = chosen_model(settings, agent, dict(ctx.env))
+    model = chosen_model(settings.files, agent, ctx.env)
     path = settings.home / ".codex" / "config.toml"
     try:
         data = tomllib.loads(path.read_text()) if path.exists() else {}
@@ -277,6 +254,9 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
         "experimental_bearer_token": proxy_key(settings),
     }
     mcp = merge_mcp(_section(data, "mcp_servers"), ctx.env, lambda url: {"url": url})
+    # No "Allow Codex to work in this folder?" on the first start where every shell opens.
+    for trusted_folder in (settings.home, settings.projects_dir):
+        _section(_section(data, "projects"), str(trusted_folder))["trust_level"] = "trusted"
     state.atomic_write_bytes(path, tomli_w.dumps(data).encode(), mode=0o600)
     ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {', '.join(mcp)}")
 

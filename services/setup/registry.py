@@ -6,7 +6,7 @@ of them are reported at once, so a bad registry is fixed in one edit, not one er
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,12 @@ from services.config import PROJECT_ROOT
 
 DEFAULT_REGISTRY = PROJECT_ROOT / "agents.yaml"
 DEFAULT_TIMEOUT = 600.0
-FAMILIES = ("anthropic", "gemini", "openai")
+FAMILIES = ("anthropic", "gemini", "openai")  # the APIs the model proxy routes (services/model_proxy)
+# The names agents.yaml may give `run:` (kind builtin) and `configurer:`, each implemented in
+# services/setup/builtins.py (tests/setup/test_registry.py checks they agree). Named here so that
+# loading the registry imports no step code: the gateway loads it too.
+BUILTIN_NAMES = frozenset({"workspace_identity", "skills", "tmux"})
+CONFIGURER_NAMES = frozenset({"claude", "gemini", "opencode", "codex"})
 TOOL_KINDS = ("download", "builtin", "command")
 ARCHES = ("amd64", "arm64")
 ENTRY_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -40,6 +45,7 @@ AGENT_KEYS = COMMON_KEYS | {
     "model_env",
     "configurer",
     "memory_mb",
+    "skill_dirs",
 }
 AGENT_REQUIRED = ("title", "package", "version", "binary", "launch", "family", "model")
 TOOL_KEYS: dict[str, set[str]] = {
@@ -79,6 +85,8 @@ class Agent:
     # Memory a window of it needs (whole process tree, MiB): the gateway's memory guard keeps this
     # much plus the floor free before it launches one. 0: not given (a default applies).
     memory_mb: int = 0
+    # Folders (relative to HOME) the agent reads user-level skills from; setup installs skills there.
+    skill_dirs: tuple[str, ...] = ()
 
     def current_model(self, env: Mapping[str, str]) -> str:
         return (env.get(self.model_env, "").strip() if self.model_env else "") or self.model
@@ -109,10 +117,6 @@ class Registry:
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)
-
-    @property
-    def ids(self) -> list[str]:
-        return [a.id for a in self.agents] + [t.id for t in self.tools]
 
 
 def registry_path(env: Mapping[str, str]) -> Path:
@@ -147,7 +151,7 @@ def read(path: Path) -> dict[str, Any]:
 
 
 class _Checker:
-    def __init__(self, known_builtins: set[str], known_configurers: set[str]) -> None:
+    def __init__(self, known_builtins: Set[str], known_configurers: Set[str]) -> None:
         self.problems: list[str] = []
         self.builtins = known_builtins
         self.configurers = known_configurers
@@ -203,6 +207,11 @@ class _Checker:
         memory = entry.get("memory_mb")
         if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
             self.add(where, f"'memory_mb' must be a positive whole number of MiB, got {memory!r}")
+        dirs = entry.get("skill_dirs", [])
+        if not isinstance(dirs, list) or not all(
+            isinstance(d, str) and d and not d.startswith("/") and ".." not in d.split("/") for d in dirs
+        ):
+            self.add(where, "'skill_dirs' must be a list of folders relative to HOME, such as .claude/skills")
         family = entry.get("family")
         if family is not None and family not in FAMILIES:
             self.add(where, f"unknown family {family!r} (one of: {', '.join(FAMILIES)})")
@@ -308,7 +317,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
 
 
 def validate(
-    path: Path, data: dict[str, Any], known_builtins: set[str], known_configurers: set[str]
+    path: Path, data: dict[str, Any], known_builtins: Set[str], known_configurers: Set[str]
 ) -> list[str]:
     checker = _Checker(known_builtins, known_configurers)
     for key in sorted(set(data) - {"agents", "tools"}):
@@ -359,6 +368,7 @@ def build(path: Path, data: dict[str, Any]) -> Registry:
             after=tuple(e.get("after", [])),
             timeout=float(e.get("timeout", DEFAULT_TIMEOUT)),
             memory_mb=int(e.get("memory_mb", 0)),
+            skill_dirs=tuple(e.get("skill_dirs", [])),
         )
         for agent_id, e in (data.get("agents") or {}).items()
     )
@@ -388,15 +398,10 @@ def build(path: Path, data: dict[str, Any]) -> Registry:
 
 def load(
     path: Path = DEFAULT_REGISTRY,
-    known_builtins: set[str] | None = None,
-    known_configurers: set[str] | None = None,
+    known_builtins: Set[str] = BUILTIN_NAMES,
+    known_configurers: Set[str] = CONFIGURER_NAMES,
 ) -> Registry:
     """Read, validate and build; RegistryError lists every problem found."""
-    if known_builtins is None or known_configurers is None:
-        from services.setup import builtins  # the step implementations define the valid names
-
-        known_builtins = set(builtins.BUILTINS) if known_builtins is None else known_builtins
-        known_configurers = set(builtins.CONFIGURERS) if known_configurers is None else known_configurers
     data = read(path)
     problems = validate(path, data, known_builtins, known_configurers)
     if problems:

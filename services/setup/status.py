@@ -100,7 +100,7 @@ class SetupStatus:
 
 
 def status_path(settings: Settings) -> Path:
-    return settings.state_dir / "setup" / "status.json"
+    return settings.files.setup_status
 
 
 def write_status(path: Path, status: SetupStatus) -> None:
@@ -141,4 +141,4 @@ def _alive(pid: int) -> bool:
 
 def request_path(settings: Settings) -> Path:
     """What the next run should do, left by the gateway before it asks supervisord to start setup."""
-    return settings.state_dir / "setup" / "request.json"
+    return settings.files.setup_request

@@ -25,16 +25,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from services import redact, state
 from services.config import Settings
 from services.setup.registry import Agent, Tool
 from services.setup.status import LOG_TAIL_LINES
-
-if TYPE_CHECKING:
-    from services.setup.builtins import Builtin
-    from services.setup.configurers import Configurer
 
 MAX_DOWNLOAD = 200 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 30.0  # per socket operation; the step's own timeout bounds the whole download
@@ -97,6 +92,11 @@ class StepContext:
     settings: Settings
     env: Mapping[str, str]  # environment for the step's processes
     log: StepLog
+
+
+# Steps written in Python (services/setup/builtins.py) and agents' configurers (configurers.py).
+Builtin = Callable[[StepContext], None]
+Configurer = Callable[[StepContext, Agent], None]
 
 
 class Step(ABC):

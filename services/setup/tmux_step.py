@@ -65,7 +65,7 @@ def start_tmux_program(ctx: StepContext) -> None:
     dying one, so starting is retried until the server answers, not tried once.
     """
     settings = ctx.settings
-    socket = settings.state_dir / "supervisor.sock"
+    socket = settings.files.supervisor_socket
     deadline = time.monotonic() + SERVER_WAIT_SECONDS
     said = ""
     while not server_answers(settings.tmux_socket):

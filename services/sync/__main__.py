@@ -2,7 +2,7 @@
 
 Stops within 3 s of SIGTERM: the journal is consistent at every instant (SQLite transactions, and
 each workspace call is idempotent), so a call still in flight is simply abandoned and redone at the
-next start. Exit status: 0 stopped, 2 bad settings, 3 another watcher holds the lock.
+next start. Exit status (services/entry.py): 0 stopped, 2 bad settings, 3 another watcher holds the lock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import threading
 import time
 from types import FrameType
 
-from services import state
-from services.config import ConfigError, Settings
-from services.platform_log import CONFIG_FIX, announce, setup_logging
+from services import entry, state
+from services.config import Settings
 from services.sync.watcher import SyncOptions, Watcher
 
 log = logging.getLogger("sync")
@@ -43,21 +42,26 @@ def _deadline() -> None:
 
 def acquire_lock(settings: Settings) -> int | None:
     try:
-        return state.pid_lock(settings.state_dir / "sync" / "lock")
+        return state.pid_lock(settings.files.sync_lock)
     except state.Locked as exc:
         log.error("another sync watcher is running (pid %s) on %s", exc.holder, settings.state_dir)
         return None
 
 
-def main() -> int:
-    setup_logging("sync")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"sync cannot start: {exc}", CONFIG_FIX)
-        return 2
+def options(settings: Settings) -> SyncOptions:
+    """The watcher's options from Settings (services/config.py parses the variables)."""
+    knobs = settings.sync
+    return SyncOptions(
+        scan_interval=knobs.scan_seconds,
+        concurrency=knobs.concurrency,
+        bundle_idle=knobs.bundle_idle_seconds,
+        backoff_max=knobs.max_backoff_seconds,
+    )
+
+
+def main(settings: Settings) -> int:
     if acquire_lock(settings) is None:
-        return 3
+        return entry.EXIT_LOCKED
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -68,10 +72,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Watcher(settings, SyncOptions.from_env(os.environ), stop).run()
+    Watcher(settings, options(settings), stop).run()
     log.info("stopped")
     return 0
 
 
 if __name__ == "__main__":
-    _flush_and_exit(main())
+    entry.run("sync", main, exit=_flush_and_exit)

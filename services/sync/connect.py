@@ -1,26 +1,65 @@
 """Connecting the sync to the workspace at start, and saying plainly on the platform log why it cannot.
 
-The watcher keeps retrying (services.sync.watcher `_keep_trying`); the platform log gets one line per
-distinct reason (with the fix), and one line when it connects after all. Imports no SDK at load time:
-the watcher imports this module even without a workspace.
+The coordinator keeps retrying (services.sync.coordinator `_keep_trying`); the platform log gets one
+line per distinct reason (with the fix), and one line when it connects after all. Imports no SDK at
+load time: the watcher imports this module even without a workspace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services import workspace_errors
+from services import databricks, workspace_errors
 from services.config import Settings
 from services.databricks import DEFAULT_TIMEOUT_SECONDS
 from services.platform_log import announce, resolved
 from services.sync.failures import Kind, OpFailed
+from services.sync.journal import Journal
 
 if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+
     from services.sync.remote import Remote
 
 ANNOUNCE_KEY = "sync-workspace"
 RETRYING = "the sync keeps retrying and restores ~/projects once it gets through"
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What every job after connecting works with; none of it can be missing."""
+
+    journal: Journal
+    remote: Remote
+    pool: ThreadPoolExecutor  # the workspace calls, `concurrency` at a time
+    owner: databricks.Owner
+
+    @property
+    def author(self) -> tuple[str, str]:
+        """(name, email) for the commits a restore makes."""
+        return (self.owner.display_name or self.owner.email, self.owner.email)
+
+
+def resolve_owner(settings: Settings) -> databricks.Owner:
+    if settings.owner_override:
+        return databricks.lookup_owner(settings)
+    # The gateway publishes the owner it looked up (Apps mode); ask SCIM ourselves otherwise.
+    return databricks.load_owner(settings) or databricks.lookup_owner(settings)
+
+
+def reach(settings: Settings, http_timeout: float) -> tuple[databricks.Owner, WorkspaceClient]:
+    """One try at the owner and a client acting as them (raises what the workspace said)."""
+    # Only now, with a workspace configured: importing databricks-sdk takes ~1.5 CPU-seconds.
+    from services.sync.remote import workspace_client
+
+    return resolve_owner(settings), workspace_client(settings, http_timeout)
+
+
+def remote_root(owner: databricks.Owner) -> str:
+    return f"/Users/{owner.email}/projects"
 
 
 def _root_cause(exc: BaseException) -> BaseException:

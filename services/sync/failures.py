@@ -3,6 +3,7 @@ only once a workspace is configured, through services.sync.remote."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import Enum
 
@@ -28,3 +29,17 @@ class OpFailed(Exception):
 
 class Stopped(Exception):
     """The watcher is stopping: abandon the call (it is idempotent and will be done again)."""
+
+
+class OnceLog:
+    """Warnings said once per key: a file too large or a name that is not UTF-8 is reported when it is
+    met, not again at every scan."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._said: set[str] = set()
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            self._log.warning(message, *args)

@@ -16,18 +16,15 @@ from services import state
 from services.config import Settings
 from services.credentials.store import has_owner_token
 
-NOTICE_NAME = "restore-notice"
-JOURNAL_NAME = "journal.sqlite"
-
 
 def notice_path(settings: Settings) -> Path:
-    return settings.state_dir / "sync" / NOTICE_NAME
+    return settings.files.sync_notice
 
 
 def fresh_container(settings: Settings) -> bool:
     """A workspace is configured and the sync watcher has never run on this disk (an Apps restart
     or redeploy wipes it): projects may be about to come back."""
-    return has_owner_token(settings) and not (settings.state_dir / "sync" / JOURNAL_NAME).exists()
+    return has_owner_token(settings) and not settings.files.sync_journal.exists()
 
 
 def checking_text() -> str:

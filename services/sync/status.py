@@ -1,19 +1,24 @@
 """The sync watcher's status file: written by `services.sync`, served by `GET /api/sync`.
 
 One JSON document in `$STATE/sync/status.json`, replaced atomically, so the gateway never reads a torn
-file. Imports nothing heavy: the gateway loads this module.
+file. Typed both ways: `write_status` takes a `SyncStatus`, `read_status` gives one back (a file from
+an older watcher lacks some keys: they read as their defaults). Imports nothing heavy: the gateway
+loads this module.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from services import state
 from services.config import Settings
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class OverallState(StrEnum):
@@ -48,6 +53,25 @@ class RepoStatus:
     remote_path: str = ""
     note: str = ""
 
+    @classmethod
+    def from_json(cls, data: object, where: str) -> RepoStatus:
+        obj = _object(data, where)
+        return cls(
+            name=_value(obj, "name", (str,), None, where, required=True),
+            state=_enum(obj, "state", RepoState, RepoState.PENDING, where),
+            last_synced_commit=_value(obj, "last_synced_commit", (str, type(None)), None, where),
+            last_synced_at=_value(obj, "last_synced_at", (int, float, type(None)), None, where),
+            head=_value(obj, "head", (str, type(None)), None, where),
+            pending=_value(obj, "pending", (int,), 0, where),
+            last_error=_value(obj, "last_error", (str, type(None)), None, where),
+            attempts=_value(obj, "attempts", (int,), 0, where),
+            next_retry_at=_value(obj, "next_retry_at", (int, float, type(None)), None, where),
+            skipped_large=[_text(p, f"{where}.skipped_large") for p in _list(obj, "skipped_large", where)],
+            skipped=[_texts(s, f"{where}.skipped") for s in _list(obj, "skipped", where)],
+            remote_path=_value(obj, "remote_path", (str,), "", where),
+            note=_value(obj, "note", (str,), "", where),
+        )
+
 
 class RestorePhase(StrEnum):
     CHECKING = "checking"  # a fresh container: connecting and listing the workspace folder
@@ -79,6 +103,16 @@ class RestoreItem:
     path: str = ""  # where it is now, relative to HOME (`projects/app.restored`)
     message: str = ""  # one line for the page, the log and the status
 
+    @classmethod
+    def from_json(cls, data: object, where: str) -> RestoreItem:
+        obj = _object(data, where)
+        return cls(
+            name=_value(obj, "name", (str,), None, where, required=True),
+            outcome=_enum(obj, "outcome", Outcome, Outcome.WAITING, where),
+            path=_value(obj, "path", (str,), "", where),
+            message=_value(obj, "message", (str,), "", where),
+        )
+
 
 @dataclass
 class RestoreStatus:
@@ -92,6 +126,21 @@ class RestoreStatus:
     finished_at: float | None = None
     reason: str = ""  # why it is stuck (the workspace is unreachable...), while it is
     items: list[RestoreItem] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> RestoreStatus:
+        obj = _object(data, where)
+        items = _list(obj, "items", where)
+        return cls(
+            phase=_enum(obj, "phase", RestorePhase, RestorePhase.CHECKING, where),
+            remote_root=_value(obj, "remote_root", (str,), "", where),
+            total=_value(obj, "total", (int,), 0, where),
+            done=_value(obj, "done", (int,), 0, where),
+            started_at=_value(obj, "started_at", (int, float, type(None)), None, where),
+            finished_at=_value(obj, "finished_at", (int, float, type(None)), None, where),
+            reason=_value(obj, "reason", (str,), "", where),
+            items=[RestoreItem.from_json(item, f"{where}.items[{i}]") for i, item in enumerate(items)],
+        )
 
 
 @dataclass
@@ -107,9 +156,26 @@ class SyncStatus:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: object) -> SyncStatus:
+        """The status a file holds; keys it lacks (an older watcher wrote it) read as their defaults.
+        Raises ValueError, naming the key, for a value of the wrong type or an unknown state."""
+        obj = _object(data, "the status")
+        repos = _list(obj, "repos", "")
+        restore = obj.get("restore")
+        return cls(
+            state=_enum(obj, "state", OverallState, OverallState.IDLE, ""),
+            reason=_value(obj, "reason", (str,), "", ""),
+            remote_root=_value(obj, "remote_root", (str,), "", ""),
+            repos=[RepoStatus.from_json(repo, f"repos[{i}]") for i, repo in enumerate(repos)],
+            restore=None if restore is None else RestoreStatus.from_json(restore, "restore"),
+            pid=_value(obj, "pid", (int, type(None)), None, ""),
+            updated_at=_value(obj, "updated_at", (int, float, type(None)), None, ""),
+        )
+
 
 def status_path(settings: Settings) -> Path:
-    return settings.state_dir / "sync" / "status.json"
+    return settings.files.sync_status
 
 
 def write_status(path: Path, status: SyncStatus) -> None:
@@ -117,13 +183,77 @@ def write_status(path: Path, status: SyncStatus) -> None:
     state.atomic_write_json(path, status.to_json(), mode=0o644)
 
 
-def read_status(path: Path) -> dict[str, Any]:
-    """The last status written, with the reader's clock; `idle` with no repos before the first one."""
+def read_status(path: Path) -> SyncStatus:
+    """The last status written; `idle` with no repos before the first one. Raises OSError, or
+    ValueError saying what is wrong, for a file that cannot be read as a status."""
     try:
         data = state.read_json(path)
     except FileNotFoundError:
-        data = {"state": OverallState.IDLE.value, "repos": []}
-    if not isinstance(data, dict) or not isinstance(data.get("repos"), list):
-        raise ValueError(f"{path} does not hold a sync status object")
-    data["now"] = time.time()  # lets the page show "synced 5 s ago" without trusting its own clock
+        return SyncStatus()
+    try:
+        return SyncStatus.from_json(data)
+    except ValueError as exc:
+        raise ValueError(f"{path} does not hold a sync status: {exc}") from None
+
+
+# Reading the file back: a missing key is its default, a value of another type is an error.
+
+
+def _object(data: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} is {_kind(data)}, not an object")
     return data
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _value(
+    obj: Mapping[str, Any],
+    key: str,
+    types: tuple[type, ...],
+    default: Any,
+    where: str,
+    required: bool = False,
+) -> Any:
+    name = f"{where}.{key}" if where else key
+    if key not in obj:
+        if required:
+            raise ValueError(f"{name} is missing")
+        return default
+    value = obj[key]
+    # bool is an int to isinstance, never to this file.
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ValueError(f"{name} is {_kind(value)}, not {' or '.join(_kind_name(t) for t in types)}")
+    return value
+
+
+def _kind_name(kind: type) -> str:
+    return "null" if kind is type(None) else kind.__name__
+
+
+def _enum(obj: Mapping[str, Any], key: str, enum: type[E], default: E, where: str) -> E:
+    value = _value(obj, key, (str,), default.value, where)
+    try:
+        return enum(value)
+    except ValueError:
+        name = f"{where}.{key}" if where else key
+        known = ", ".join(repr(member.value) for member in enum)
+        raise ValueError(f"{name} is {value!r}, not one of {known}") from None
+
+
+def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value: list[Any] = _value(obj, key, (list,), [], where)
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} holds {_kind(value)}, not str")
+    return value
+
+
+def _texts(value: object, where: str) -> dict[str, str]:
+    obj = _object(value, where)
+    return {_text(k, where): _text(v, f"{where}.{k}") for k, v in obj.items()}

@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from services import state
-from services.config import PROJECT_ROOT, ConfigError, Settings, secrets_dir
-from services.platform_log import CONFIG_FIX, announce, setup_logging
+from services import entry, state
+from services.config import PROJECT_ROOT, Settings
 from services.shell_env import shell_environment, shell_secrets
 from services.sync import notice
 from services.tmux_install import InstallError, tmux_version
@@ -39,7 +38,7 @@ MIN_LIFETIME_SECONDS = 1.2
 
 def render_config(settings: Settings) -> Path:
     terminal = "tmux-256color" if _has_terminfo("tmux-256color") else "screen-256color"
-    target = settings.state_dir / "tmux.conf"
+    target = settings.files.tmux_conf
     text = TEMPLATE.read_text().replace("@DEFAULT_TERMINAL@", terminal)
     text = text.replace("@SHELL_SECRETS@", write_shell_secrets(settings))
     state.atomic_write_bytes(target, text.encode())
@@ -51,7 +50,7 @@ def write_shell_secrets(settings: Settings) -> str:
 
     tmux gives every new pane its global environment, so shells get these while the server's own
     /proc/<pid>/environ holds none of them."""
-    path = secrets_dir(settings.state_dir) / "tmux-shell.conf"
+    path = settings.files.tmux_shell_conf
     values = shell_secrets(settings)
     quotable = {k: v for k, v in values.items() if _tmux_quotable(v)}
     for name in values.keys() - quotable.keys():
@@ -158,14 +157,8 @@ def no_tmux(reason: str, started: float) -> int:
     return NO_TMUX
 
 
-def main() -> int:
+def main(settings: Settings) -> int:
     started = time.monotonic()
-    setup_logging("tmuxd")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"tmuxd cannot start: {exc}", CONFIG_FIX)
-        return 2
     for folder in (settings.state_dir, settings.state_bin, settings.log_dir):
         state.ensure_dir(folder)
     settings.projects_dir.mkdir(parents=True, exist_ok=True)
@@ -194,4 +187,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.run("tmuxd", main)

@@ -16,13 +16,12 @@ import logging
 import os
 import select
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.config import ConfigError, Settings
-from services.platform_log import CONFIG_FIX, announce, setup_logging
+from services import entry
+from services.config import Settings
 from services.supervisor_client import ProgramInfo, SupervisorUnavailable, programs
 
 log = logging.getLogger("watchdog")
@@ -95,14 +94,8 @@ def watch_once(socket_path: Path, timeout: float = RELIST_SECONDS) -> list[str]:
             os.close(fd)
 
 
-def main() -> int:
-    setup_logging("watchdog")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        announce(f"watchdog cannot start: {exc}", CONFIG_FIX)
-        return 2
-    socket_path = settings.state_dir / "supervisor.sock"
+def main(settings: Settings) -> int:
+    socket_path = settings.files.supervisor_socket
     while True:
         try:
             watch_once(socket_path)
@@ -116,4 +109,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry.run("watchdog", main)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from services.version import app_version
 from tests.browser import test_browser
 from tests.browser.test_browser import indicator, open_terminal, screen, type_and_see
 from tests.e2e.conftest import RunningApp
@@ -144,6 +145,9 @@ def test_help_overlay_lists_the_keys(browser: Browser, app: RunningApp) -> None:
         "Right-click",
     ):
         assert keys in text, keys
+    # Which build this is, for a bug report: the checkout's `git describe` (services/version.py).
+    version = page.locator("#help .help-version")
+    wait_until(lambda: version.inner_text() == f"Coding Agents {app_version()}", timeout=10, what="version")
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
     page.locator(".xterm").click()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from services.credentials import store
 from services.credentials.owner import CREATOR_SOURCE
+from services.sync.status import OverallState, read_status, status_path
 from services.sync.watcher import Watcher
 from services.tmux import TmuxSessions
 from tests.conftest import OWNER_EMAIL, OWNER_NAME, OWNER_TOKEN, Stack
@@ -133,7 +134,10 @@ async def test_the_owners_token_connects_cli_sync_and_git_without_a_restart(
         thread.start()
         try:
             # Idle: no credential yet.
-            await async_wait_until(lambda: watcher.overall_error.startswith("no workspace"), what="idle sync")
+            def sync_idle() -> bool:
+                return read_status(status_path(settings)).state is OverallState.NO_WORKSPACE
+
+            await async_wait_until(sync_idle, what="the sync idling without a workspace")
             response = await app.fetch("/api/credentials", "PUT", body=json.dumps({"token": OWNER_TOKEN}))
             assert response.code == 200, response.body
             status = json.loads(response.body)

@@ -21,12 +21,15 @@ def test_renewal_defaults_to_a_day_renewed_two_hours_early(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "a day"}, "whole number of seconds, got 'a day'"),
-        ({"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "5"}, "between 10 and 63072000, got 5"),
-        ({"CODING_AGENTS_TOKEN_MARGIN_SECONDS": "0"}, "at least 1 and less than the lifetime"),
+        ({"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "a day"}, "whole number from 10 to 63072000, got 'a day'"),
+        ({"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "5"}, "LIFETIME_SECONDS must be a whole number from 10 to"),
+        (
+            {"CODING_AGENTS_TOKEN_MARGIN_SECONDS": "0"},
+            "MARGIN_SECONDS must be a whole number from 1 to 86399",
+        ),
         (
             {"CODING_AGENTS_TOKEN_LIFETIME_SECONDS": "600", "CODING_AGENTS_TOKEN_MARGIN_SECONDS": "600"},
-            r"less than the lifetime \(600 s\), got 600",
+            "from 1 to 599, got '600'",
         ),
     ],
 )

@@ -46,6 +46,10 @@ def test_stage_only_needs_no_credentials_and_builds_the_deploy_set(project: Proj
     assert not re.search(r"^(pytest|mypy|ruff|playwright)==|^-e ", requirements, re.MULTILINE)
     assert str(project.root) not in requirements
 
+    # The deploy set has no .git: which commit it is travels in VERSION (services/version.py).
+    head = project.git("rev-parse", "--short=12", "HEAD").strip()
+    assert re.fullmatch(rf"\d+\.\d+\.\d+\+{head}(-dirty)?", (dest / "VERSION").read_text().strip())
+
     app_yaml = yaml.safe_load((dest / "app.yaml").read_text())
     assert app_yaml["command"] == ["bash", "scripts/run"]
     env = {item["name"]: item for item in app_yaml["env"]}

@@ -125,6 +125,11 @@ async def test_a_staged_deploy_serves_a_tmux_terminal_to_its_owner_only(box: san
         await client.wait_text("42x")
         print(f"app command → first answer in the terminal: {time.monotonic() - box.started_at:.2f} s")
 
+        # Which build answers: the deploy's VERSION (no .git here), in /health and the start log.
+        version = (box.app_dir / "VERSION").read_text().strip()
+        assert "+" in version and get_json(proxy.url + "/health")["version"] == version
+        assert f"coding-agents {version} listening on" in box.output()
+
         # Warm start: the platform's packages and the staged web assets, no uv, no npm.
         assert not (box.app_dir / ".venv").exists() and not (box.app_dir / ".tools").exists()
         assert not (box.app_dir / "web" / "node_modules").exists()

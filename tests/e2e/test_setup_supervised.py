@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services.version import app_version
 from tests.conftest import Stack
 from tests.e2e.conftest import RunningApp, start_app, stop_app
 from tests.helpers import TermClient, wait_until
@@ -70,7 +71,13 @@ def test_setup_runs_beside_a_usable_terminal_and_retries_from_the_page(
     wait_until(lambda: states(app).get("slow") == "running", timeout=20, what="setup running")
     asyncio.run(answer_in_terminal(app))  # the first prompt does not wait for setup
     health = json.loads(urllib.request.urlopen(app.url + "/health", timeout=5).read())
-    assert health == {"status": "ok", "setup": "running", "terminal": "tmux", "terminal_reason": ""}
+    assert health == {
+        "status": "ok",
+        "version": app_version(),
+        "setup": "running",
+        "terminal": "tmux",
+        "terminal_reason": "",
+    }
 
     (stack.root / "release").touch()
     wait_until(

@@ -11,6 +11,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
 from services.tmux import TmuxSessions
+from services.version import app_version
 from tests.conftest import OWNER_EMAIL, Gateway, Stack, serve_apps_gateway
 from tests.fake_workspace import FakeWorkspace
 from tests.helpers import TermClient, async_wait_until
@@ -57,6 +58,7 @@ async def test_health_is_public(apps_gateway: Gateway) -> None:
     assert response.code == 200
     assert json.loads(response.body) == {
         "status": "ok",
+        "version": app_version(),
         "setup": "pending",
         "terminal": "tmux",
         "terminal_reason": "",

@@ -8,6 +8,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from services.version import app_version
 from tests.conftest import Gateway
 from tests.helpers import TermClient
 
@@ -60,6 +61,7 @@ async def test_health_needs_nothing(gateway: Gateway) -> None:
     assert response.code == 200
     assert json.loads(response.body) == {
         "status": "ok",
+        "version": app_version(),
         "setup": "pending",
         "terminal": "tmux",
         "terminal_reason": "",

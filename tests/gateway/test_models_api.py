@@ -41,6 +41,26 @@ async def test_models_by_family_from_the_workspace(apps_gateway: Gateway, worksp
     }
 
 
+async def test_models_the_ai_gateway_offers_are_listed_too(
+    apps_gateway: Gateway, workspace: FakeWorkspace
+) -> None:
+    # The model proxy found the workspace's AI Gateway and wrote what it lists (its status file).
+    await wait_ready(apps_gateway)
+    workspace.endpoints = [
+        {"name": "databricks-claude-sonnet-4-6", "task": "llm/v1/chat", "state": {"ready": "READY"}}
+    ]
+    status = apps_gateway.ctx.settings.state_dir / "model-proxy" / "status.json"
+    offered = ["databricks-claude-opus-4-7", "databricks-claude-sonnet-4-6"]
+    upstream = {"via": "gateway", "gateway_models": offered}
+    state.atomic_write_json(status, {"upstream": upstream})
+    body = json.loads((await apps_gateway.fetch("/api/models", auth=False, headers=OWNER)).body)
+    assert body["families"]["anthropic"] == ["databricks-claude-opus-4-7", "databricks-claude-sonnet-4-6"]
+    # Not while requests go to serving endpoints: those models would not answer there.
+    state.atomic_write_json(status, {"upstream": {**upstream, "via": "serving"}})
+    body = json.loads((await apps_gateway.fetch("/api/models", auth=False, headers=OWNER)).body)
+    assert body["families"]["anthropic"] == ["databricks-claude-sonnet-4-6"]
+
+
 async def test_choosing_a_model_rewrites_the_agents_config(apps_gateway: Gateway) -> None:
     await wait_ready(apps_gateway)
     headers = {**OWNER, "Origin": apps_gateway.url}
@@ -77,3 +97,21 @@ async def test_model_proxy_status_is_served_to_the_owner(gateway: Gateway) -> No
     response = await gateway.fetch("/api/model-proxy")
     assert json.loads(response.body)["agents"]["claude"]["requests"] == 3
     assert (await gateway.fetch("/api/model-proxy", auth=False)).code == 401
+
+
+async def test_a_config_that_cannot_be_rewritten_is_a_clear_error(apps_gateway: Gateway) -> None:
+    # The configurer runs in its own process (services.setup.configure); its reason reaches the page.
+    await wait_ready(apps_gateway)
+    settings = apps_gateway.ctx.settings
+    (settings.home / ".claude").mkdir(parents=True, exist_ok=True)
+    (settings.home / ".claude" / "settings.json").write_text("{not json")
+    headers = {**OWNER, "Origin": apps_gateway.url}
+    response = await apps_gateway.fetch(
+        "/api/agents/claude/model", "PUT", auth=False, headers=headers, body=b'{"model": "databricks-x"}'
+    )
+    assert response.code == 500
+    error = json.loads(response.body)["error"]
+    assert "Claude Code: the choice is saved but its config was not rewritten" in error
+    assert "settings.json is not valid JSON" in error
+    assert (settings.home / ".claude" / "settings.json").read_text() == "{not json"
+    assert state.read_json(settings.files.agent_models) == {"claude": "databricks-x"}

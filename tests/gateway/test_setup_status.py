@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from services.setup.status import SetupState, SetupStatus, StepState, StepStatus, status_path, write_status
+from services.version import app_version
 from tests.conftest import Gateway
 from tests.helpers import async_wait_until
 
@@ -33,7 +34,13 @@ async def test_serves_the_status_file_and_health_only_the_state(gateway: Gateway
         ("micro", "failed", "checksum mismatch"),
     ]
     health = json.loads((await gateway.fetch("/health", auth=False)).body)
-    assert health == {"status": "ok", "setup": "running", "terminal": "tmux", "terminal_reason": ""}
+    assert health == {
+        "status": "ok",
+        "version": app_version(),
+        "setup": "running",
+        "terminal": "tmux",
+        "terminal_reason": "",
+    }
     assert (await gateway.fetch("/api/setup-status", auth=False)).code == 401
 
 

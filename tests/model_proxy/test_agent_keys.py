@@ -62,6 +62,7 @@ class Pane:
     master: int
     client: subprocess.Popen[bytes]
     output: bytearray = field(default_factory=bytearray)
+    answered: list[str] = field(default_factory=list)  # the start-up questions accepted
 
     def screen(self) -> str:
         result = subprocess.run(
@@ -79,7 +80,8 @@ class Pane:
         def seen() -> object:
             screen = self.screen()
             for pattern, key in DIALOGS:
-                if pattern.search(screen):
+                if found := pattern.search(screen):
+                    self.answered.append(found.group(0))
                     self.type(key)
                     return False
             return check(screen)
@@ -174,6 +176,8 @@ def agent_in_tmux(installed: Installed, agent: str) -> Iterator[Pane]:
 def test_shift_enter_inserts_a_newline(installed: Installed, agent: str) -> None:
     with agent_in_tmux(installed, agent) as pane:
         pane.wait(lambda s: PROMPT_READY[agent].search(s), f"{agent}'s prompt", timeout=90)
+        # Setup trusted the projects folder: the agent starts at its prompt, with no question.
+        assert not [q for q in pane.answered if "trust" in q.lower() or "Allow" in q], pane.answered
         calls_before = len(installed.fake.model_calls())
         pane.type(FIRST.encode())
         pane.wait(lambda s: FIRST in s, "the first line typed")

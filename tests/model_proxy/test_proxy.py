@@ -69,7 +69,8 @@ async def make_proxy(tmp_path: Path) -> AsyncIterator[object]:
         settings = Settings.from_env(
             {"HOME": str(tmp_path), "CODING_AGENTS_STATE_DIR": str(tmp_path / "s"), **env}
         )
-        ctx = ProxyContext(settings, KEY, Upstreams(settings, probe), Credentials(settings))
+        credentials = Credentials(settings)
+        ctx = ProxyContext(settings, KEY, Upstreams(settings, probe, credentials.headers), credentials)
         port = free_port()
         server = HTTPServer(make_app(ctx))
         server.listen(port, "127.0.0.1")
@@ -266,3 +267,86 @@ async def test_tokens_never_reach_the_log_or_status(
         await proxy.http.fetch(f"{proxy.url}/status", headers={"Authorization": f"Bearer {KEY}"})
     ).code == 200
     assert time.monotonic() - start < 5
+
+
+async def test_an_agent_interrupting_a_stream_is_one_quiet_line(
+    make_proxy, serving: FakeModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Esc in an agent closes its connection mid-stream: no traceback, one line that says so.
+    caplog.set_level(logging.INFO)
+    proxy = await make_proxy({"DATABRICKS_HOST": serving.url, "DATABRICKS_TOKEN": PAT})
+    serving.hold_after_first_event = threading.Event()
+    serving.event_interval = 0.05  # events one by one, as a model streams them
+    host, port = proxy.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps({**ANTHROPIC, "stream": True}).encode()
+    writer.write(
+        b"POST /a/claude/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    seen = b""
+    while b"message_start" not in seen:
+        seen += await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    serving.hold_after_first_event.set()
+    await async_wait_until(
+        lambda: any("went away" in r.getMessage() for r in caplog.records), what="the proxy's line"
+    )
+    await async_wait_until(lambda: proxy.ctx.stats["claude"].in_flight == 0, what="request finished")
+    noisy = [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    assert not noisy, [r.getMessage() for r in noisy]
+
+
+async def test_the_workspaces_own_gateway_is_found_and_used(make_proxy) -> None:
+    # No DATABRICKS_GATEWAY_HOST: the proxy finds /ai-gateway on the workspace host by itself.
+    workspace = FakeModels(tokens={PAT}, ai_gateway=True).start()
+    workspace.gateway_models = ["system.ai.claude-sonnet-4-6", "system.ai.gpt-5-3-codex"]
+    try:
+        proxy = await make_proxy({"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": PAT})
+        await async_wait_until(lambda: proxy.ctx.upstreams.gateway_up, what="the workspace's gateway found")
+        calls = {
+            "anthropic/v1/messages": ("claude", ANTHROPIC, "/ai-gateway/anthropic/v1/messages"),
+            "gemini/v1beta/models/databricks-gemini-2-5-pro:generateContent": (
+                "gemini",
+                {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+                "/ai-gateway/gemini/v1beta/models/databricks-gemini-2-5-pro:generateContent",
+            ),
+            "openai/v1/responses": ("codex", {"model": "m", "input": "hi"}, "/ai-gateway/codex/v1/responses"),
+            "openai/v1/chat/completions": (
+                "opencode",
+                {"model": "m", "messages": []},
+                "/ai-gateway/mlflow/v1/chat/completions",
+            ),
+        }
+        for path, (agent, body, upstream) in calls.items():
+            response = await proxy.call(agent, path, body)
+            assert response.code == 200, (path, response.body[:300])
+            assert workspace.model_calls()[-1].path == upstream
+        described = proxy.ctx.status().upstream
+        assert described["via"] == "gateway" and described["gateway_source"] == "workspace"
+        assert "answers at" in str(described["reason"])
+        # Listed as the names serving endpoints also know, so a choice works on either upstream.
+        assert described["gateway_models"] == ["databricks-claude-sonnet-4-6", "databricks-gpt-5-3-codex"]
+    finally:
+        workspace.stop()
+
+
+async def test_a_workspace_without_the_gateway_uses_serving_endpoints_and_says_why(
+    make_proxy, serving: FakeModels
+) -> None:
+    proxy = await make_proxy({"DATABRICKS_HOST": serving.url, "DATABRICKS_TOKEN": PAT})
+    await async_wait_until(
+        lambda: "answered 404" in str(proxy.ctx.status().upstream["reason"]), what="the probe's verdict"
+    )
+    response = await proxy.call("claude", "anthropic/v1/messages", ANTHROPIC)
+    assert response.code == 200
+    assert serving.model_calls()[-1].path == "/serving-endpoints/anthropic/v1/messages"
+    assert proxy.ctx.status().upstream["via"] == "serving"
+    # Switched on later (a workspace admin enables it): found by the next probe, no restart.
+    serving.ai_gateway = True
+    await async_wait_until(lambda: proxy.ctx.upstreams.gateway_up, what="the gateway found later")
+    await proxy.call("claude", "anthropic/v1/messages", ANTHROPIC)
+    assert serving.model_calls()[-1].path == "/ai-gateway/anthropic/v1/messages"

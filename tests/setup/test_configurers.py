@@ -13,7 +13,7 @@ import tomli_w
 from services import state
 from services.config import Settings
 from services.model_proxy.key import proxy_key
-from services.setup.configurers import CONFIGURERS, merge_dotenv, models_file
+from services.setup.configurers import CONFIGURERS, merge_dotenv
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepFailed, StepLog
 
@@ -61,9 +61,10 @@ def test_claude(settings: Settings) -> None:
     assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "databricks-claude-haiku-4-5"
     assert env["ANTHROPIC_CUSTOM_HEADERS"] == "x-databricks-use-coding-agent-mode: true"
     assert env["DISABLE_AUTOUPDATER"] == "1" and env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
-    assert env["MY_VAR"] == "mine" and data["permissions"] == {"allow": ["Bash(ls)"]}
+    assert env["MY_VAR"] == "mine" and data["permissions"] == {"allow": ["Bash(ls)"], "deny": ["WebSearch"]}
     profile = json.loads((settings.home / ".claude.json").read_text())
     assert profile["hasCompletedOnboarding"] is True
+    assert profile["projects"][str(settings.projects_dir)]["hasTrustDialogAccepted"] is True
     assert set(profile["mcpServers"]) == {"mine", "deepwiki", "exa"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -117,6 +118,7 @@ def test_codex_toml_is_merged(settings: Settings) -> None:
     provider = data["model_providers"]["coding-agents-proxy"]
     assert provider["wire_api"] == "responses"
     assert provider["base_url"] == f"{settings.model_proxy_url}/a/codex/openai/v1"
+    assert data["projects"][str(settings.projects_dir)] == {"trust_level": "trusted"}
 
 
 def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None:
@@ -130,7 +132,7 @@ def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None
 
 
 def test_a_model_chosen_on_the_page_wins(settings: Settings) -> None:
-    state.atomic_write_json(models_file(settings), {"claude": "databricks-claude-haiku-4-5"})
+    state.atomic_write_json(settings.files.agent_models, {"claude": "databricks-claude-haiku-4-5"})
     configure(settings, "claude", {"ANTHROPIC_MODEL": "databricks-claude-sonnet-4-6"})
     env = json.loads((settings.home / ".claude" / "settings.json").read_text())["env"]
     assert env["ANTHROPIC_MODEL"] == "databricks-claude-haiku-4-5"

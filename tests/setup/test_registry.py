@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from services.setup.registry import DEFAULT_REGISTRY, FAMILIES, RegistryError, load
+from services.setup import builtins
+from services.setup.registry import (
+    BUILTIN_NAMES,
+    CONFIGURER_NAMES,
+    DEFAULT_REGISTRY,
+    FAMILIES,
+    RegistryError,
+    load,
+)
 
 AGENT = """
 agents:
@@ -64,6 +72,10 @@ CASES = {
     "memory not a number": (with_agent(memory_mb='"lots"'), "agents.claude: 'memory_mb' must be a positive"),
     "memory zero": (with_agent(memory_mb="0"), "agents.claude: 'memory_mb' must be a positive whole"),
     "memory fraction": (with_agent(memory_mb="0.5"), "agents.claude: 'memory_mb' must be a positive"),
+    "skill dir outside home": (
+        with_agent(skill_dirs="[../elsewhere]"),
+        "agents.claude: 'skill_dirs' must be a list of folders relative to HOME",
+    ),
     "bad id": (AGENT.replace("  claude:", "  Claude_Code:"), "agents.Claude_Code: ids are"),
     "unknown after": (with_agent(after="[ghost]"), "agents.claude: 'after' names 'ghost'"),
     "unknown kind": (
@@ -139,6 +151,22 @@ def test_the_shipped_registry_loads_pinned_and_complete() -> None:
         "gemini": 400,
         "opencode": 1000,
         "codex": 460,
+    }
+
+
+def test_the_names_the_registry_accepts_are_the_ones_setup_implements() -> None:
+    # The registry names them itself (loading it must not import step code: the gateway loads it).
+    assert set(builtins.BUILTINS) == BUILTIN_NAMES
+    assert set(builtins.CONFIGURERS) == CONFIGURER_NAMES
+
+
+def test_the_shipped_agents_name_their_skill_folders() -> None:
+    dirs = {a.id: a.skill_dirs for a in load(DEFAULT_REGISTRY).agents}
+    assert dirs == {
+        "claude": (".claude/skills",),
+        "codex": (".agents/skills",),
+        "gemini": (".agents/skills",),
+        "opencode": (".claude/skills", ".agents/skills"),
     }
 
 

@@ -16,7 +16,7 @@ import pytest
 from services import tmux_install
 from services.config import PROJECT_ROOT, Settings
 from services.setup.status import read_status, status_path
-from services.supervisor_client import program_state
+from services.supervisor_client import ProgramInfo, programs
 from services.tmux import server_answers
 from tests.helpers import (
     FileServer,
@@ -60,7 +60,7 @@ class Supervised:
         return Settings.from_env(self.env)
 
     def state(self) -> str:
-        return program_state(self.socket, "tmux")
+        return programs(self.socket).get("tmux", ProgramInfo(0, "REMOVED")).state
 
     def setup(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -188,7 +188,7 @@ class Rig:
             raise AssertionError(f"missing {missing}, extra {extra}, stale {stale}") from None
 
     def status(self) -> dict[str, Any]:
-        return read_status(self.state / "status.json")
+        return read_status(self.state / "status.json").to_json()
 
     def repo_status(self, name: str) -> dict[str, Any]:
         return next((r for r in self.status()["repos"] if r["name"] == name), {})

@@ -38,9 +38,11 @@ export function installHelp(dialog, button) {
     button.setAttribute("aria-expanded", "false");
     returnTo?.focus();
   };
+  const version = /** @type {HTMLElement} */ (dialog.querySelector(".help-version"));
   const open = () => {
     returnTo = /** @type {HTMLElement | null} */ (document.activeElement);
     body.replaceChildren(...render());
+    if (!version.textContent) void showVersion(version);
     dialog.hidden = false;
     button.setAttribute("aria-expanded", "true");
     /** @type {HTMLElement} */ (dialog.querySelector(".help-close")).focus();
@@ -59,6 +61,20 @@ export function installHelp(dialog, button) {
     if (event.target === dialog) close(); // the dimmed backdrop around the box
   });
   return { open, close, toggle: () => (dialog.hidden ? open() : close()) };
+}
+
+/**
+ * Which build is running (services/version.py, through /health): what a bug report needs.
+ * @param {HTMLElement} target
+ */
+async function showVersion(target) {
+  try {
+    const response = await fetch("/health", { cache: "no-store" });
+    const { version } = await response.json();
+    if (typeof version === "string" && version) target.textContent = `Coding Agents ${version}`;
+  } catch {
+    // No version shown rather than an error in a list of keys.
+  }
 }
 
 function render() {
