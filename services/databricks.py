@@ -81,7 +81,7 @@ def pat_client(
 def owner_client(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
     if not settings.databricks_host:
         raise WorkspaceUnavailable("DATABRICKS_HOST is not set")
-    from services.credentials.store import owner_token  # it imports this module's importers
+    from services.credentials.store import owner_token
 
     token = owner_token(settings)  # the deploy's PAT, else the one connected in the page
     if not token:
@@ -124,8 +124,6 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
         name = settings.owner_override.split("@", 1)[0]
         return Owner(settings.owner_override, name, "CODING_AGENTS_OWNER")
     if not settings.databricks_token and settings.app_name:
-        from services.credentials.owner import app_creator  # it imports this module
-
         return app_creator(settings, timeout)
     client = owner_client(settings, timeout)
     try:
@@ -143,6 +141,54 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
             "(a service principal?): use a user's PAT or set CODING_AGENTS_OWNER"
         )
     return Owner(email, str(me.display_name or email.split("@", 1)[0]), "DATABRICKS_TOKEN")
+
+
+CREATOR_SOURCE = "the app's creator (apps.get with the app's service principal)"
+
+
+def sp_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
+    """A client acting as the app's service principal (OAuth M2M, Databricks Apps injects both)."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    if not settings.databricks_host:
+        raise WorkspaceUnavailable("DATABRICKS_HOST is not set")
+    if not (settings.client_id and settings.client_secret):
+        raise WorkspaceUnavailable(
+            "neither CODING_AGENTS_OWNER, DATABRICKS_TOKEN nor the app's DATABRICKS_CLIENT_ID/SECRET is set"
+        )
+    config = Config(
+        host=settings.databricks_host,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        auth_type="oauth-m2m",
+        retry_timeout_seconds=timeout,
+        http_timeout_seconds=timeout,
+    )
+    return WorkspaceClient(config=config)
+
+
+def app_creator(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Owner:
+    """The creator of DATABRICKS_APP_NAME, or WorkspaceUnavailable with the reason."""
+    if not settings.app_name:
+        raise WorkspaceUnavailable("DATABRICKS_APP_NAME is not set: no app whose creator owns it")
+    try:
+        app = sp_client(settings, timeout).apps.get(settings.app_name)
+    except WorkspaceUnavailable:
+        raise
+    except Exception as exc:
+        host = settings.databricks_host
+        reason = workspace_errors.explain(exc, host, timeout)
+        raise WorkspaceUnavailable(
+            reason or f"cannot ask {host} who created app {settings.app_name}: {describe_error(exc)}"
+        ) from exc
+    creator = str(app.creator or "").strip()
+    if "@" not in creator:
+        raise WorkspaceUnavailable(
+            f"app {settings.app_name}'s creator is {creator or 'unknown'}, not a user with an e-mail "
+            "address: set CODING_AGENTS_OWNER"
+        )
+    return Owner(creator, creator.split("@", 1)[0], CREATOR_SOURCE)
 
 
 def save_owner(settings: Settings, owner: Owner) -> None:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from services import state
+from services import databricks, state
 from services.config import Settings
 from services.databricks import Owner
 
@@ -88,10 +88,8 @@ def git_email(home: Path) -> str:
 
 def apply(settings: Settings, owner: Owner) -> None:
     """Make shells act as the owner: git author always, the CLI profile when there is a PAT."""
-    from services.credentials.owner import CREATOR_SOURCE
-
     # The creator's record carries no display name: keep the one a connected token's SCIM gave.
-    if owner.source != CREATOR_SOURCE or git_email(settings.home).lower() != owner.key:
+    if owner.source != databricks.CREATOR_SOURCE or git_email(settings.home).lower() != owner.key:
         git_identity(settings.home, owner.display_name, owner.email)
     if settings.has_workspace:
         write_databrickscfg(

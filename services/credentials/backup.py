@@ -9,9 +9,8 @@ import json
 from typing import TYPE_CHECKING
 
 from services.config import Settings
-from services.credentials.owner import sp_client
 from services.credentials.store import StoredToken
-from services.databricks import DEFAULT_TIMEOUT_SECONDS, WorkspaceUnavailable, describe_error
+from services.databricks import DEFAULT_TIMEOUT_SECONDS, WorkspaceUnavailable, describe_error, sp_client
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

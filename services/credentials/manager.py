@@ -16,7 +16,7 @@ from typing import Any
 
 from services import identity, redact
 from services.config import Settings
-from services.credentials import backup, store
+from services.credentials import backup, profile, store
 from services.credentials.owner import TokenRefused, token_user
 from services.credentials.store import StoredToken
 from services.databricks import (
@@ -177,7 +177,7 @@ class CredentialManager:
                 await asyncio.to_thread(self._install, stored, user.display_name, user.email)
                 log.info("restored the owner's token kept before the restart")
             else:
-                await asyncio.to_thread(store.write_profile, self.settings, stored.token)
+                await asyncio.to_thread(profile.write_profile, self.settings, stored.token)
                 await asyncio.to_thread(self._keep, stored)
             self.state, self.reason = "connected", ""
             if stored.minted and not stored.renewable:  # refused before this process restarted
@@ -326,7 +326,7 @@ class CredentialManager:
         """Disk first, then the profile (atomic), then the restart copy: each reader sees a working
         token at every instant."""
         store.save(self.settings, stored)
-        store.write_profile(self.settings, stored.token)
+        profile.write_profile(self.settings, stored.token)
         if email:
             identity.git_identity(self.settings.home, name or email, email)
         self._keep(stored)
@@ -356,4 +356,4 @@ class CredentialManager:
 
     def _drop(self) -> None:
         store.clear(self.settings)
-        store.drop_profile_token(self.settings)
+        profile.drop_profile_token(self.settings)

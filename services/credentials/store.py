@@ -1,4 +1,5 @@
-"""The owner's current token on disk ($STATE/secrets, 0600) and in ~/.databrickscfg.
+"""The owner's current token on disk ($STATE/secrets, 0600); services.credentials.profile puts it
+in ~/.databrickscfg. Imports nothing that talks to the workspace (services.databricks reads it).
 
 Every process reads it from here on each use, so a pasted or renewed token reaches the sync and the
 shells' CLI without a restart. A token past its expiry is never handed out.
@@ -12,11 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services import identity, redact, state
+from services import redact, state
 from services.config import Settings
 
-TOKEN_FILE = "owner-token.json"
-PROFILE = "DEFAULT"
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class StoredToken:
 
 
 def token_path(settings: Settings) -> Path:
-    return settings.files.secret(TOKEN_FILE)
+    return settings.files.owner_token
 
 
 def load(settings: Settings) -> StoredToken | None:
@@ -87,30 +86,3 @@ def owner_token(settings: Settings) -> str:
 
 def has_owner_token(settings: Settings) -> bool:
     return bool(settings.databricks_host and owner_token(settings))
-
-
-def profile_path(settings: Settings) -> Path:
-    return settings.home / ".databrickscfg"
-
-
-def write_profile(settings: Settings, token: str) -> None:
-    """[DEFAULT] acts as the owner: written whole to a temporary file and renamed (0600)."""
-    identity.write_databrickscfg(profile_path(settings), settings.databricks_host, token)
-
-
-def drop_profile_token(settings: Settings) -> None:
-    """Remove the token from [DEFAULT] (it expired or was refused); everything else stays."""
-    path = profile_path(settings)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return
-    kept, section = [], ""
-    for line in text.splitlines():
-        if match := identity.SECTION.match(line):
-            section = match.group(1)
-        key = identity.KEY.match(line)
-        if section == PROFILE and key is not None and key.group(1) == "token":
-            continue
-        kept.append(line)
-    state.atomic_write_bytes(path, ("\n".join(kept) + "\n").encode())

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from services.credentials import store
-from services.credentials.owner import CREATOR_SOURCE
+from services.databricks import CREATOR_SOURCE
 from services.sync.status import OverallState, read_status, status_path
 from services.sync.watcher import Watcher
 from services.tmux import TmuxSessions

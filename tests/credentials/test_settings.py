@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.config import ConfigError, Settings
-from services.credentials import store
+from services.credentials import profile
 
 
 def test_renewal_defaults_to_a_day_renewed_two_hours_early(tmp_path: Path) -> None:
@@ -44,12 +44,12 @@ def test_the_profile_token_is_replaced_and_dropped_keeping_everything_else(tmp_p
     cfg.write_text(
         "# mine\n[DEFAULT]\nhost = old\ntoken = old-token\ncluster_id = c1\n\n[other]\ntoken = keep\n"
     )
-    store.write_profile(settings, "new-token-123")
+    profile.write_profile(settings, "new-token-123")
     text = cfg.read_text()
     assert "token = new-token-123" in text and "old-token" not in text and "cluster_id = c1" in text
     assert "host = https://ws.example.com" in text and "[other]\ntoken = keep" in text
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
-    store.drop_profile_token(settings)
+    profile.drop_profile_token(settings)
     text = cfg.read_text()
     assert "new-token-123" not in text and "[other]\ntoken = keep" in text and text.startswith("# mine\n")
 
@@ -58,8 +58,7 @@ def test_the_creator_as_owner_keeps_the_git_name_a_connected_token_gave(tmp_path
     """The setup step runs at every start; the creator's record has no display name, so it must not
     replace the one the owner's SCIM record gave when the workspace was connected."""
     from services import identity
-    from services.credentials.owner import CREATOR_SOURCE
-    from services.databricks import Owner
+    from services.databricks import CREATOR_SOURCE, Owner
 
     settings = Settings.from_env({"HOME": str(tmp_path)})
     identity.git_identity(tmp_path, "Alice Example", "alice@example.com")
