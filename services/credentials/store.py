@@ -17,7 +17,6 @@ from services import redact, state
 from services.config import Settings
 
 
-
 @dataclass(frozen=True)
 class StoredToken:
     token: str = field(repr=False)
