@@ -46,6 +46,7 @@ AGENT_KEYS = COMMON_KEYS | {
     "configurer",
     "memory_mb",
     "skill_dirs",
+    "sessions",
 }
 AGENT_REQUIRED = ("title", "package", "version", "binary", "launch", "family", "model")
 TOOL_KEYS: dict[str, set[str]] = {
@@ -87,6 +88,9 @@ class Agent:
     memory_mb: int = 0
     # Folders (relative to HOME) the agent reads user-level skills from; setup installs skills there.
     skill_dirs: tuple[str, ...] = ()
+    # Where its conversations live (globs relative to HOME), mirrored to the workspace by the sync
+    # (services/sync/agent_sessions.py) so a resume works after a redeploy.
+    sessions: tuple[str, ...] = ()
 
     def current_model(self, env: Mapping[str, str]) -> str:
         return (env.get(self.model_env, "").strip() if self.model_env else "") or self.model
@@ -212,6 +216,10 @@ class _Checker:
             isinstance(d, str) and d and not d.startswith("/") and ".." not in d.split("/") for d in dirs
         ):
             self.add(where, "'skill_dirs' must be a list of folders relative to HOME, such as .claude/skills")
+        globs = entry.get("sessions", [])
+        if not isinstance(globs, list) or not all(is_session_glob(g) for g in globs):
+            example = ".claude/projects/*/*.jsonl"
+            self.add(where, f"'sessions' must be a list of globs under HOME's dot-folders, such as {example}")
         family = entry.get("family")
         if family is not None and family not in FAMILIES:
             self.add(where, f"unknown family {family!r} (one of: {', '.join(FAMILIES)})")
@@ -352,6 +360,11 @@ def validate(
 # --- stage 3: build ------------------------------------------------------------------------------
 
 
+def is_session_glob(glob: object) -> bool:
+    """Relative to HOME, inside a dot-folder (an agent's own), never climbing out of it."""
+    return isinstance(glob, str) and glob.startswith(".") and ".." not in glob.split("/") and "\\" not in glob
+
+
 def build(path: Path, data: dict[str, Any]) -> Registry:
     agents = tuple(
         Agent(
@@ -369,6 +382,7 @@ def build(path: Path, data: dict[str, Any]) -> Registry:
             timeout=float(e.get("timeout", DEFAULT_TIMEOUT)),
             memory_mb=int(e.get("memory_mb", 0)),
             skill_dirs=tuple(e.get("skill_dirs", [])),
+            sessions=tuple(e.get("sessions", [])),
         )
         for agent_id, e in (data.get("agents") or {}).items()
     )

@@ -20,11 +20,12 @@ from services import databricks
 from services.config import Settings
 from services.credentials.store import has_owner_token
 from services.sync import connect
+from services.sync.agent_sessions import AgentSessions, patterns_from_registry
 from services.sync.bundles import Bundles
 from services.sync.connect import Connected
 from services.sync.discovery import Discovery
 from services.sync.failures import OnceLog, OpFailed, Stopped
-from services.sync.gitrepo import git_env
+from services.sync.gitrepo import GitError, git_env
 from services.sync.journal import Journal
 from services.sync.mirror import Mirror, Tally
 from services.sync.options import SyncOptions
@@ -89,6 +90,11 @@ class Coordinator:
         self.restore = restore  # the start-up restore's progress, once there is one
         self.restore_errors: dict[str, str] = {}
         self.running: Running | None = None  # None until the workspace answered
+        globs = options.session_globs if options.session_globs is not None else patterns_from_registry()
+        self.sessions = AgentSessions(
+            settings.home, settings.projects_dir, globs, self.env, options.max_file_bytes, self.warnings
+        )
+        self._next_sessions = 0.0
 
     def run(self) -> None:
         if not has_owner_token(self.settings):
@@ -251,6 +257,24 @@ class Coordinator:
         self.restore_errors.update(errors)
         if not restore.items:
             self.restore = None  # nothing came back: nothing for the page to say
+        try:
+            self.sessions.restore_home()
+        except OSError as exc:
+            log.warning("agent conversations not copied back into %s: %s", self.settings.home, exc)
+
+    def _keep_sessions(self) -> None:
+        """Only from the loop, i.e. after the restore: an empty store of a fresh container must not be
+        what the mirror learns first."""
+        if time.monotonic() < self._next_sessions:
+            return
+        self._next_sessions = time.monotonic() + self.options.sessions_interval
+        try:
+            copied = self.sessions.snapshot()
+        except (OSError, GitError) as exc:
+            self.warnings.warn(f"sessions:{exc}", "agent conversations not copied: %s", exc)
+            return
+        if copied.committed:
+            log.info("agent conversations: %d file(s) copied for the workspace", copied.files)
 
     def _loop(self, running: Running) -> None:
         mirror, bundles = running.mirror, running.bundles
@@ -267,5 +291,6 @@ class Coordinator:
             if name is not None:
                 bundles.start(name)
                 continue
+            self._keep_sessions()
             self.status.write()
             self._sleep(self.options.poll_interval)

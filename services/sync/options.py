@@ -24,6 +24,10 @@ class SyncOptions:
     op_delay: float = 0.2
     max_file_bytes: int = MAX_FILE_BYTES
     heartbeat: float = 15.0  # the status file is rewritten at least this often
+    # The agents' conversations (agent_sessions.py): copied into ~/projects/.agent-sessions this
+    # often; the globs are agents.yaml's `sessions:` unless given.
+    sessions_interval: float = 30.0
+    session_globs: tuple[str, ...] | None = None
 
     def backoff(self, attempts: int, retry_after: float) -> float:
         """Seconds before the next try: doubling up to `backoff_max`, jittered (so repos that failed

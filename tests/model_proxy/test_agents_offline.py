@@ -3,6 +3,7 @@ talking through the real model proxy (its own process) to the fake model server,
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,10 @@ import pytest
 
 from services.config import PROJECT_ROOT, Settings
 from services.setup.registry import load
+from services.sync.agent_sessions import AgentSessions, matching
+from services.sync.failures import OnceLog
+from services.sync.gitrepo import git_env
+from services.sync.plan import MAX_FILE_BYTES
 from tests.fake_models import FakeModels
 from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until
 
@@ -20,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 PAT = "dapi-owner-pat-offline-0123456789"
 PROMPT = "Reply with the word pong."
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -153,3 +159,39 @@ def test_opencode(installed: Installed) -> None:
 def test_codex(installed: Installed) -> None:
     result = installed.run("codex", "exec", "--skip-git-repo-check", PROMPT)
     check_reply(installed, result, "/serving-endpoints/responses")
+
+
+# First a turn, then the same conversation continued: each agent's own way of resuming.
+RESUMES = {
+    "claude": (("claude", "-p"), ("claude", "-p", "--continue")),
+    "gemini": (("gemini", "-p"), ("gemini", "--resume", "latest", "-p")),
+    "opencode": (("opencode", "run"), ("opencode", "run", "--continue")),
+    "codex": (
+        ("codex", "exec", "--skip-git-repo-check"),
+        ("codex", "exec", "--skip-git-repo-check", "resume", "--last"),
+    ),
+}
+
+
+@pytest.mark.parametrize("agent", list(RESUMES))
+def test_a_conversation_resumes_after_home_is_wiped(installed: Installed, agent: str, tmp_path: Path) -> None:
+    # What a redeploy does to HOME, with agents.yaml's `sessions:` globs kept by the sync's copy.
+    globs = next(a.sessions for a in load().agents if a.id == agent)
+    first, then = RESUMES[agent]
+    word = f"QUOKKA{agent.upper()}"
+    said = installed.run(*first, f"Remember the word {word}.")
+    assert said.returncode == 0, (said.stdout[-1000:], said.stderr[-1000:])
+    keeper = AgentSessions(
+        installed.home, tmp_path / "projects", globs, git_env(installed.home), MAX_FILE_BYTES, OnceLog(log)
+    )
+    assert keeper.snapshot().committed
+    kept = matching(installed.home, globs)
+    for path in kept:  # the wipe, and the SQLite companions a live database leaves beside it
+        for gone in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            gone.unlink(missing_ok=True)
+    assert keeper.restore_home() == len(kept)
+    calls_before = len(installed.fake.model_calls())
+    resumed = installed.run(*then, "Which word did I ask you to remember?")
+    assert resumed.returncode == 0, (resumed.stdout[-1000:], resumed.stderr[-1000:])
+    asked = [c.body for c in installed.fake.model_calls()[calls_before:]]
+    assert asked and any(word.encode() in body for body in asked), [b[:300] for b in asked]

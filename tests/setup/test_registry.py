@@ -76,6 +76,14 @@ CASES = {
         with_agent(skill_dirs="[../elsewhere]"),
         "agents.claude: 'skill_dirs' must be a list of folders relative to HOME",
     ),
+    "sessions outside the agent's folders": (
+        with_agent(sessions="[.claude/../.ssh/id_rsa]"),
+        "agents.claude: 'sessions' must be a list of globs under HOME's dot-folders",
+    ),
+    "sessions not a dot-folder": (
+        with_agent(sessions="[projects/*]"),
+        "agents.claude: 'sessions' must be a list of globs under HOME's dot-folders",
+    ),
     "bad id": (AGENT.replace("  claude:", "  Claude_Code:"), "agents.Claude_Code: ids are"),
     "unknown after": (with_agent(after="[ghost]"), "agents.claude: 'after' names 'ghost'"),
     "unknown kind": (
