@@ -162,6 +162,27 @@ class SyncSettings:
 
 
 DEFAULT_UPLOAD_LIMIT_MB = 50
+# The owner's token the app mints for itself (README, "Connect your workspace"): a day's lifetime,
+# replaced two hours before it ends, so a workspace outage of under two hours never loses it.
+DEFAULT_TOKEN_LIFETIME_SECONDS = 24 * 3600
+DEFAULT_TOKEN_MARGIN_SECONDS = 2 * 3600
+MIN_TOKEN_LIFETIME_SECONDS = 10
+MAX_TOKEN_LIFETIME_SECONDS = 730 * 24 * 3600  # the tokens API's own default, two years
+
+
+def _token_rotation(env: Mapping[str, str]) -> tuple[int, int]:
+    """(lifetime, margin) of the tokens the app mints for its owner."""
+    lifetime = _whole(
+        env,
+        "CODING_AGENTS_TOKEN_LIFETIME_SECONDS",
+        DEFAULT_TOKEN_LIFETIME_SECONDS,
+        MIN_TOKEN_LIFETIME_SECONDS,
+        MAX_TOKEN_LIFETIME_SECONDS,
+    )
+    default_margin = min(DEFAULT_TOKEN_MARGIN_SECONDS, lifetime // 2)
+    # Less than the lifetime, or every token would be replaced the moment it is minted.
+    margin = _whole(env, "CODING_AGENTS_TOKEN_MARGIN_SECONDS", default_margin, 1, lifetime - 1)
+    return lifetime, margin
 
 
 def _upload_limit(env: Mapping[str, str]) -> int:
@@ -201,6 +222,9 @@ class Settings:
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())  # README, "Workspace sync"
     setup_enabled: bool = True  # CODING_AGENTS_SETUP=off: the setup runner does nothing (tests)
     limits: Limits = field(default_factory=Limits)  # README, "Limits"
+    app_name: str = ""  # DATABRICKS_APP_NAME: whose creator owns the app when no token says otherwise
+    token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS  # of the owner's tokens the app mints
+    token_margin_seconds: int = DEFAULT_TOKEN_MARGIN_SECONDS  # replaced this long before they expire
 
     @property
     def bind_host(self) -> str:
@@ -255,6 +279,7 @@ class Settings:
             limits = Limits.from_env(env)
         except LimitsError as exc:
             raise ConfigError(str(exc)) from None
+        lifetime, margin = _token_rotation(env)
         allowed = tuple(
             h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
         )
@@ -266,6 +291,9 @@ class Settings:
             token_override=_secret(env, state_dir, "CODING_AGENTS_TOKEN"),
             databricks_host=normalize_host(env.get("DATABRICKS_HOST", "")),
             allowed_hosts=allowed,
+            app_name=env.get("DATABRICKS_APP_NAME", "").strip(),
+            token_lifetime_seconds=lifetime,
+            token_margin_seconds=margin,
             tmux_bin=env.get("CODING_AGENTS_TMUX", "").strip() or _find_tmux(home),
             databricks_token=_secret(env, state_dir, "DATABRICKS_TOKEN"),
             owner_override=_owner(env),

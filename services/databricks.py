@@ -81,12 +81,17 @@ def pat_client(
 def owner_client(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
     if not settings.databricks_host:
         raise WorkspaceUnavailable("DATABRICKS_HOST is not set")
-    if not settings.databricks_token:
-        raise WorkspaceUnavailable("DATABRICKS_TOKEN is not set (add the owner's PAT as an app resource)")
-    return pat_client(settings.databricks_host, settings.databricks_token, timeout)
+    from services.credentials.store import owner_token
+
+    token = owner_token(settings)  # the deploy's PAT, else the one connected in the page
+    if not token:
+        raise WorkspaceUnavailable(
+            "no token of the owner: connect your workspace in the page (or set DATABRICKS_TOKEN)"
+        )
+    return pat_client(settings.databricks_host, token, timeout)
 
 
-def _scim_email(user: Any) -> str:
+def scim_email(user: Any) -> str:
     if user.user_name and "@" in user.user_name:
         return str(user.user_name)
     for email in user.emails or []:
@@ -110,13 +115,16 @@ def describe_error(exc: BaseException) -> str:
 
 
 def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> Owner:
-    """CODING_AGENTS_OWNER if set, else the user behind DATABRICKS_TOKEN (SCIM Me).
+    """CODING_AGENTS_OWNER if set, else the user behind DATABRICKS_TOKEN (SCIM Me), else (no PAT at
+    deploy) the app's creator, asked with the app's own service principal.
 
-    Raises WorkspaceUnavailable with the reason when neither is available.
+    Raises WorkspaceUnavailable with the reason when none is available.
     """
     if settings.owner_override:
         name = settings.owner_override.split("@", 1)[0]
         return Owner(settings.owner_override, name, "CODING_AGENTS_OWNER")
+    if not settings.databricks_token and settings.app_name:
+        return app_creator(settings, timeout)
     client = owner_client(settings, timeout)
     try:
         me = client.current_user.me()
@@ -126,13 +134,61 @@ def lookup_owner(settings: Settings, timeout: int = DEFAULT_TIMEOUT_SECONDS) -> 
         raise WorkspaceUnavailable(
             reason or f"cannot ask {host} who owns DATABRICKS_TOKEN: {describe_error(exc)}"
         ) from exc
-    email = _scim_email(me)
+    email = scim_email(me)
     if "@" not in email:
         raise WorkspaceUnavailable(
             f"DATABRICKS_TOKEN belongs to {email or 'an identity'} without an e-mail address "
             "(a service principal?): use a user's PAT or set CODING_AGENTS_OWNER"
         )
     return Owner(email, str(me.display_name or email.split("@", 1)[0]), "DATABRICKS_TOKEN")
+
+
+CREATOR_SOURCE = "the app's creator (apps.get with the app's service principal)"
+
+
+def sp_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> WorkspaceClient:
+    """A client acting as the app's service principal (OAuth M2M, Databricks Apps injects both)."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.config import Config
+
+    if not settings.databricks_host:
+        raise WorkspaceUnavailable("DATABRICKS_HOST is not set")
+    if not (settings.client_id and settings.client_secret):
+        raise WorkspaceUnavailable(
+            "neither CODING_AGENTS_OWNER, DATABRICKS_TOKEN nor the app's DATABRICKS_CLIENT_ID/SECRET is set"
+        )
+    config = Config(
+        host=settings.databricks_host,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        auth_type="oauth-m2m",
+        retry_timeout_seconds=timeout,
+        http_timeout_seconds=timeout,
+    )
+    return WorkspaceClient(config=config)
+
+
+def app_creator(settings: Settings, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Owner:
+    """The creator of DATABRICKS_APP_NAME, or WorkspaceUnavailable with the reason."""
+    if not settings.app_name:
+        raise WorkspaceUnavailable("DATABRICKS_APP_NAME is not set: no app whose creator owns it")
+    try:
+        app = sp_client(settings, timeout).apps.get(settings.app_name)
+    except WorkspaceUnavailable:
+        raise
+    except Exception as exc:
+        host = settings.databricks_host
+        reason = workspace_errors.explain(exc, host, timeout)
+        raise WorkspaceUnavailable(
+            reason or f"cannot ask {host} who created app {settings.app_name}: {describe_error(exc)}"
+        ) from exc
+    creator = str(app.creator or "").strip()
+    if "@" not in creator:
+        raise WorkspaceUnavailable(
+            f"app {settings.app_name}'s creator is {creator or 'unknown'}, not a user with an e-mail "
+            "address: set CODING_AGENTS_OWNER"
+        )
+    return Owner(creator, creator.split("@", 1)[0], CREATOR_SOURCE)
 
 
 def save_owner(settings: Settings, owner: Owner) -> None:

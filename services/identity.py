@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from services import state
+from services import databricks, state
 from services.config import Settings
 from services.databricks import Owner
 
@@ -72,9 +72,25 @@ def git_identity(home: Path, name: str, email: str) -> None:
         )
 
 
+def git_email(home: Path) -> str:
+    git = shutil.which("git")
+    if git is None:
+        return ""
+    result = subprocess.run(
+        [git, "config", "--file", str(home / ".gitconfig"), "user.email"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
 def apply(settings: Settings, owner: Owner) -> None:
     """Make shells act as the owner: git author always, the CLI profile when there is a PAT."""
-    git_identity(settings.home, owner.display_name, owner.email)
+    # The creator's record carries no display name: keep the one a connected token's SCIM gave.
+    if owner.source != databricks.CREATOR_SOURCE or git_email(settings.home).lower() != owner.key:
+        git_identity(settings.home, owner.display_name, owner.email)
     if settings.has_workspace:
         write_databrickscfg(
             settings.home / ".databrickscfg", settings.databricks_host, settings.databricks_token

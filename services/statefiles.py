@@ -55,6 +55,11 @@ class StateFiles:
     def secret(self, name: str) -> Path:
         return self.secrets / name
 
+    @property
+    def owner_token(self) -> Path:
+        """The owner's token connected in the page (services/credentials/store.py)."""
+        return self.secrets / "owner-token.json"
+
     # --- tmux ----------------------------------------------------------------------------------
     @property
     def tmux_socket(self) -> Path:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fake_apps import PATTERN_ROUTES, FakeApps
+from tests.fake_credentials import CREDENTIAL_ROUTES, FakeCredentials, answer_unauthenticated
 from tests.fake_jobs import JOBS_ROUTES, FakeJobs
 
 
@@ -84,6 +85,7 @@ class FakeWorkspace:
     seed: int = 0
     apps_api: FakeApps = field(default_factory=FakeApps)  # apps and secrets (tests/fake_apps.py)
     jobs: FakeJobs = field(default_factory=FakeJobs)  # one-time job runs (tests/fake_jobs.py)
+    credentials: FakeCredentials = field(default_factory=FakeCredentials)  # tests/fake_credentials.py
     # (method, path regex, status, error_code, message): matching calls are refused with that error.
     refusals: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)  # injected faults by kind
@@ -334,18 +336,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with ws.lock:
             ws.requests.append(req)
-        if parts.path == "/.well-known/databricks-config":
-            self._reply(*_error(404, "NOT_FOUND", "no discovery document"))
-            return
+        unauthenticated = answer_unauthenticated(self, ws, req)
+        if unauthenticated is not None:
+            return self._reply(*unauthenticated)
         if ws.mode == "hang":
             ws._release.wait(60)
             return self._reply(*_error(503, "TEMPORARILY_UNAVAILABLE", "released"))
         if ws.mode == "fail":
             return self._reply(*_error(500, "INTERNAL_ERROR", "the fake workspace is failing on purpose"))
         auth = req.headers.get("authorization", "")
-        self.user = (
-            ws.tokens.get(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
-        )
+        bearer = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        self.user = ws.tokens.get(bearer) if bearer and ws.credentials.valid(bearer) else None
         if ws.mode == "unauthorized" or self.user is None:
             return self._reply(*_error(401, "UNAUTHENTICATED", "Invalid access token."))
         if ws.mode == "forbidden":
@@ -368,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = ROUTES.get((method, parts.path))
         if route is not None:
             return self._reply(*route(self, ws, req))
-        for verb, path_re, pattern_route in PATTERN_ROUTES:
+        for verb, path_re, pattern_route in [*PATTERN_ROUTES, *CREDENTIAL_ROUTES]:
             if verb == method and (match := path_re.fullmatch(parts.path)):
                 return self._reply(*pattern_route(self, ws, req, match))
         self._reply(*_error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {parts.path}"))

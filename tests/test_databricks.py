@@ -77,7 +77,7 @@ def test_unreachable_or_hanging_workspace_fails_within_the_timeout(
     ("env", "message"),
     [
         ({"DATABRICKS_TOKEN": OWNER_TOKEN}, "DATABRICKS_HOST is not set"),
-        ({"DATABRICKS_HOST": "https://x.cloud.databricks.com"}, "DATABRICKS_TOKEN is not set"),
+        ({"DATABRICKS_HOST": "https://x.cloud.databricks.com"}, r"no token of the owner: connect your"),
     ],
     ids=["no host", "no token"],
 )

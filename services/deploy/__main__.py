@@ -38,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--app", default=DEFAULT_APP, help=f"app name (default {DEFAULT_APP})")
     parser.add_argument("--profile", help="~/.databrickscfg profile to use instead of DATABRICKS_* variables")
-    parser.add_argument(
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--no-token",
+        action="store_true",
+        help="deploy without any secret: the app's creator owns it and connects the workspace from its page",
+    )
+    secret.add_argument(
         "--no-secret",
         action="store_true",
         help="do not store your token nor attach it to the app (add a 'databricks-token' resource yourself)",
@@ -80,6 +86,7 @@ def _stage_options(args: argparse.Namespace, dest: Path) -> StageOptions:
         skill_sources=sources,
         skill_cache=default_skill_cache(os.environ),
         skip_failed_skills=args.skip_skills,
+        no_token=args.no_token,
     )
 
 
@@ -111,6 +118,8 @@ def deploy(args: argparse.Namespace, progress: Progress) -> None:
     app_name = app_api.check_app_name(args.app)
     scope = app_api.check_scope_name(args.secret_scope or app_api.default_scope(app_name))
     source_path = upload.workspace_path(args.source_path) if args.source_path else None
+    if args.no_token and args.secret_scope:
+        raise UsageError("--secret-scope names where the token goes; --no-token stores none")
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     poll = _poll_seconds()
@@ -130,7 +139,19 @@ def deploy(args: argparse.Namespace, progress: Progress) -> None:
         progress.step(f"App {app_name}")
         app = app_api.ensure_app(w, app_name, app_api.Waiter(progress, "app", poll, args.timeout))
 
-        if args.no_secret:
+        if args.no_token:
+            progress.step("Secret: none (--no-token)")
+            app = app_api.detach_secret(w, app, progress)
+            owner = app.creator or me
+            progress.line(
+                f"the app's owner is its creator, {owner}: open the app and connect your workspace there"
+            )
+            if owner.lower() != me.lower():
+                progress.warn(
+                    f"app {app_name} was created by {owner}, not you: only {owner} gets in "
+                    "(set CODING_AGENTS_OWNER in your app.yaml to change that)"
+                )
+        elif args.no_secret:
             progress.step("Secret: skipped (--no-secret)")
             if not any(r.name == app_api.TOKEN_RESOURCE for r in app.resources or []):
                 progress.warn(

@@ -223,6 +223,23 @@ def attach_secret(w: WorkspaceClient, app: App, scope: str, progress: Progress) 
     return updated
 
 
+def detach_secret(w: WorkspaceClient, app: App, progress: Progress) -> App:
+    """Remove the TOKEN_RESOURCE resource an earlier deploy attached (--no-token): no secret at all."""
+    current = app.resources or []
+    if not any(r.name == TOKEN_RESOURCE for r in current):
+        progress.line(f"app {app.name} has no {TOKEN_RESOURCE} resource")
+        return app
+    app.resources = [r for r in current if r.name != TOKEN_RESOURCE]
+    hints: dict[type[Exception], str] = {
+        PermissionDenied: f"this needs CAN MANAGE on app {app.name}",
+        ResourceConflict: "the app is being changed by someone else; run the same command again",
+    }
+    with api_step("secret", f"removing resource {TOKEN_RESOURCE} from app {app.name}", hints):
+        updated = w.apps.update(app.name, app)
+    progress.line(f"app resource {TOKEN_RESOURCE} removed (the secret itself is left in its scope)")
+    return updated
+
+
 def _deployment_text(d: AppDeployment) -> str:
     return _status_text(d.status.state if d.status else None, d.status.message if d.status else None)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ class StageOptions:
     skill_sources: Path  # the sources file to vendor; staged as skills/sources.yaml
     skill_cache: Path  # git checkouts of the sources, kept between runs
     skip_failed_skills: bool = False
+    no_token: bool = False  # app.yaml without DATABRICKS_TOKEN (scripts/deploy --no-token)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -153,9 +155,15 @@ def _copy_tracked(project: Path, dest: Path, rels: list[str], env: Mapping[str, 
     return copied
 
 
-def _app_yaml(project: Path, dest: Path) -> str:
+def _app_yaml(project: Path, dest: Path, no_token: bool = False) -> str:
     own = project / "app.yaml"
     if own.is_file():
+        if no_token and TOKEN_ENTRY.search(own.read_text()):
+            raise DeployError(
+                STEP,
+                "your app.yaml sets DATABRICKS_TOKEN, which --no-token leaves without a secret",
+                "remove its DATABRICKS_TOKEN entry, or deploy without --no-token",
+            )
         shutil.copyfile(own, dest / "app.yaml")
         return "app.yaml (the project's own)"
     template = project / "app.yaml.template"
@@ -164,8 +172,36 @@ def _app_yaml(project: Path, dest: Path) -> str:
     lines = template.read_text().splitlines(keepends=True)
     # The template's leading comment tells people to copy it; the copy says where it came from instead.
     header = "# Rendered by scripts/deploy from app.yaml.template; put an app.yaml beside it to override.\n"
-    (dest / "app.yaml").write_text(header + "".join(lines[_header_end(lines) :]))
-    return "app.yaml (rendered from app.yaml.template)"
+    body = lines[_header_end(lines) :]
+    if no_token:
+        body = without_token(body)
+    (dest / "app.yaml").write_text(header + "".join(body))
+    return "app.yaml (rendered from app.yaml.template" + (", without DATABRICKS_TOKEN)" if no_token else ")")
+
+
+TOKEN_ENTRY = re.compile(r"^\s*-\s*name:\s*DATABRICKS_TOKEN\s*$", re.MULTILINE)
+NO_TOKEN_NOTE = (
+    "  # No DATABRICKS_TOKEN (scripts/deploy --no-token): the owner is the app's creator, who connects\n"
+    '  # the workspace from the app\'s page (README, "Connect your workspace").\n'
+)
+
+
+def without_token(lines: list[str]) -> list[str]:
+    """The env list without the DATABRICKS_TOKEN item and the comment right above it."""
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if TOKEN_ENTRY.match(line):
+            while out and out[-1].lstrip().startswith("#"):
+                out.pop()
+            out.append(NO_TOKEN_NOTE)
+            inside = True
+            continue
+        if inside and re.match(r"\s{4,}\S", line):
+            continue  # the item's own keys (valueFrom)
+        inside = False
+        out.append(line)
+    return out
 
 
 def _header_end(lines: list[str]) -> int:
@@ -278,7 +314,7 @@ def stage(opts: StageOptions, log: Callable[[str], None], warn: Callable[[str], 
     if untracked := untracked_files(project):
         shown = ", ".join(untracked[:5]) + (f" and {len(untracked) - 5} more" if len(untracked) > 5 else "")
         warn(f"not deployed, because git does not track them (git add to include): {shown}")
-    log(_app_yaml(project, opts.dest))
+    log(_app_yaml(project, opts.dest, opts.no_token))
     written = version.describe(project)
     (opts.dest / version.VERSION_FILE).write_text(written + "\n")
     log(f"VERSION: {written}")

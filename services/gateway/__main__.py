@@ -13,6 +13,7 @@ from tornado.process import Subprocess
 
 from services import databricks, entry, state
 from services.config import DEFAULT_SESSION, Settings
+from services.credentials.manager import CredentialManager
 from services.gateway.app import LISTEN_BACKLOG, make_app, server_options
 from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
 from services.gateway.context import GatewayContext
@@ -49,6 +50,10 @@ def owner_resolver(settings: Settings) -> OwnerResolver:
     )
 
 
+def credential_manager(settings: Settings, resolver: OwnerResolver) -> CredentialManager:
+    return CredentialManager(settings, lambda: resolver.owner)
+
+
 class Gateway:
     """Lifecycle: start (bind, then make the default session in the background), run, stop."""
 
@@ -68,6 +73,8 @@ class Gateway:
             attach_env=shell_environment(settings, os.environ),
             polls=PollRegistry(),
         )
+        if self.resolver is not None:
+            self.ctx.credentials = credential_manager(settings, self.resolver)
         try:
             self.ctx.registry = registry.load(registry.registry_path(os.environ))
         except registry.RegistryError as exc:
@@ -109,6 +116,8 @@ class Gateway:
         default_session = asyncio.create_task(self.ensure_default_session())
         tmux_watch = asyncio.create_task(self.ctx.terminals.watch())
         owner_lookup = asyncio.create_task(self.resolver.run()) if self.resolver else None
+        credentials = self.ctx.credentials
+        renewing = asyncio.create_task(credentials.run()) if credentials else None
         announcing = asyncio.create_task(announcer_for(self.ctx).run())
         assert self.ctx.polls is not None
         expiry = PeriodicCallback(self.expire_idle_polls, 10_000)
@@ -122,8 +131,9 @@ class Gateway:
         default_session.cancel()
         tmux_watch.cancel()
         announcing.cancel()
-        if owner_lookup is not None:
-            owner_lookup.cancel()
+        for task in (owner_lookup, renewing):
+            if task is not None:
+                task.cancel()
         self.server.stop()
         await self.ctx.close_all()
         await self.server.close_all_connections()

@@ -10,7 +10,7 @@ from tornado.log import access_log
 
 from services import redact
 from services.config import WEB_DIR, WEB_NODE_MODULES_DIR, WEB_VENDOR_DIR
-from services.gateway import downloads, handlers, protocol, search, static, uploads
+from services.gateway import credentials, downloads, handlers, protocol, search, static, uploads
 from services.gateway.assets import StaticAssets
 from services.gateway.context import GatewayContext
 
@@ -78,6 +78,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/api/model-proxy", handlers.ModelProxyStatusHandler, init),
         (r"/api/agents/([a-z0-9-]{1,32})/model", handlers.AgentModelHandler, init),
         (r"/api/sessions", handlers.SessionsHandler, init),
+        (r"/api/credentials", credentials.CredentialsHandler, init),
         (downloads.TOKEN_ROUTE, downloads.DownloadHandler, init),
         (SESSION, handlers.SessionHandler, init),
         (SESSION + r"/ws", handlers.TerminalSocket, init),

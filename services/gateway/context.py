@@ -21,6 +21,7 @@ from services.shell_env import shell_environment, shell_secrets
 from services.tmux import TmuxSessions
 
 if TYPE_CHECKING:
+    from services.credentials.manager import CredentialManager
     from services.gateway.assets import StaticAssets
     from services.gateway.longpoll import PollRegistry
 
@@ -46,6 +47,8 @@ class GatewayContext:
     registry_error: str = ""
     # The page's files by content version (assets.py); make_app fills it in.
     assets: StaticAssets | None = None
+    # The owner's workspace credential (Apps mode without a deploy PAT); None in local mode.
+    credentials: CredentialManager | None = None
     # Every session, in tmux or (degraded) on the gateway's own PTYs: what handlers talk to.
     terminals: Terminals = field(init=False)
     # README, "Limits": new sessions and agent windows, and terminal connections.

@@ -287,9 +287,10 @@ def family_of(endpoint: str) -> str:
 
 
 def list_chat_endpoints(settings: Settings) -> list[str]:
-    from services import databricks  # databricks-sdk is slow to import; only this route needs it
+    # databricks-sdk is slow to import; only this route needs it.
+    from services.credentials.owner import reading_client
 
-    client = databricks.owner_client(settings)
+    client = reading_client(settings)
     names = []
     for endpoint in client.serving_endpoints.list():
         task = (endpoint.task or "").lower()

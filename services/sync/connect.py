@@ -88,9 +88,9 @@ def explain(settings: Settings, message: str, exc: BaseException, root: str = ""
         )
     if _refused(exc):
         return (
-            f"sync: the workspace {host} refused DATABRICKS_TOKEN: {message}",
-            "put a valid personal access token of the app's owner in the app's secret (README, Deploy, "
-            f"steps 1-4) and restart the app; {RETRYING}",
+            f"sync: the workspace {host} refused the owner's token: {message}",
+            "connect your workspace again in the app's page (README, Connect your workspace), or put a "
+            f"valid personal access token in the app's secret and restart the app; {RETRYING}",
         )
     # The SDK reports most network failures as "Timed out after …": name the cause under it.
     message = workspace_errors.explain(exc, host, DEFAULT_TIMEOUT_SECONDS) or message

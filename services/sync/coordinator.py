@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from services import databricks
 from services.config import Settings
+from services.credentials.store import has_owner_token
 from services.sync import connect
 from services.sync.agent_sessions import AgentSessions, patterns_from_registry
 from services.sync.bundles import Bundles
@@ -36,6 +37,8 @@ from services.sync.status import RestorePhase, RestoreStatus, status_path
 T = TypeVar("T")
 
 log = logging.getLogger("sync")
+# How soon a token connected in the page starts the sync (one read of a small file per poll).
+CREDENTIAL_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,8 @@ class Coordinator:
         self._next_sessions = 0.0
 
     def run(self) -> None:
-        if not self.settings.has_workspace:
-            self._idle_without_workspace()
-            return
+        if not has_owner_token(self.settings):
+            self._idle_without_workspace()  # returns once the owner connects the workspace
         self.discovery.scan()  # local only: hooks in place and HEADs known even while the workspace is down
         running = self._connect()
         self._restore_all(running.link)
@@ -106,7 +108,7 @@ class Coordinator:
         discovery = self.discovery
         records = self.journal.all()
         return Snapshot(
-            has_workspace=self.settings.has_workspace,
+            has_workspace=self.running is not None or has_owner_token(self.settings),
             overall_error=self.overall_error,
             remote_root=self.running.link.remote.root if self.running else "",
             restore=self.restore,
@@ -141,19 +143,21 @@ class Coordinator:
         self.status.write()
 
     def _idle_without_workspace(self) -> None:
-        missing = [
-            n
-            for n, v in (
-                ("DATABRICKS_HOST", self.settings.databricks_host),
-                ("DATABRICKS_TOKEN", self.settings.databricks_token),
+        """Wait for a workspace credential: the owner may connect one in the page at any time."""
+        while not has_owner_token(self.settings):
+            missing = (
+                "DATABRICKS_HOST is not set"
+                if not self.settings.databricks_host
+                else "no token of the owner yet: connect your workspace in the page (or set DATABRICKS_TOKEN)"
             )
-            if not v
-        ]
-        self.overall_error = f"no workspace configured ({' and '.join(missing)} not set): nothing is mirrored"
-        log.info("%s; idling", self.overall_error)
-        while True:
+            reason = f"no workspace configured ({missing}): nothing is mirrored"
+            if reason != self.overall_error:
+                self.overall_error = reason
+                log.info("%s; waiting", reason)
             self.status.write(force=True)
-            self._sleep(self.options.heartbeat)
+            self._sleep(min(self.options.heartbeat, CREDENTIAL_POLL_SECONDS))
+        self.overall_error = ""
+        log.info("the owner's workspace credential is here: connecting")
 
     def _keep_trying(
         self,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services import state
 from services.config import Settings
+from services.credentials.store import has_owner_token
 
 
 def notice_path(settings: Settings) -> Path:
@@ -23,7 +24,7 @@ def notice_path(settings: Settings) -> Path:
 def fresh_container(settings: Settings) -> bool:
     """A workspace is configured and the sync watcher has never run on this disk (an Apps restart
     or redeploy wipes it): projects may be about to come back."""
-    return settings.has_workspace and not settings.files.sync_journal.exists()
+    return has_owner_token(settings) and not settings.files.sync_journal.exists()
 
 
 def checking_text() -> str:

@@ -16,6 +16,8 @@ from concurrent.futures import Executor
 from typing import TypeVar
 
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
+from databricks.sdk.credentials_provider import CredentialsProvider, CredentialsStrategy
 from databricks.sdk.errors import (
     BadRequest,
     InvalidParameterValue,
@@ -27,7 +29,8 @@ from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, ObjectType
 
 from services.config import Settings
-from services.databricks import describe_error, pat_client
+from services.credentials.store import owner_token
+from services.databricks import describe_error
 from services.sync.failures import Failure, Kind, OpFailed, Stopped
 
 T = TypeVar("T")
@@ -37,10 +40,31 @@ PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "MAX_NOTEBOOK_SIZE_EXCEEDED", "MAX
 
 def workspace_client(settings: Settings, http_timeout: float) -> WorkspaceClient:
     """The owner's client with split timeouts: uploads of up to 10 MB may take a while (http timeout),
-    but the SDK must not retry on its own for minutes: the watcher's backoff is in control."""
-    return pat_client(
-        settings.databricks_host, settings.databricks_token, timeout=1, http_timeout=http_timeout
+    but the SDK must not retry on its own for minutes: the watcher's backoff is in control.
+
+    The token is read on every call (services.credentials.store), so a pasted or renewed one is used
+    from the next call on, without a restart."""
+    config = Config(
+        host=settings.databricks_host,
+        credentials_strategy=_CurrentOwnerToken(settings),
+        retry_timeout_seconds=1,
+        http_timeout_seconds=http_timeout,
     )
+    return WorkspaceClient(config=config)
+
+
+class _CurrentOwnerToken(CredentialsStrategy):
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def auth_type(self) -> str:
+        return "pat"
+
+    def __call__(self, cfg: Config) -> CredentialsProvider:
+        def headers() -> dict[str, str]:
+            return {"Authorization": f"Bearer {owner_token(self._settings)}"}
+
+        return headers
 
 
 def root_cause(exc: BaseException) -> BaseException:

@@ -96,18 +96,20 @@ def test_a_second_run_uploads_only_what_changed_and_deletes_what_is_gone(
     before = len(workspace.requests)
     result = project.deploy(workspace=workspace)
     assert result.returncode == 0, result.stderr
-    # The manifest is written twice: without the changing files first, then complete.
+    # The manifest is written twice: without the changing files first, then complete. VERSION
+    # changes too: the deployed tree is now HEAD plus an edit (`-dirty`).
     assert sorted(imports(workspace, before)) == [
         ".deploy-manifest.json",
         ".deploy-manifest.json",
         "README.md",
+        "VERSION",
     ]
     assert f"{FOLDER}/README.md" in workspace.files
     assert not [
         p for p in workspace.files if p.startswith((f"{FOLDER}/scripts/bench.py", f"{FOLDER}/tests/setup"))
     ]
     assert f"{FOLDER}/tests/setup" not in workspace.dirs  # emptied folders go too
-    assert "uploaded 1: README.md" in result.stdout and "deleted " in result.stdout
+    assert "uploaded 2: README.md, VERSION" in result.stdout and "deleted " in result.stdout
     assert len(workspace.apps_api.deployments) == 2  # every run deploys
 
     before, deletes = len(workspace.requests), len(workspace.calls(r"^/api/2\.0/workspace/delete$"))

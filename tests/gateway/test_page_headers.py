@@ -65,6 +65,7 @@ async def test_every_route_carries_the_page_headers(gateway: Gateway) -> None:
         "/api/model-proxy": "/api/model-proxy",
         "/api/agents/([a-z0-9-]{1,32})/model": "/api/agents/nope/model",
         "/api/sessions": "/api/sessions",
+        "/api/credentials": "/api/credentials",
         "/api/sessions/([^/]*)": "/api/sessions/main",
         "/api/sessions/([^/]*)/ws": "/api/sessions/main/ws",
         "/api/sessions/([^/]*)/windows": "/api/sessions/main/windows",

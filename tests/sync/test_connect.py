@@ -42,8 +42,8 @@ def test_one_platform_line_with_the_fix_then_one_when_connected(
         fix = "; check DATABRICKS_HOST in app.yaml and that the app can reach the workspace; the sync keeps"
     elif failure == "token refused":
         rig.workspace.mode = "unauthorized"
-        want = f"{PREFIX} sync: the workspace {host} refused DATABRICKS_TOKEN: "
-        fix = "; put a valid personal access token of the app's owner in the app's secret"
+        want = f"{PREFIX} sync: the workspace {host} refused the owner's token: "
+        fix = "; connect your workspace again in the app's page"
     else:
         rig.workspace.forbidden_dirs = r"/projects$"
         want = f"{PREFIX} sync cannot create or read /Workspace{REMOTE_ROOT}: "

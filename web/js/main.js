@@ -8,6 +8,7 @@ import * as api from "./api.js";
 import { COPIED_EVENT, enableCopyOnSelect, installOsc52 } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { TerminalMenu } from "./contextmenu.js";
+import { installCredentials } from "./credentials.js";
 import { DegradedBanner } from "./degraded.js";
 import { fetchDownload, installDownloads } from "./download.js";
 import { installFileDrop } from "./files.js";
@@ -148,6 +149,7 @@ installSetup({
   },
 });
 installSync({ term });
+installCredentials({ toast, onClose: () => term.focus() });
 let hiddenSince = 0;
 setInterval(() => {
   if (document.visibilityState === "visible") refreshTabs();
