@@ -37,7 +37,7 @@ def protocol_declaration() -> str:
 
 def test_protocol_declaration_matches_the_rendered_module() -> None:
     assert DECLARATION.read_text(encoding="utf-8") == protocol_declaration(), (
-        f"{DECLARATION.relative_to(WEB.parent)} is out of date: run .venv/bin/python -m tests.web.test_js_types"
+        "web/types/protocol.d.ts is out of date: run .venv/bin/python -m tests.web.test_js_types"
     )
 
 
@@ -70,7 +70,10 @@ def test_tsc_sees_protocol_and_xterm_types(tmp_path: Path) -> None:
     )
     config = tmp_path / "jsconfig.json"
     # Paths in the extended config stay relative to web/, so the probe resolves as the page's modules do.
-    extended = {"extends": str(WEB / "jsconfig.json"), "include": [str(probe), str(WEB / "types" / "**" / "*.d.ts")]}
+    extended = {
+        "extends": str(WEB / "jsconfig.json"),
+        "include": [str(probe), str(WEB / "types" / "**" / "*.d.ts")],
+    }
     config.write_text(json.dumps(extended), encoding="utf-8")
     result = tsc(config)
     output = result.stdout + result.stderr

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The `?` overlay listing the page's keys. Any module adds its own with `addKeys(section, rows)`,
  * before or after the overlay is installed; the list is rendered each time it opens.

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Page wiring: one terminal, one connection to the session named in the URL, and the bar around
  * them. Each piece lives in its own module; this one only connects them.
@@ -9,6 +10,7 @@ import { COPIED_EVENT, enableCopyOnSelect, installOsc52 } from "./clipboard.js";
 import { ConnectionState, TerminalConnection } from "./connection.js";
 import { TerminalMenu } from "./contextmenu.js";
 import { DegradedBanner } from "./degraded.js";
+import { readTabFlag, writeTabFlag } from "./dom.js";
 import { fetchDownload, installDownloads } from "./download.js";
 import { installFileDrop } from "./files.js";
 import { addKeys, installHelp } from "./help.js";
@@ -95,7 +97,7 @@ let terminalTitle = "";
 let knownSessions = [];
 
 installShortcuts(term, { find: () => searchBox.open() });
-addKeys("Terminal", TERMINAL_KEYS.map(({ keys, action }) => ({ keys, what: action })));
+addKeys("Terminal", TERMINAL_KEYS);
 addKeys("History and mouse", [
   { keys: "Wheel · scrollbar · swipe · ⇞ ⇟", what: "Scroll tmux's whole history (typing returns to the prompt)" },
   { keys: "Right-click", what: "Menu: copy, paste, find, split pane, clear" },
@@ -249,7 +251,7 @@ async function recreateCurrentSession() {
   } catch (error) {
     // 409: someone else created it meanwhile, which is just as good.
     if (!(error instanceof api.ApiError && error.status === 409)) {
-      toast.show(error.message);
+      toast.show(/** @type {Error} */ (error).message);
       return;
     }
   }
@@ -274,7 +276,7 @@ async function renameSession(name, newName) {
   try {
     await api.renameSession(name, newName);
   } catch (error) {
-    toast.show(`Cannot rename “${name}”: ${error.message}`);
+    toast.show(`Cannot rename “${name}”: ${/** @type {Error} */ (error).message}`);
     return false;
   }
   await refreshTabs();
@@ -289,7 +291,7 @@ async function createAndOpenSession() {
     await refreshTabs();
     openSession(session.name);
   } catch (error) {
-    toast.show(error.message);
+    toast.show(/** @type {Error} */ (error).message);
     term.focus();
   }
 }
@@ -308,7 +310,7 @@ async function closeSession(name) {
     await api.deleteSession(name);
   } catch (error) {
     if (!(error instanceof api.ApiError && error.status === 404)) {
-      toast.show(error.message);
+      toast.show(/** @type {Error} */ (error).message);
       if (wasCurrent) openSession(name, { reopen: true });
       return;
     }
@@ -356,23 +358,4 @@ function trackVisualViewport() {
   };
   viewport.addEventListener("resize", update);
   update();
-}
-
-/** @param {string} key */
-function readTabFlag(key) {
-  try {
-    return sessionStorage.getItem(key) === "1";
-  } catch {
-    return false; // storage disabled: just not remembered
-  }
-}
-
-/** @param {string} key @param {boolean} value */
-function writeTabFlag(key, value) {
-  try {
-    if (value) sessionStorage.setItem(key, "1");
-    else sessionStorage.removeItem(key);
-  } catch {
-    // storage disabled: just not remembered
-  }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Per-agent model choice: a compact `<select>` beside each agent's launcher in the setup panel,
  * listing the workspace's chat endpoints of that agent's API family.

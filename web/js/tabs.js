@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The session tabs in the top bar: an ARIA tablist (roving tabindex, manual activation), rename in
  * place, and the bell/finished marks. Pure view: it reports what the user asked for and leaves

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The two ways to carry the terminal protocol (PROTOCOL.md): a WebSocket, and an HTTP long-poll
  * fallback for proxies that block WebSockets. Both present the same small interface so
@@ -177,6 +178,7 @@ export class LongPollTransport {
     this.send({ type: PROTOCOL.INPUT, data: binary });
   }
 
+  /** @returns {Promise<void>} */
   flush() {
     return new Promise((resolve) => {
       this.#flushed.push(resolve);
@@ -216,7 +218,14 @@ export class LongPollTransport {
     this.#pollLoop();
   }
 
-  /** The parsed JSON answer, or null after reporting the failure (the transport is then closed). */
+  /**
+   * The parsed JSON answer, or null after reporting the failure (the transport is then closed).
+   * @param {string} url
+   * @param {RequestInit} init
+   * @param {number | undefined} timeoutMs
+   * @param {string} what the request, for the message when its answer is cut off
+   * @returns {Promise<any>}
+   */
   async #fetchJson(url, init, timeoutMs, what) {
     const response = await this.#fetch(url, init, timeoutMs);
     if (!response) return null;
@@ -233,10 +242,12 @@ export class LongPollTransport {
   }
 
   async #pollLoop() {
+    const url = this.#connUrl;
+    if (url === null) return;
     while (!this.#closed) {
-      const answer = await this.#fetchJson(this.#connUrl, {}, POLL_TIMEOUT_MS, "poll");
+      const answer = await this.#fetchJson(url, {}, POLL_TIMEOUT_MS, "poll");
       if (!answer) return;
-      const { messages } = answer;
+      const { messages } = /** @type {{messages: {type: string, data: string, code: number, reason: string}[]}} */ (answer);
       if (messages.some((message) => message.type === PROTOCOL.CLOSED)) {
         this.#connUrl = null; // the gateway already dropped it: nothing to release
       }
@@ -264,13 +275,15 @@ export class LongPollTransport {
    * to gather keys would add itself to every echo.
    */
   async #sendOutbox() {
-    if (this.#closed || this.#sending || this.#outbox.length === 0) {
+    const url = this.#connUrl;
+    // No url: the gateway closed the connection (`closed`) while the last POST was out.
+    if (this.#closed || this.#sending || this.#outbox.length === 0 || url === null) {
       this.#settleFlushed();
       return;
     }
     const batch = this.#outbox.splice(0);
     this.#sending = true;
-    const response = await this.#fetch(this.#connUrl, {
+    const response = await this.#fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(batch),
@@ -320,6 +333,7 @@ export class LongPollTransport {
     const duringOpen = this.#connUrl === null;
     if (response.status === 404) this.#connUrl = null; // gone already: nothing to release
     const reason = await errorText(response);
+    /** @type {Record<number, number>} */
     const codes = {
       400: PROTOCOL.CLOSE_BAD_REQUEST,
       401: PROTOCOL.CLOSE_UNAUTHORIZED,
