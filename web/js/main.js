@@ -21,6 +21,7 @@ import { BackgroundNotices } from "./notices.js";
 import { OutageOverlay } from "./outage.js";
 import { installPageKeys } from "./pagekeys.js";
 import { applyPageTheme, installPreferences, loadPrefs, resolveTheme } from "./prefs.js";
+import { Poller } from "./poller.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
@@ -137,7 +138,19 @@ new ResizeObserver(() => {
 fit(); // before connecting, so the first attach already has this window's size
 
 openSession(sessionFromUrl());
-refreshTabs();
+// The tab list's own poll: read now, then one request at a time, at once when the page is seen
+// again. While hidden it is read only if background notices may notify. A failed read is tried at
+// the usual pace (the connection indicator already says when the gateway is away).
+let tabsRead = false;
+new Poller(
+  async () => {
+    const visible = document.visibilityState === "visible";
+    if (!tabsRead || visible || preferences.notifyAllowed()) await refreshTabs();
+    tabsRead = true;
+    return visible ? TAB_REFRESH_MS : HIDDEN_REFRESH_MS;
+  },
+  { backoff: () => TAB_REFRESH_MS },
+).poll();
 // After the terminal has started connecting: setup is shown beside it, never waited for.
 installSetup({
   term,
@@ -150,17 +163,6 @@ installSetup({
   },
 });
 installSync({ term });
-let hiddenSince = 0;
-setInterval(() => {
-  if (document.visibilityState === "visible") refreshTabs();
-  else if (preferences.notifyAllowed() && Date.now() - hiddenSince >= HIDDEN_REFRESH_MS) {
-    hiddenSince = Date.now();
-    refreshTabs();
-  }
-}, TAB_REFRESH_MS);
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") refreshTabs();
-});
 // A long-poll connection is only released by its DELETE; a WebSocket closes by itself.
 window.addEventListener("pagehide", () => connection?.close());
 window.addEventListener("pageshow", (event) => {
