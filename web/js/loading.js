@@ -21,8 +21,10 @@ const HEADLINES = {
   done: "All set: opening the terminal",
   failed: "Setup finished with problems",
 };
-/** Game keys by KeyboardEvent.code, so WASD sits under the same fingers on any keyboard layout. */
-/** @type {Record<string, import("./snake.js").Direction>} */
+/**
+ * Game keys by KeyboardEvent.code, so WASD sits under the same fingers on any keyboard layout.
+ * @type {Record<string, import("./snake.js").Direction>}
+ */
 const GAME_KEYS = {
   ArrowUp: "up",
   ArrowDown: "down",
@@ -33,7 +35,6 @@ const GAME_KEYS = {
   KeyA: "left",
   KeyD: "right",
 };
-
 
 /**
  * @typedef {import("./setupstatus.js").SetupStatus} SetupStatus

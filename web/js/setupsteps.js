@@ -22,8 +22,8 @@ const STATE_LABELS = { pending: "waiting", running: "running", ok: "done", faile
 
 /**
  * @typedef {{item: HTMLLIElement, title: HTMLElement, version: HTMLElement, badge: HTMLElement,
- *            time: HTMLElement, reason: HTMLElement, last: HTMLElement, actions: HTMLElement, log: HTMLDetailsElement,
- *            logText: HTMLElement, retry: HTMLButtonElement}} StepRow
+ *            time: HTMLElement, reason: HTMLElement, last: HTMLElement, actions: HTMLElement,
+ *            log: HTMLDetailsElement, logText: HTMLElement, retry: HTMLButtonElement}} StepRow
  */
 
 /**
