@@ -4,6 +4,8 @@
  * before or after the overlay is installed; the list is rendered each time it opens.
  */
 
+import { element } from "./dom.js";
+
 /** @typedef {{keys: string, what: string}} KeyRow */
 
 /** @type {Map<string, KeyRow[]>} section title → rows, in the order sections were first added */
@@ -65,8 +67,7 @@ export function installHelp(dialog, button) {
 function render() {
   const nodes = [];
   for (const [title, rows] of sections) {
-    const heading = document.createElement("h3");
-    heading.textContent = title;
+    const heading = element("h3", "", title);
     const table = document.createElement("table");
     for (const row of rows) {
       const tr = table.insertRow();
@@ -74,9 +75,7 @@ function render() {
       keys.scope = "row";
       for (const [i, part] of row.keys.split(" / ").entries()) {
         if (i) keys.append(" / ");
-        const kbd = document.createElement("kbd");
-        kbd.textContent = part;
-        keys.append(kbd);
+        keys.append(element("kbd", "", part));
       }
       const what = tr.insertCell();
       what.textContent = row.what;
