@@ -9,6 +9,7 @@
  */
 
 import { PROTOCOL } from "/js/protocol.js";
+import { request } from "./api.js";
 import { CandidateTrials } from "./candidates.js";
 import { CLOSE_ABNORMAL, LongPollTransport, WebSocketTransport } from "./transports.js";
 
@@ -376,8 +377,8 @@ export class TerminalConnection extends EventTarget {
    * otherwise a restart could leave the page on long-poll for good.
    */
   async #judgeWebSocketFailure() {
-    const gatewayUp = await fetch("/health", { cache: "no-store" }).then(
-      (response) => response.ok,
+    const gatewayUp = await request("/health").then(
+      () => true,
       () => false,
     );
     if (this.#stopped || this.#live) return; // closed, or a wake-up connected meanwhile
