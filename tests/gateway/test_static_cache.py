@@ -83,7 +83,7 @@ async def test_modules_import_inside_the_version_so_a_reload_asks_for_nothing(ga
     plain = await gateway.fetch(
         f"/static/v/{version}/js/main.js", headers={"Accept-Encoding": "identity"}, decompress_response=False
     )
-    assert "Content-Encoding" not in plain.headers and plain.body.startswith(b"/**")
+    assert "Content-Encoding" not in plain.headers and plain.body.startswith(b"// @ts-check\n/**")
 
 
 async def test_unknown_files_are_404_and_an_old_version_is_not_cached(gateway: Gateway) -> None:

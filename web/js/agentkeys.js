@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Keys the agent CLIs need that a plain xterm.js gets wrong, and the list of them for the help.
  *
@@ -11,15 +12,19 @@
 
 export const NEWLINE_IN_PROMPT = "\x1b\r";
 
-/** Every key this page adds to a terminal, for the `?` help and the README. */
+/**
+ * Every key this page adds to a terminal, for the `?` help and the README; the help's own row shape,
+ * as pagekeys.js uses for the page's keys.
+ * @type {import("./help.js").KeyRow[]}
+ */
 export const KEYS = [
-  { keys: "Shift+Enter", action: "New line in an agent's prompt (sends Esc+Enter, as Alt+Enter does)" },
-  { keys: "Ctrl+V · Cmd+V", action: "Paste from the browser's clipboard; an image or file is uploaded and its path typed" },
-  { keys: "Ctrl+Shift+V", action: "Paste (as in Linux terminals)" },
-  { keys: "Ctrl+Shift+C", action: "Copy the selection" },
-  { keys: "Ctrl+Shift+F", action: "Find" },
-  { keys: "Drop files", action: "Upload to ~/uploads and type their paths" },
-  { keys: "download FILE", action: "(in a shell) Download FILE through the page" },
+  { keys: "Shift+Enter", what: "New line in an agent's prompt (sends Esc+Enter, as Alt+Enter does)" },
+  { keys: "Ctrl+V · Cmd+V", what: "Paste from the browser's clipboard; an image or file is uploaded and its path typed" },
+  { keys: "Ctrl+Shift+V", what: "Paste (as in Linux terminals)" },
+  { keys: "Ctrl+Shift+C", what: "Copy the selection" },
+  { keys: "Ctrl+Shift+F", what: "Find" },
+  { keys: "Drop files", what: "Upload to ~/uploads and type their paths" },
+  { keys: "download FILE", what: "(in a shell) Download FILE through the page" },
 ];
 
 /**

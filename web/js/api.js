@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The gateway's session REST API. Requests rely on the auth cookie, which fetch() sends by
  * default for same-origin URLs.

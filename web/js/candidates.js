@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * WebSocket attempts made beside a live long-poll (PROTOCOL.md, "Long-poll fallback"): one at a
  * time, after a backoff, each given PROBE_TIMEOUT_MS to reach the gateway's `ready`. Until then

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Getting text between the terminal and the system clipboard: copy shortcuts, copy-on-select,
  * and OSC 52 (how tmux copy-mode selections and programs' copies reach the browser).

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * TerminalConnection: keeps one xterm.js terminal attached to one tmux session through whatever
  * transport gets through, reconnecting until the session ends. Protocol: PROTOCOL.md.
@@ -8,6 +9,7 @@
  */
 
 import { PROTOCOL } from "/js/protocol.js";
+import { request } from "./api.js";
 import { CandidateTrials } from "./candidates.js";
 import { CLOSE_ABNORMAL, LongPollTransport, WebSocketTransport } from "./transports.js";
 
@@ -56,6 +58,7 @@ export const OFFLINE_INPUT_LIMIT = 4 * 1024;
 /** Scrollback xterm.js keeps only where the gateway has no tmux history (degraded shells). */
 const LOCAL_SCROLLBACK = 10_000;
 
+/** @typedef {"retry" | "hello" | "resize" | "probe"} TimerName */
 /**
  * @typedef {import("/static/node_modules/@xterm/xterm/lib/xterm.mjs").Terminal} Terminal
  * @typedef {WebSocketTransport | LongPollTransport} Transport
@@ -78,6 +81,7 @@ export class TerminalConnection extends EventTarget {
    */
   replaying = false;
   /** Where the session's history lives, from `hello`: PROTOCOL.HISTORY_TMUX or HISTORY_LOCAL. */
+  /** @type {typeof PROTOCOL.HISTORY_TMUX | typeof PROTOCOL.HISTORY_LOCAL} */
   history = PROTOCOL.HISTORY_TMUX;
 
   #term;
@@ -111,6 +115,7 @@ export class TerminalConnection extends EventTarget {
   #stopped = false;
   /** @type {{dispose(): void}[]} */
   #subscriptions = [];
+  /** @type {Record<TimerName, number>} */
   #timers = { retry: 0, hello: 0, resize: 0, probe: 0 };
 
   /**
@@ -372,8 +377,8 @@ export class TerminalConnection extends EventTarget {
    * otherwise a restart could leave the page on long-poll for good.
    */
   async #judgeWebSocketFailure() {
-    const gatewayUp = await fetch("/health", { cache: "no-store" }).then(
-      (response) => response.ok,
+    const gatewayUp = await request("/health").then(
+      () => true,
       () => false,
     );
     if (this.#stopped || this.#live) return; // closed, or a wake-up connected meanwhile
@@ -424,14 +429,7 @@ export class TerminalConnection extends EventTarget {
       // The candidate was dropped meanwhile: what was held goes the normal way, never stuck here.
       if (!this.#handingOver) return;
       this.#handingOver = false;
-      for (const input of this.#heldInput.splice(0)) {
-        if (this.#inputOpen()) {
-          if (input.binary) this.#live.sendBinary(input.data);
-          else this.#live.send({ type: PROTOCOL.INPUT, data: input.data });
-        } else {
-          this.#holdWhileDown(input);
-        }
-      }
+      for (const input of this.#heldInput.splice(0)) this.#sendOrHold(input);
       return;
     }
     this.#candidates.taken();
@@ -458,10 +456,7 @@ export class TerminalConnection extends EventTarget {
   #releaseHeldInput() {
     if (!this.#handingOver || this.#candidates.current) return; // no handover, or not switched yet
     this.#handingOver = false;
-    for (const { binary, data } of this.#heldInput.splice(0)) {
-      if (binary) this.#live.sendBinary(data);
-      else this.#live.send({ type: PROTOCOL.INPUT, data });
-    }
+    for (const input of this.#heldInput.splice(0)) this.#sendOrHold(input);
   }
 
   /** "Reconnect now": skip the backoff's wait. */
@@ -478,8 +473,9 @@ export class TerminalConnection extends EventTarget {
    * @param {{lines?: number, to?: number}} request
    */
   scroll(request) {
-    if (!this.#inputOpen() || this.#handingOver) return false;
-    this.#live.send({ type: PROTOCOL.SCROLL, ...request });
+    const live = this.#openInput();
+    if (!live || this.#handingOver) return false;
+    live.send({ type: PROTOCOL.SCROLL, ...request });
     return true;
   }
 
@@ -525,20 +521,23 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {string} data */
   #sendInput(data) {
-    if (this.#handingOver) {
-      this.#heldInput.push({ binary: false, data: this.#transformInput(data) });
-    } else if (this.#inputOpen()) {
-      this.#live.send({ type: PROTOCOL.INPUT, data: this.#transformInput(data) });
-    } else {
-      this.#holdWhileDown({ binary: false, data: this.#transformInput(data) });
-    }
+    const input = { binary: false, data: this.#transformInput(data) };
+    if (this.#handingOver) this.#heldInput.push(input);
+    else this.#sendOrHold(input);
   }
 
   /** @param {string} data */
   #sendBinary(data) {
     if (this.#handingOver) this.#heldInput.push({ binary: true, data });
-    else if (this.#inputOpen()) this.#live.sendBinary(data);
-    else this.#holdWhileDown({ binary: true, data });
+    else this.#sendOrHold({ binary: true, data });
+  }
+
+  /** @param {{binary: boolean, data: string}} input sent on the live transport, or held while down */
+  #sendOrHold(input) {
+    const live = this.#openInput();
+    if (!live) this.#holdWhileDown(input);
+    else if (input.binary) live.sendBinary(input.data);
+    else live.send({ type: PROTOCOL.INPUT, data: input.data });
   }
 
   /**
@@ -562,10 +561,11 @@ export class TerminalConnection extends EventTarget {
   }
 
   #releaseOfflineInput() {
-    if (!this.#offlineInput.length || !this.#inputOpen()) return;
+    const live = this.#openInput();
+    if (!this.#offlineInput.length || !live) return;
     for (const { binary, data } of this.#offlineInput.splice(0)) {
-      if (binary) this.#live.sendBinary(data);
-      else this.#live.send({ type: PROTOCOL.INPUT, data });
+      if (binary) live.sendBinary(data);
+      else live.send({ type: PROTOCOL.INPUT, data });
     }
     this.#offlineBytes = 0;
     this.dispatchEvent(new CustomEvent("pendinginput", { detail: { bytes: 0 } }));
@@ -576,8 +576,9 @@ export class TerminalConnection extends EventTarget {
     return this.#offlineBytes;
   }
 
-  #inputOpen() {
-    return this.#live !== null && this.#helloSeen && !this.replaying;
+  /** The live transport when it takes input (hello seen, replay over), else null. */
+  #openInput() {
+    return this.#live !== null && this.#helloSeen && !this.replaying ? this.#live : null;
   }
 
   #sendSize() {
@@ -604,7 +605,7 @@ export class TerminalConnection extends EventTarget {
   }
 
   #clearTimers() {
-    for (const name of Object.keys(this.#timers)) {
+    for (const name of /** @type {TimerName[]} */ (Object.keys(this.#timers))) {
       clearTimeout(this.#timers[name]);
       this.#timers[name] = 0;
     }

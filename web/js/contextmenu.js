@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The page's own right-click menu over the terminal: Copy, Paste, Find, Split, Clear. It replaces
  * both the browser's menu and tmux's pane menu (unbound in tmux.conf: its "Kill" item, released
@@ -127,7 +128,7 @@ export class TerminalMenu {
   /** @returns {HTMLButtonElement[]} the items that can be picked now */
   #items() {
     return [...this.#menu.querySelectorAll("button[data-action]")].filter(
-      (item) => item instanceof HTMLButtonElement && !item.disabled,
+      /** @returns {item is HTMLButtonElement} */ (item) => item instanceof HTMLButtonElement && !item.disabled,
     );
   }
 

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * "Connect your workspace": the owner's token, pasted once (README, "Connect your workspace").
  *
@@ -116,7 +117,7 @@ export function installCredentials({ toast, onClose }) {
     if (open) input.focus();
     else onClose();
   };
-  badge.addEventListener("click", () => setOpen(panel.hidden));
+  badge.addEventListener("click", () => setOpen(panel.hidden !== false));
   /** @type {HTMLButtonElement} */ (panel.querySelector(".credentials-close")).addEventListener("click", () =>
     setOpen(false),
   );

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The degraded-mode banner. Without tmux the gateway runs each shell on its own PTY: everything
  * works, but shells end when the web process restarts. The banner says why tmux is missing, what
@@ -5,7 +6,7 @@
  * tmux up. Fed by the session list (main.js refreshes it every few seconds).
  */
 
-import { retrySetup } from "./setup.js";
+import { retrySetup } from "./setupstatus.js";
 
 export class DegradedBanner {
   #element;

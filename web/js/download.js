@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * `download FILE` in a shell (services/download.py) records the file under a one-time token; the
  * gateway's `download` message (in tmux) or a private OSC sequence on the terminal (without tmux)
@@ -5,7 +6,7 @@
  * worth nothing without the record the command wrote, so terminal output cannot forge a download.
  */
 
-import { errorText } from "./api.js";
+import { request } from "./api.js";
 
 const OSC_CODE = 7733; // services/download.py OSC_CODE
 const PAYLOAD = /^download=([A-Za-z0-9_-]{16,64});(.*)$/s;
@@ -42,8 +43,7 @@ export async function fetchDownload(token, name, toast) {
   name = name || "download";
   toast.show(`Downloading ${name}…`);
   try {
-    const response = await fetch(`/api/downloads/${token}`, { cache: "no-store" });
-    if (!response.ok) throw new Error(await errorText(response));
+    const response = await request(`/api/downloads/${token}`);
     const url = URL.createObjectURL(await response.blob());
     const link = document.createElement("a");
     link.href = url;

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Files into the terminal: dropped or pasted files and images are uploaded to the gateway
  * (`POST /api/sessions/{name}/upload`, saved in ~/uploads) and their paths typed at the prompt,
@@ -5,7 +6,7 @@
  * other agents take an image: they read the path.
  */
 
-import { errorText } from "./api.js";
+import { errorText, request } from "./api.js";
 
 /** Characters a shell never treats specially; anything else gets single quotes. */
 const SHELL_SAFE = /^[\p{L}\p{N}_\/.+@,=:%-]+$/u;
@@ -148,8 +149,7 @@ function filesOf(data) {
 /** @param {string} name */
 async function fetchLimits(name) {
   try {
-    const response = await fetch(`/api/sessions/${encodeURIComponent(name)}/upload`, { cache: "no-store" });
-    return response.ok ? await response.json() : null;
+    return await (await request(`/api/sessions/${encodeURIComponent(name)}/upload`)).json();
   } catch {
     return null; // the upload itself will say what is wrong
   }

@@ -1,7 +1,11 @@
+// @ts-check
 /**
  * The `?` overlay listing the page's keys. Any module adds its own with `addKeys(section, rows)`,
  * before or after the overlay is installed; the list is rendered each time it opens.
  */
+
+import { request } from "./api.js";
+import { element } from "./dom.js";
 
 /** @typedef {{keys: string, what: string}} KeyRow */
 
@@ -69,7 +73,7 @@ export function installHelp(dialog, button) {
  */
 async function showVersion(target) {
   try {
-    const response = await fetch("/health", { cache: "no-store" });
+    const response = await request("/health");
     const { version } = await response.json();
     if (typeof version === "string" && version) target.textContent = `Coding Agents ${version}`;
   } catch {
@@ -80,8 +84,7 @@ async function showVersion(target) {
 function render() {
   const nodes = [];
   for (const [title, rows] of sections) {
-    const heading = document.createElement("h3");
-    heading.textContent = title;
+    const heading = element("h3", "", title);
     const table = document.createElement("table");
     for (const row of rows) {
       const tr = table.insertRow();
@@ -89,9 +92,7 @@ function render() {
       keys.scope = "row";
       for (const [i, part] of row.keys.split(" / ").entries()) {
         if (i) keys.append(" / ");
-        const kbd = document.createElement("kbd");
-        kbd.textContent = part;
-        keys.append(kbd);
+        keys.append(element("kbd", "", part));
       }
       const what = tr.insertCell();
       what.textContent = row.what;

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * One history, tmux's: the wheel, the page's scrollbar, a touch swipe and the key bar's PgUp/PgDn
  * all move through the pane's tmux history (copy mode, via `scroll` messages; PROTOCOL.md), and

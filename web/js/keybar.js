@@ -1,11 +1,16 @@
+// @ts-check
 /**
  * The touch key bar: the keys a phone keyboard lacks (Esc, Tab, Ctrl, arrows, a few symbols).
  * Keys go in through `term.input()`, so they take exactly the path typed keys take.
  */
 
+import { find } from "./dom.js";
+
 const STORAGE_KEY = "keybar";
 const ESC = "\x1b";
+/** @type {Record<string, string>} */
 const ARROW_FINALS = { up: "A", down: "B", right: "C", left: "D" };
+/** @type {Record<string, string>} */
 const KEYS = { esc: ESC, tab: "\t" };
 
 /**
@@ -60,7 +65,7 @@ export class KeyBar {
     this.#bar = bar;
     this.#toggle = toggle;
     this.#term = term;
-    this.#ctrlButton = bar.querySelector('[data-key="ctrl"]');
+    this.#ctrlButton = find(bar, '[data-key="ctrl"]');
 
     // Keep focus (and with it the phone's keyboard) on the terminal while a key is tapped.
     bar.addEventListener("pointerdown", (event) => event.preventDefault());
@@ -68,7 +73,7 @@ export class KeyBar {
       const button = /** @type {HTMLElement} */ (event.target).closest("button");
       if (button) this.#press(button);
     });
-    toggle.addEventListener("click", () => this.#setVisible(this.#bar.hidden, true));
+    toggle.addEventListener("click", () => this.#setVisible(this.#bar.hidden === true, true));
 
     const saved = readPreference();
     const touch = window.matchMedia("(pointer: coarse)").matches;
@@ -93,9 +98,9 @@ export class KeyBar {
       this.#setCtrl(!this.#ctrlArmed);
     } else if (key === "pgup" || key === "pgdn") {
       this.onPage(key === "pgup" ? 1 : -1);
-    } else if (key in ARROW_FINALS) {
+    } else if (key && Object.hasOwn(ARROW_FINALS, key)) {
       this.#sendArrow(ARROW_FINALS[key]);
-    } else if (key in KEYS) {
+    } else if (key && Object.hasOwn(KEYS, key)) {
       this.#setCtrl(false);
       this.#term.input(KEYS[key], true);
     } else if (text) {

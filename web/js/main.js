@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Page wiring: one terminal, one connection to the session named in the URL, and the bar around
  * them. Each piece lives in its own module; this one only connects them.
@@ -10,6 +11,7 @@ import { ConnectionState, TerminalConnection } from "./connection.js";
 import { TerminalMenu } from "./contextmenu.js";
 import { installCredentials } from "./credentials.js";
 import { DegradedBanner } from "./degraded.js";
+import { readTabFlag, writeTabFlag } from "./dom.js";
 import { fetchDownload, installDownloads } from "./download.js";
 import { installFileDrop } from "./files.js";
 import { addKeys, installHelp } from "./help.js";
@@ -20,6 +22,7 @@ import { BackgroundNotices } from "./notices.js";
 import { OutageOverlay } from "./outage.js";
 import { installPageKeys } from "./pagekeys.js";
 import { applyPageTheme, installPreferences, loadPrefs, resolveTheme } from "./prefs.js";
+import { Poller } from "./poller.js";
 import { SearchBox } from "./search.js";
 import { installSetup } from "./setup.js";
 import { installShortcuts } from "./shortcuts.js";
@@ -96,7 +99,7 @@ let terminalTitle = "";
 let knownSessions = [];
 
 installShortcuts(term, { find: () => searchBox.open() });
-addKeys("Terminal", TERMINAL_KEYS.map(({ keys, action }) => ({ keys, what: action })));
+addKeys("Terminal", TERMINAL_KEYS);
 addKeys("History and mouse", [
   { keys: "Wheel · scrollbar · swipe · ⇞ ⇟", what: "Scroll tmux's whole history (typing returns to the prompt)" },
   { keys: "Right-click", what: "Menu: copy, paste, find, split pane, clear" },
@@ -136,7 +139,19 @@ new ResizeObserver(() => {
 fit(); // before connecting, so the first attach already has this window's size
 
 openSession(sessionFromUrl());
-refreshTabs();
+// The tab list's own poll: read now, then one request at a time, at once when the page is seen
+// again. While hidden it is read only if background notices may notify. A failed read is tried at
+// the usual pace (the connection indicator already says when the gateway is away).
+let tabsRead = false;
+new Poller(
+  async () => {
+    const visible = document.visibilityState === "visible";
+    if (!tabsRead || visible || preferences.notifyAllowed()) await refreshTabs();
+    tabsRead = true;
+    return visible ? TAB_REFRESH_MS : HIDDEN_REFRESH_MS;
+  },
+  { backoff: () => TAB_REFRESH_MS },
+).poll();
 // After the terminal has started connecting: setup is shown beside it, never waited for.
 installSetup({
   term,
@@ -150,17 +165,6 @@ installSetup({
 });
 installSync({ term });
 installCredentials({ toast, onClose: () => term.focus() });
-let hiddenSince = 0;
-setInterval(() => {
-  if (document.visibilityState === "visible") refreshTabs();
-  else if (preferences.notifyAllowed() && Date.now() - hiddenSince >= HIDDEN_REFRESH_MS) {
-    hiddenSince = Date.now();
-    refreshTabs();
-  }
-}, TAB_REFRESH_MS);
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") refreshTabs();
-});
 // A long-poll connection is only released by its DELETE; a WebSocket closes by itself.
 window.addEventListener("pagehide", () => connection?.close());
 window.addEventListener("pageshow", (event) => {
@@ -251,7 +255,7 @@ async function recreateCurrentSession() {
   } catch (error) {
     // 409: someone else created it meanwhile, which is just as good.
     if (!(error instanceof api.ApiError && error.status === 409)) {
-      toast.show(error.message);
+      toast.show(/** @type {Error} */ (error).message);
       return;
     }
   }
@@ -276,7 +280,7 @@ async function renameSession(name, newName) {
   try {
     await api.renameSession(name, newName);
   } catch (error) {
-    toast.show(`Cannot rename “${name}”: ${error.message}`);
+    toast.show(`Cannot rename “${name}”: ${/** @type {Error} */ (error).message}`);
     return false;
   }
   await refreshTabs();
@@ -291,7 +295,7 @@ async function createAndOpenSession() {
     await refreshTabs();
     openSession(session.name);
   } catch (error) {
-    toast.show(error.message);
+    toast.show(/** @type {Error} */ (error).message);
     term.focus();
   }
 }
@@ -310,7 +314,7 @@ async function closeSession(name) {
     await api.deleteSession(name);
   } catch (error) {
     if (!(error instanceof api.ApiError && error.status === 404)) {
-      toast.show(error.message);
+      toast.show(/** @type {Error} */ (error).message);
       if (wasCurrent) openSession(name, { reopen: true });
       return;
     }
@@ -358,23 +362,4 @@ function trackVisualViewport() {
   };
   viewport.addEventListener("resize", update);
   update();
-}
-
-/** @param {string} key */
-function readTabFlag(key) {
-  try {
-    return sessionStorage.getItem(key) === "1";
-  } catch {
-    return false; // storage disabled: just not remembered
-  }
-}
-
-/** @param {string} key @param {boolean} value */
-function writeTabFlag(key, value) {
-  try {
-    if (value) sessionStorage.setItem(key, "1");
-    else sessionStorage.removeItem(key);
-  } catch {
-    // storage disabled: just not remembered
-  }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The low-memory warning. The container has a fixed amount of memory (6 GB on Databricks Apps by
  * default); when it runs out the kernel's OOM killer takes every shell at once. Below the gateway's

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Per-agent model choice: a compact `<select>` beside each agent's launcher in the setup panel,
  * listing the workspace's chat endpoints of that agent's API family.
@@ -9,6 +10,7 @@
  */
 
 import { ApiError, request } from "./api.js";
+import { element } from "./dom.js";
 
 /** While the panel stays open, the list is fetched again at most this often. */
 const REFRESH_MS = 60_000;
@@ -86,8 +88,7 @@ export class ModelChoices {
   /** @param {Toast} toast where confirmations and errors go */
   constructor(toast) {
     this.#toast = toast;
-    this.#note = document.createElement("p");
-    this.#note.className = "models-note";
+    this.#note = element("p", "models-note");
     this.#note.hidden = true;
   }
 
@@ -104,8 +105,7 @@ export class ModelChoices {
   slot(agent, title) {
     let entry = this.#slots.get(agent);
     if (!entry) {
-      const slot = document.createElement("span");
-      slot.className = "model-slot";
+      const slot = element("span", "model-slot");
       entry = { slot, title, select: null };
       this.#slots.set(agent, entry);
       this.#renderSlot(agent, entry);

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Bell and "command finished" notices for background tabs, from the session list's `bells` (a
  * count kept by tmux's alert-bell hook) and `output_at` (the current window's last output).

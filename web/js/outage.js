@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * A disconnection you cannot miss: while the terminal is not connected it is dimmed, and an overlay
  * says why (offline, or reconnecting in N s), how many typed bytes wait to be sent, and offers
@@ -9,6 +10,7 @@ import { ConnectionState, OFFLINE_INPUT_LIMIT } from "./connection.js";
 
 /** @typedef {import("./connection.js").TerminalConnection} TerminalConnection */
 
+/** @type {Set<string>} */
 const DOWN = new Set([ConnectionState.RECONNECTING, ConnectionState.OFFLINE]);
 
 export class OutageOverlay {

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The page's own keys: tabs, focus, font size and help. Tab keys are Alt+Shift+letter or arrow:
  * browsers keep Ctrl+T/W/N/Tab (and their Shift forms) for themselves, and Ctrl+letter belongs to

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Preferences kept in localStorage: font size, theme (dark, light, or the system's
  * prefers-color-scheme) and desktop notices for background tabs; and the bar's settings popover.
@@ -138,7 +139,7 @@ export function installPreferences({ term, fit, prefs, button, popover, toast })
     if (show) /** @type {HTMLElement | null} */ (popover.querySelector("button"))?.focus();
     else term.focus();
   };
-  button.addEventListener("click", () => toggle(popover.hidden));
+  button.addEventListener("click", () => toggle(popover.hidden === true));
   popover.addEventListener("keydown", (event) => {
     if (event.key === "Escape") {
       event.preventDefault();

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The notice above the terminal while projects come back from the workspace after a restart
  * ("Restoring 3 projects from /Workspace/Users/x/projects… ~/projects fills in a moment"), and

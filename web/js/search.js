@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The find box over the terminal (Ctrl+Shift+F). With tmux it searches the pane's whole tmux
  * history on the server (GET /api/sessions/{name}/search) and jumps there through copy mode;
@@ -6,6 +7,7 @@
  */
 
 import { request } from "./api.js";
+import { find } from "./dom.js";
 
 /** Highlight every match, not only the current one; colours must be #RRGGBB. */
 const SEARCH_OPTIONS = {
@@ -48,8 +50,8 @@ export class SearchBox {
    */
   constructor(box, addon, term, history, session) {
     this.#box = box;
-    this.#input = box.querySelector("input");
-    this.#count = box.querySelector("output");
+    this.#input = /** @type {HTMLInputElement} */ (find(box, "input"));
+    this.#count = find(box, "output");
     this.#addon = addon;
     this.#term = term;
     this.#history = history;
@@ -116,7 +118,7 @@ export class SearchBox {
         const path = `/api/sessions/${encodeURIComponent(this.#session())}/search?q=${encodeURIComponent(query)}`;
         answer = await (await request(path)).json();
       } catch (error) {
-        if (generation === this.#generation) this.#count.textContent = error.message;
+        if (generation === this.#generation) this.#count.textContent = /** @type {Error} */ (error).message;
         return;
       }
       if (generation !== this.#generation || this.#input.value !== query) return; // typed on meanwhile

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Browser-side shortcuts: Ctrl+Shift+C copy, Ctrl+Shift+V paste, Ctrl+Shift+F find. Ctrl+Shift
  * combinations are free in a terminal (Ctrl+C must stay SIGINT), which is why Linux terminals use

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Snake on a canvas, to pass the first setup's minutes. Self-contained: it knows nothing of the
  * page; the loading screen feeds it keys (steer/primary) and tells it when to pause.

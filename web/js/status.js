@@ -1,8 +1,10 @@
+// @ts-check
 /**
  * What the user sees of the connection: the indicator in the top bar and short-lived toasts.
  */
 
 import { ConnectionState } from "./connection.js";
+import { find } from "./dom.js";
 
 const TRANSPORT_LABELS = { websocket: "WebSocket", longpoll: "long-poll" };
 const TOAST_MS = 5_000;
@@ -19,7 +21,7 @@ export class ConnectionIndicator {
   /** @param {HTMLElement} element */
   constructor(element) {
     this.#element = element;
-    this.#label = element.querySelector(".label");
+    this.#label = find(element, ".label");
   }
 
   /** @param {import("./connection.js").TerminalConnection} connection */

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The workspace sync of the git repositories under ~/projects, as the top bar shows it: a small
  * badge (green: all synced; amber: syncing or commits pending; red: an error) that opens a popover
@@ -8,7 +9,11 @@
  * ignored. "synced 2 min ago" is counted on the server's clock when the answer carries `now`.
  */
 
-import { ApiError, errorText } from "./api.js";
+import { ApiError, request } from "./api.js";
+import { ServerClock } from "./clock.js";
+import { byId, element, find, setText, showText } from "./dom.js";
+import { Popover } from "./popover.js";
+import { Poller } from "./poller.js";
 import { RestoreNotice, normaliseRestore, restoring } from "./restore.js";
 
 const POLL_MS = 5_000;
@@ -22,6 +27,7 @@ const SHORT_COMMIT = 7;
 /** Large files listed by name in a row; the rest are counted (all are in the tooltip). */
 const SKIPPED_SHOWN = 3;
 
+/** @type {Record<string, string>} */
 const REPO_LABELS = {
   synced: "synced",
   pending: "pending",
@@ -30,6 +36,7 @@ const REPO_LABELS = {
   empty: "no commits",
   removed: "removed",
 };
+/** @type {Record<string, string>} */
 const BADGE_LABELS = { synced: "synced", syncing: "syncing", error: "sync error" };
 
 /**
@@ -43,14 +50,7 @@ const BADGE_LABELS = { synced: "synced", syncing: "syncing", error: "sync error"
 
 /** @returns {Promise<SyncStatus>} */
 export async function fetchSyncStatus() {
-  let response;
-  try {
-    response = await fetch("/api/sync", { cache: "no-store" });
-  } catch {
-    throw new ApiError(0, "the gateway is not reachable");
-  }
-  if (!response.ok) throw new ApiError(response.status, await errorText(response));
-  return normalise(await response.json());
+  return normalise(await (await request("/api/sync")).json());
 }
 
 /**
@@ -113,24 +113,6 @@ export function ago(seconds) {
 }
 
 /**
- * @param {string} tag
- * @param {string} className
- * @param {string} [text]
- */
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/** Writes only on change, so a poll does not disturb a selection (copying an error) or AT. */
-function setText(/** @type {HTMLElement} */ node, /** @type {string} */ text) {
-  if (node.textContent !== text) node.textContent = text;
-  node.hidden = !text;
-}
-
-/**
  * @typedef {{item: HTMLLIElement, name: HTMLElement, badge: HTMLElement, meta: HTMLElement,
  *            error: HTMLElement, skipped: HTMLElement}} RepoRow
  */
@@ -145,10 +127,8 @@ class SyncView {
   #empty;
   /** @type {Map<string, RepoRow>} */
   #rows = new Map();
-  /** Server time minus page time (ms), from the last answer's `now`; 0 trusts the browser's clock. */
-  #offsetMs = 0;
-  #onOpen;
-  #onClose;
+  /** "synced 2 min ago" counts on the server's clock, from the last answer's `now`. */
+  #clock = new ServerClock();
 
   /**
    * @param {HTMLButtonElement} badge
@@ -157,61 +137,19 @@ class SyncView {
    */
   constructor(badge, popover, actions) {
     this.#badge = badge;
-    this.#label = /** @type {HTMLElement} */ (badge.querySelector(".label"));
-    this.#popover = popover;
-    this.#onOpen = actions.onOpen;
-    this.#onClose = actions.onClose;
-
-    const head = element("div", "panel-head");
-    const heading = element("h2", "", "Workspace sync");
-    heading.id = "sync-popover-title";
-    popover.setAttribute("aria-labelledby", heading.id);
-    const close = /** @type {HTMLButtonElement} */ (element("button", "panel-close", "×"));
-    close.type = "button";
-    close.setAttribute("aria-label", "Close the sync details");
-    head.append(heading, close);
+    this.#label = find(badge, ".label");
+    this.#popover = new Popover(badge, popover, {
+      title: "Workspace sync",
+      headingId: "sync-popover-title",
+      closeLabel: "Close the sync details",
+      ...actions,
+    });
     this.#summary = element("p", "sync-summary");
     this.#summary.setAttribute("aria-live", "polite");
     this.#list = element("ul", "sync-repos");
     this.#empty = element("p", "sync-empty", "No git repositories under ~/projects yet.");
     this.#empty.hidden = true;
-    popover.append(head, this.#summary, this.#list, this.#empty);
-
-    badge.addEventListener("click", () => (this.open ? this.close(true) : this.#show()));
-    close.addEventListener("click", () => this.close(true));
-    popover.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") {
-        event.preventDefault();
-        this.close(true);
-      }
-    });
-    // A click anywhere else closes it, as a popover does.
-    document.addEventListener(
-      "pointerdown",
-      (event) => {
-        const target = /** @type {Node} */ (event.target);
-        if (this.open && !popover.contains(target) && !badge.contains(target)) this.close();
-      },
-      true,
-    );
-  }
-
-  get open() {
-    return !this.#popover.hidden;
-  }
-
-  /** @param {boolean} [refocus] give the terminal its focus back (not when a click moves it anyway) */
-  close(refocus = false) {
-    if (!this.open) return;
-    this.#popover.hidden = true;
-    this.#badge.setAttribute("aria-expanded", "false");
-    if (refocus) this.#onClose();
-  }
-
-  #show() {
-    this.#popover.hidden = false;
-    this.#badge.setAttribute("aria-expanded", "true");
-    this.#onOpen();
+    popover.append(this.#summary, this.#list, this.#empty);
   }
 
   /** @param {SyncStatus | null} status null: the gateway has no sync to report */
@@ -219,13 +157,13 @@ class SyncView {
     const { level, text } = status ? summarise(status) : { level: /** @type {Level} */ ("off"), text: "" };
     this.#badge.dataset.state = level;
     this.#badge.hidden = level === "off";
-    if (this.#badge.hidden) this.close();
-    const label = BADGE_LABELS[/** @type {keyof BADGE_LABELS} */ (level)] ?? "sync";
-    if (this.#label.textContent !== label) this.#label.textContent = label;
+    if (this.#badge.hidden) this.#popover.close(false);
+    const label = BADGE_LABELS[level] ?? "sync";
+    setText(this.#label, label);
     this.#badge.title = `Workspace sync of ~/projects: ${text}`;
     if (!status) return;
-    if (status.now !== null) this.#offsetMs = status.now * 1000 - Date.now();
-    setText(this.#summary, text.charAt(0).toUpperCase() + text.slice(1));
+    if (status.now !== null) this.#clock.sync(status.now);
+    showText(this.#summary, text.charAt(0).toUpperCase() + text.slice(1));
     this.#summary.dataset.state = level;
     this.#empty.hidden = status.repos.length > 0;
 
@@ -254,12 +192,12 @@ class SyncView {
    */
   #fill(row, repo) {
     row.item.dataset.state = repo.state;
-    setText(row.name, repo.name);
-    setText(row.badge, REPO_LABELS[/** @type {keyof REPO_LABELS} */ (repo.state)] ?? repo.state);
+    showText(row.name, repo.name);
+    showText(row.badge, REPO_LABELS[repo.state] ?? repo.state);
     const meta = [];
     if (repo.last_synced_commit) meta.push(repo.last_synced_commit.slice(0, SHORT_COMMIT));
     if (repo.last_synced_at !== null) {
-      const seconds = (Date.now() + this.#offsetMs) / 1000 - repo.last_synced_at;
+      const seconds = this.#clock.now() - repo.last_synced_at;
       meta.push(`synced ${ago(seconds)}`);
       row.meta.title = `Last synced ${new Date(repo.last_synced_at * 1000).toLocaleString()}`;
     } else {
@@ -267,11 +205,11 @@ class SyncView {
       row.meta.removeAttribute("title");
     }
     if (repo.pending > 0) meta.push(`${repo.pending} pending`);
-    setText(row.meta, meta.join(" · "));
-    setText(row.error, repo.last_error);
+    showText(row.meta, meta.join(" · "));
+    showText(row.error, repo.last_error);
     const skipped = repo.skipped_large;
     const more = skipped.length > SKIPPED_SHOWN ? ` and ${skipped.length - SKIPPED_SHOWN} more` : "";
-    setText(
+    showText(
       row.skipped,
       skipped.length ? `Not uploaded (over 10 MB): ${skipped.slice(0, SKIPPED_SHOWN).join(", ")}${more}` : "",
     );
@@ -299,56 +237,30 @@ function createRow(name) {
  * @param {{term: {focus(): void}}} page the terminal, which gets the focus back when the popover closes
  */
 export function installSync({ term }) {
-  const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-  let timer = 0;
-  let inFlight = false;
-  /** Asked for while a request was under way: look again as soon as it answers. */
-  let again = false;
-  let failures = 0;
   const view = new SyncView(/** @type {HTMLButtonElement} */ (byId("sync-badge")), byId("sync-popover"), {
-    onOpen: () => poll(), // fresh rows on opening, not up to 5 s old ones
+    onOpen: () => poller.poll(), // fresh rows on opening, not up to 5 s old ones
     onClose: () => term.focus(),
   });
   const notice = new RestoreNotice(byId("restore-notice"));
-
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") poll();
-    else {
-      clearTimeout(timer); // hidden: no polling at all until the page is seen again
-      timer = 0;
-    }
+  // Hidden: no polling at all until the page is seen again.
+  const poller = new Poller(pollOnce, {
+    backoff: (failures) => Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** failures),
+    pauseWhenHidden: true,
   });
-  poll();
+  poller.poll();
 
-  async function poll() {
-    clearTimeout(timer);
-    timer = 0;
-    if (document.visibilityState !== "visible") return;
-    if (inFlight) {
-      again = true;
-      return;
-    }
-    inFlight = true;
-    again = false;
-    let delay = POLL_MS;
+  /** @returns {Promise<number>} the delay before the next poll */
+  async function pollOnce() {
+    let status;
     try {
-      const status = await fetchSyncStatus();
-      view.update(status);
-      notice.update(status.restore);
-      if (restoring(status.restore)) delay = RESTORE_POLL_MS;
-      failures = 0;
+      status = await fetchSyncStatus();
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        view.update(null); // a gateway without /api/sync
-        delay = NO_ROUTE_MS;
-      } else {
-        // Unreachable or failing: keep what is shown (the connection indicator tells the rest).
-        failures += 1;
-        delay = Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** failures);
-      }
-    } finally {
-      inFlight = false;
-      if (document.visibilityState === "visible" && !timer) timer = setTimeout(poll, again ? 0 : delay);
+      if (!(error instanceof ApiError && error.status === 404)) throw error; // backs off, keeps what is shown
+      view.update(null); // a gateway without /api/sync
+      return NO_ROUTE_MS;
     }
+    view.update(status);
+    notice.update(status.restore);
+    return restoring(status.restore) ? RESTORE_POLL_MS : POLL_MS;
   }
 }

@@ -1,8 +1,11 @@
+// @ts-check
 /**
  * The session tabs in the top bar: an ARIA tablist (roving tabindex, manual activation), rename in
  * place, and the bell/finished marks. Pure view: it reports what the user asked for and leaves
  * the REST calls and switching to main.js.
  */
+
+import { element } from "./dom.js";
 
 /**
  * @typedef {import("./api.js").SessionInfo} SessionInfo
@@ -255,26 +258,20 @@ export class SessionTabs {
     tab.title = `${title}\nDouble-click or F2 to rename`;
     tab.tabIndex = -1;
 
-    const label = document.createElement("span");
-    label.className = "tab-name";
-    label.textContent = name;
+    const label = element("span", "tab-name", name);
 
-    const markBox = document.createElement("span");
-    markBox.className = "tab-mark";
+    const markBox = element("span", "tab-mark");
     if (mark) {
       tab.dataset.mark = mark;
       markBox.textContent = MARK_TEXT[mark];
       markBox.title = MARK_SPOKEN[mark];
-      const spoken = document.createElement("span");
-      spoken.className = "visually-hidden";
-      spoken.textContent = `, ${MARK_SPOKEN[mark]}`;
+      const spoken = element("span", "visually-hidden", `, ${MARK_SPOKEN[mark]}`);
       label.append(spoken);
     }
     markBox.setAttribute("aria-hidden", "true");
 
     // Not a button: a control inside a tab is invalid ARIA. Delete or Alt+Shift+W close by keyboard.
-    const close = document.createElement("span");
-    close.className = "tab-close";
+    const close = element("span", "tab-close");
     close.setAttribute("aria-hidden", "true");
     close.title = `Close session ${name}`;
     close.textContent = "×";

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Builds the xterm.js terminal with its addons. xterm modules are imported by full URL because
  * the CSP (script-src 'self') forbids the inline import map that bare names would need.

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The terminal's colour palettes, one per page theme (style.css's :root and [data-theme="light"]).
  * Dark is One Dark's; light is One Light's, with darker bright colours so they read on white.

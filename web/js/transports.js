@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The two ways to carry the terminal protocol (PROTOCOL.md): a WebSocket, and an HTTP long-poll
  * fallback for proxies that block WebSockets. Both present the same small interface so
@@ -14,7 +15,7 @@
  */
 
 import { PROTOCOL } from "/js/protocol.js";
-import { errorText } from "./api.js";
+import { ApiError, request } from "./api.js";
 
 /** What a transport reports when the network, not the gateway, ended it (as browsers do). */
 export const CLOSE_ABNORMAL = 1006;
@@ -177,6 +178,7 @@ export class LongPollTransport {
     this.send({ type: PROTOCOL.INPUT, data: binary });
   }
 
+  /** @returns {Promise<void>} */
   flush() {
     return new Promise((resolve) => {
       this.#flushed.push(resolve);
@@ -203,7 +205,7 @@ export class LongPollTransport {
    */
   #release() {
     if (this.#connUrl) {
-      fetch(this.#connUrl, { method: "DELETE", keepalive: true }).catch(() => {});
+      request(this.#connUrl, { method: "DELETE", keepalive: true }).catch(() => {});
     }
   }
 
@@ -216,11 +218,18 @@ export class LongPollTransport {
     this.#pollLoop();
   }
 
-  /** The parsed JSON answer, or null after reporting the failure (the transport is then closed). */
+  /**
+   * The parsed JSON answer, or null after reporting the failure (the transport is then closed).
+   * @param {string} url
+   * @param {RequestInit} init
+   * @param {number | undefined} timeoutMs
+   * @param {string} what the request, for the message when its answer is cut off
+   * @returns {Promise<any>}
+   */
   async #fetchJson(url, init, timeoutMs, what) {
     const response = await this.#fetch(url, init, timeoutMs);
     if (!response) return null;
-    if (!response.ok) {
+    if (response instanceof ApiError) {
       this.#failHttp(response);
       return null;
     }
@@ -233,10 +242,12 @@ export class LongPollTransport {
   }
 
   async #pollLoop() {
+    const url = this.#connUrl;
+    if (url === null) return;
     while (!this.#closed) {
-      const answer = await this.#fetchJson(this.#connUrl, {}, POLL_TIMEOUT_MS, "poll");
+      const answer = await this.#fetchJson(url, {}, POLL_TIMEOUT_MS, "poll");
       if (!answer) return;
-      const { messages } = answer;
+      const { messages } = /** @type {{messages: {type: string, data: string, code: number, reason: string}[]}} */ (answer);
       if (messages.some((message) => message.type === PROTOCOL.CLOSED)) {
         this.#connUrl = null; // the gateway already dropped it: nothing to release
       }
@@ -264,23 +275,25 @@ export class LongPollTransport {
    * to gather keys would add itself to every echo.
    */
   async #sendOutbox() {
-    if (this.#closed || this.#sending || this.#outbox.length === 0) {
+    const url = this.#connUrl;
+    // No url: the gateway closed the connection (`closed`) while the last POST was out.
+    if (this.#closed || this.#sending || this.#outbox.length === 0 || url === null) {
       this.#settleFlushed();
       return;
     }
     const batch = this.#outbox.splice(0);
     this.#sending = true;
-    const response = await this.#fetch(this.#connUrl, {
+    const response = await this.#fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(batch),
     });
     this.#sending = false;
     if (!response) return;
-    if (response.status === 400) {
+    if (response instanceof ApiError && response.status === 400) {
       // The good messages were applied; the gateway names the bad ones.
-      this.#handlers.onMessage({ type: PROTOCOL.ERROR, message: await errorText(response) });
-    } else if (!response.ok) {
+      this.#handlers.onMessage({ type: PROTOCOL.ERROR, message: response.message });
+    } else if (response instanceof ApiError) {
       this.#failHttp(response);
       return;
     }
@@ -288,11 +301,13 @@ export class LongPollTransport {
   }
 
   /**
-   * fetch() that turns a network failure or timeout into closing the transport.
+   * api.request with a deadline, cut short when the transport closes; a network failure or
+   * timeout closes the transport.
    * @param {string} url
    * @param {RequestInit} init
    * @param {number} [timeoutMs]
-   * @returns {Promise<Response | null>} null once the transport is closed
+   * @returns {Promise<Response | ApiError | null>} an HTTP error answer as its ApiError; null once
+   *   the transport is closed
    */
   async #fetch(url, init, timeoutMs = 20_000) {
     const timeout = new AbortController();
@@ -300,9 +315,11 @@ export class LongPollTransport {
     const stop = () => timeout.abort();
     this.#abort.signal.addEventListener("abort", stop);
     try {
-      const response = await fetch(url, { ...init, signal: timeout.signal });
+      const response = await request(url, { ...init, signal: timeout.signal });
       return this.#closed ? null : response;
-    } catch {
+    } catch (error) {
+      if (this.#closed) return null;
+      if (error instanceof ApiError && error.status !== 0) return error;
       this.#fail(CLOSE_ABNORMAL, "the network request failed");
       return null;
     } finally {
@@ -314,12 +331,12 @@ export class LongPollTransport {
   /**
    * Map HTTP answers onto the WebSocket close codes, so both transports end the same way.
    * A 404 on the open means no session; on a poll it means the connection expired.
-   * @param {Response} response
+   * @param {ApiError} error
    */
-  async #failHttp(response) {
+  #failHttp(error) {
     const duringOpen = this.#connUrl === null;
-    if (response.status === 404) this.#connUrl = null; // gone already: nothing to release
-    const reason = await errorText(response);
+    if (error.status === 404) this.#connUrl = null; // gone already: nothing to release
+    /** @type {Record<number, number>} */
     const codes = {
       400: PROTOCOL.CLOSE_BAD_REQUEST,
       401: PROTOCOL.CLOSE_UNAUTHORIZED,
@@ -327,7 +344,7 @@ export class LongPollTransport {
       404: duringOpen ? PROTOCOL.CLOSE_NO_SESSION : CLOSE_ABNORMAL,
       429: PROTOCOL.CLOSE_TOO_MANY,
     };
-    this.#fail(codes[response.status] ?? CLOSE_ABNORMAL, reason);
+    this.#fail(codes[error.status] ?? CLOSE_ABNORMAL, error.message);
   }
 
   /** @param {number} code @param {string} reason */
