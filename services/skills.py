@@ -55,13 +55,14 @@ GIT_TIMEOUT = 60.0  # local git commands (init, checkout, rev-parse)
 #   Codex does not merge the two, so a copy in both would show every skill twice.
 # - Gemini CLI (>= 0.28): ~/.gemini/skills or its alias ~/.agents/skills, the alias winning; one
 #   copy in the alias is enough.
-# - OpenCode: ~/.config/opencode/skills, ~/.claude/skills and ~/.agents/skills. It already reads
-#   both folders above; a third copy would only add duplicate-name warnings.
+# - OpenCode: ~/.config/opencode/skills, ~/.claude/skills and ~/.agents/skills. Reading both of the
+#   folders above, it logged every skill as a duplicate name: the shells set
+#   OPENCODE_DISABLE_CLAUDE_CODE_SKILLS (services/shell_env.py), so it reads ~/.agents/skills only.
 AGENT_SKILL_DIRS: dict[str, tuple[str, ...]] = {
     "claude": (".claude/skills",),
     "codex": (".agents/skills",),
     "gemini": (".agents/skills",),
-    "opencode": (".claude/skills", ".agents/skills"),
+    "opencode": (".agents/skills",),
 }
 AGENT_TITLES = {"claude": "Claude Code", "codex": "Codex CLI", "gemini": "Gemini CLI", "opencode": "OpenCode"}
 

@@ -13,6 +13,7 @@ import pytest
 
 from services.config import PROJECT_ROOT, Settings
 from services.setup.registry import load
+from tests.black_hole import BlackHole
 from tests.fake_models import FakeModels
 from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until
 
@@ -76,6 +77,7 @@ def installed() -> Iterator[Installed]:
         ]
     (root / "agents.yaml").write_text("\n".join(lines) + "\n")
     fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
+    holes = (BlackHole(), BlackHole())
     port = free_port()
     # Not CI's CI=true: Gemini CLI reads it as "not interactive" and exits at once in a terminal.
     env = {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
@@ -86,6 +88,9 @@ def installed() -> Iterator[Installed]:
         "CODING_AGENTS_PROXY_PORT": str(port),
         "DATABRICKS_HOST": fake.url,
         "DATABRICKS_TOKEN": PAT,
+        # The default MCP servers as a locked-down workspace meets them: no answer. Setup's probe
+        # switches them off (services/setup/mcp.py), so no agent waits for them.
+        "CODING_AGENTS_MCP_SERVERS": f"deepwiki={holes[0].url()},exa={holes[1].url()}",
     }
     setup = subprocess.run(
         [sys.executable, "-m", "services.setup"],
@@ -112,6 +117,8 @@ def installed() -> Iterator[Installed]:
     proxy.terminate()
     proxy.wait(timeout=10)
     fake.stop()
+    for hole in holes:
+        hole.close()
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 

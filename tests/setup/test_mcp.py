@@ -5,7 +5,6 @@ servers and a real black hole (a port that accepts connections and never answers
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from services.setup import mcp
 from services.setup.configurers import CONFIGURERS
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepLog
+from tests.black_hole import BlackHole
 from tests.helpers import free_port
 
 AGENTS = ("claude", "gemini", "opencode", "codex")
@@ -45,15 +45,6 @@ class Answering:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def black_hole(port: int) -> socket.socket:
-    """Connections complete (the kernel's backlog) but no byte ever comes back."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(16)
-    return sock
 
 
 @pytest.fixture
@@ -91,8 +82,9 @@ def servers_of(settings: Settings) -> dict[str, set[str]]:
 
 
 def test_unreachable_servers_are_switched_off_and_come_back(settings: Settings) -> None:
-    up_port, hole_port = free_port(), free_port()
-    up, hole = Answering(up_port), black_hole(hole_port)
+    up_port, hole = free_port(), BlackHole()
+    hole_port = hole.port
+    up = Answering(up_port)
     env = {
         "CODING_AGENTS_MCP_SERVERS": (
             f"deepwiki=http://127.0.0.1:{up_port}/mcp,exa=http://127.0.0.1:{hole_port}/mcp"
@@ -137,10 +129,9 @@ def test_unreachable_servers_are_switched_off_and_come_back(settings: Settings) 
 
 def test_the_probe_runs_once_for_all_configure_steps(settings: Settings) -> None:
     """All four configure steps share one probe: the setup waits at most one deadline, not four."""
-    hole_port = free_port()
-    hole = black_hole(hole_port)
+    hole = BlackHole()
     try:
-        servers = {"exa": f"http://127.0.0.1:{hole_port}/mcp"}
+        servers = {"exa": hole.url()}
         first = mcp.check(servers, {}, timeout=0.5)
         assert first.unreachable == {"exa": "no answer in 0.5 s"}
         assert mcp.check(servers, {}, timeout=0.5) is first
