@@ -256,7 +256,7 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
     mcp = merge_mcp(_section(data, "mcp_servers"), ctx, agent, lambda url: {"url": url})
     metadata = codex_metadata(ctx, agent, model, data)
     data["check_for_update_on_startup"] = False
-    _section(data, "analytics")["enabled"] = False
+    _section(data, "analytics")["enabled"] = False  # openai/codex#8350, the `analytics` table
     # Its background app-server starts with the first TUI, copies the whole CLI package (424 MB)
     # into ~/.codex/packages and stays up; each window runs its own in-process server without it.
     _section(data, "features")["daemon_auto_start"] = False

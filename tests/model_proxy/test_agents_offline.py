@@ -160,3 +160,5 @@ def test_opencode(installed: Installed) -> None:
 def test_codex(installed: Installed) -> None:
     result = installed.run("codex", "exec", "--skip-git-repo-check", PROMPT)
     check_reply(installed, result, "/serving-endpoints/responses")
+    # Setup gave it metadata for the Databricks model (services/setup/codex_models.py).
+    assert "Model metadata" not in result.stderr, result.stderr[-2000:]
