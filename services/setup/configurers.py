@@ -34,7 +34,7 @@ def merge_mcp(section: dict[str, Any], ctx: StepContext, agent: Agent, entry: Ca
         servers = mcp.wanted_servers(load(registry_path(ctx.env)).mcp_servers, ctx.env)
     except (mcp.McpConfigError, RegistryError) as exc:
         raise StepFailed(str(exc).replace("\n", " ")) from None
-    verdict = mcp.check(servers, ctx.env)
+    verdict = mcp.check(ctx.settings, servers, ctx.env)
     return mcp.merge(section, agent.id, ctx.settings, servers, verdict, entry)
 
 
@@ -75,9 +75,11 @@ def choose_model(settings: Settings, agent: Agent, model: str, env: dict[str, st
     choices[agent.id] = model
     state.atomic_write_json(path, choices, mode=0o644)
     log = StepLog(settings.log_dir / "setup" / f"{agent.id}-config.log")
+    reuse = mcp.reuse_last_check.set(True)  # MCP servers as setup last found them, not probed again
     try:
         CONFIGURERS[agent.configurer](StepContext(settings, env, log), agent)
     finally:
+        mcp.reuse_last_check.reset(reuse)
         log.close()
 
 

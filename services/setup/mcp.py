@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,23 @@ class Check:
 
 _lock = threading.Lock()
 _checks: dict[tuple[tuple[str, str], ...], Check] = {}
+# Set while the page's model picker rewrites a config: the gateway takes setup's last verdict
+# rather than probing servers on the internet from a request.
+reuse_last_check: ContextVar[bool] = ContextVar("reuse_last_check", default=False)
 
 
-def check(servers: Mapping[str, str], env: Mapping[str, str], timeout: float = PROBE_TIMEOUT) -> Check:
+def check_file(settings: Settings) -> Path:
+    return settings.state_dir / "setup" / "mcp-check.json"
+
+
+def check(
+    settings: Settings, servers: Mapping[str, str], env: Mapping[str, str], timeout: float = PROBE_TIMEOUT
+) -> Check:
     """Probe every server at once, once per process (the four configure steps share one probe)."""
     if env.get(CHECK_ENV, "").strip().lower() in OFF_WORDS or not servers:
         return Check({}, time.time())
+    if reuse_last_check.get():
+        return last_check(settings, servers)
     key = tuple(sorted(servers.items()))
     with _lock:  # the configure steps run in parallel: the first probes, the others wait for it
         cached = _checks.get(key)
@@ -139,7 +151,25 @@ def check(servers: Mapping[str, str], env: Mapping[str, str], timeout: float = P
             verdicts = dict(zip(servers, reasons, strict=True))
         result = Check({name: why for name, why in verdicts.items() if why is not None}, time.time())
         _checks[key] = result
+        saved = {name: {"url": url, "unreachable": verdicts[name]} for name, url in servers.items()}
+        state.atomic_write_json(check_file(settings), {"checked_at": result.checked_at, "servers": saved})
         return result
+
+
+def last_check(settings: Settings, servers: Mapping[str, str]) -> Check:
+    """Setup's last verdict on these servers; a server it did not check counts as reachable."""
+    try:
+        saved = state.read_json(check_file(settings))
+        entries = saved["servers"]
+        checked_at = float(saved["checked_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return Check({}, 0.0)
+    unreachable = {}
+    for name, url in servers.items():
+        entry = entries.get(name) if isinstance(entries, dict) else None
+        if isinstance(entry, dict) and entry.get("url") == url and isinstance(entry.get("unreachable"), str):
+            unreachable[name] = entry["unreachable"]
+    return Check(unreachable, checked_at)
 
 
 def forget_checks() -> None:

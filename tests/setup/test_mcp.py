@@ -15,7 +15,7 @@ import pytest
 
 from services.config import Settings
 from services.setup import mcp
-from services.setup.configurers import CONFIGURERS
+from services.setup.configurers import CONFIGURERS, choose_model
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepLog
 from tests.black_hole import BlackHole
@@ -132,9 +132,9 @@ def test_the_probe_runs_once_for_all_configure_steps(settings: Settings) -> None
     hole = BlackHole()
     try:
         servers = {"exa": hole.url()}
-        first = mcp.check(servers, {}, timeout=0.5)
+        first = mcp.check(settings, servers, {}, timeout=0.5)
         assert first.unreachable == {"exa": "no answer in 0.5 s"}
-        assert mcp.check(servers, {}, timeout=0.5) is first
+        assert mcp.check(settings, servers, {}, timeout=0.5) is first
     finally:
         hole.close()
 
@@ -148,3 +148,29 @@ def test_the_check_can_be_switched_off(settings: Settings) -> None:
 
 def servers_of_codex(settings: Settings) -> set[str]:
     return set(tomllib.loads((settings.home / ".codex" / "config.toml").read_text())["mcp_servers"])
+
+
+def test_the_model_picker_keeps_setups_verdict_without_probing(settings: Settings) -> None:
+    """A model chosen on the page rewrites the config in the gateway: it takes setup's last
+    verdict instead of probing servers from a request."""
+    hole = BlackHole()
+    env = {"CODING_AGENTS_MCP_SERVERS": f"off,exa={hole.url()}"}
+    try:
+        configure(settings, "codex", env)
+    finally:
+        hole.close()
+    assert servers_of_codex(settings) == set()
+    answering = Answering(hole.port)  # exa answers now, but only the next setup will look
+    try:
+        mcp.forget_checks()
+        agent = load().agent("codex")
+        assert agent is not None
+        choose_model(settings, agent, "databricks-gpt-5-4", env)
+        assert servers_of_codex(settings) == set()
+        config = tomllib.loads((settings.home / ".codex" / "config.toml").read_text())
+        assert config["model"] == "databricks-gpt-5-4"
+        mcp.check_file(settings).unlink()  # no verdict at all: written as configured
+        choose_model(settings, agent, "databricks-gpt-5-4", env)
+        assert servers_of_codex(settings) == {"exa"}
+    finally:
+        answering.close()
