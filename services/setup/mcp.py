@@ -4,8 +4,9 @@ Which servers: DeepWiki and Exa by default; agents.yaml's `mcp_servers:` and the
 CODING_AGENTS_MCP_SERVERS add, override or switch off servers (later wins). Before a configurer
 writes them, each is probed once per process with a short deadline: one that does not answer is
 left out of every agent's config, with a note in the step's log, and comes back on the next setup
-that reaches it. An agent given an unreachable server shows nothing (OpenCode) or its own error
-(the others) for seconds at every start; with the probe none of them has to.
+that reaches it. An agent given an unreachable server showed a blank screen (OpenCode) or its own
+error (Gemini CLI: "MCP issues detected") at every start; with the probe none of them has to.
+The page's model picker reuses setup's last verdict ($STATE/setup/mcp-check.json).
 
 A server is removed from an agent's file only if we wrote it there (the record in
 $STATE/setup/mcp-written.json, or a default's URL); a server of the user's own is never touched.
@@ -116,7 +117,7 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
 
 @dataclass(frozen=True)
 class Check:
-    """Each server's verdict: None reachable, else the reason it is off."""
+    """The servers that did not answer, name → why; the others are on."""
 
     unreachable: Mapping[str, str]
     checked_at: float
