@@ -28,6 +28,12 @@ CATALOG_NAME = "databricks-models.json"
 DUMP_TIMEOUT = 20.0
 
 
+def covers(model: str) -> bool:
+    """Only GPT models get a copy of a GPT entry: its tools (a freeform apply_patch) and
+    instructions are OpenAI's; another family keeps Codex's own fallback."""
+    return "gpt" in model
+
+
 class CatalogUnavailable(Exception):
     """The installed Codex could not give its bundled catalog; the message says why."""
 

@@ -273,14 +273,17 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
 def codex_metadata(ctx: StepContext, agent: Agent, model: str, data: dict[str, Any]) -> str:
     """Point Codex at metadata for the Databricks models (services/setup/codex_models.py)."""
     folder = ctx.settings.home / ".codex"
-    names = dict.fromkeys([model, agent.current_model(ctx.env)])
+    ours = folder / codex_models.CATALOG_NAME
+    names = [n for n in dict.fromkeys([model, agent.current_model(ctx.env)]) if codex_models.covers(n)]
     models = {name: _limits(name)["context"] for name in names}
     codex = ctx.settings.local_bin / agent.binary
     try:
+        if not models:
+            raise codex_models.CatalogUnavailable(f"{model} is not a GPT model")
         path, copied = codex_models.write_catalog(codex, ctx.env, folder, models)
     except codex_models.CatalogUnavailable as exc:
-        ours = folder / codex_models.CATALOG_NAME
-        if data.get("model_catalog_json") == str(ours) and not ours.exists():
+        # A catalog without the model would hide it from /model; a missing one stops Codex.
+        if data.get("model_catalog_json") == str(ours) and (not models or not ours.exists()):
             del data["model_catalog_json"]
         return f"model metadata not written ({exc}): Codex warns that it uses fallback metadata"
     data["model_catalog_json"] = str(path)

@@ -121,6 +121,10 @@ def test_codex_toml_is_merged(settings: Settings) -> None:
     assert provider["wire_api"] == "responses"
     assert provider["base_url"] == f"{settings.model_proxy_url}/a/codex/openai/v1"
     assert data["projects"][str(settings.projects_dir)] == {"trust_level": "trusted"}
+    assert data["analytics"] == {"enabled": False} and data["check_for_update_on_startup"] is False
+    assert data["features"] == {"daemon_auto_start": False}
+    # No Codex installed here to copy model metadata from: no catalog named (Codex would not start).
+    assert "model_catalog_json" not in data
 
 
 def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None:
