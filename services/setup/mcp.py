@@ -3,9 +3,10 @@
 Which servers: DeepWiki and Exa by default; agents.yaml's `mcp_servers:` and then
 CODING_AGENTS_MCP_SERVERS add, override or switch off servers (later wins). Before a configurer
 writes them, each is probed once per process with a short deadline: one that does not answer is
-left out of every agent's config, with a note in the step's log, and comes back on the next setup
-that reaches it. An agent given an unreachable server showed a blank screen (OpenCode) or its own
-error (Gemini CLI: "MCP issues detected") at every start; with the probe none of them has to.
+left out of every agent's config, with a note in the step's log and the platform log, and comes
+back on the next setup that reaches it. An agent given an unreachable server showed a blank
+screen (OpenCode) or its own error (Gemini CLI: "MCP issues detected") at every start; with the
+probe none of them has to.
 The page's model picker reuses setup's last verdict ($STATE/setup/mcp-check.json).
 
 A server is removed from an agent's file only if we wrote it there (the record in
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 
 from services import state
 from services.config import Settings
+from services.platform_log import announce
 
 MCP_SERVERS = {
     "deepwiki": "https://mcp.deepwiki.com/mcp",
@@ -152,6 +154,12 @@ def check(
             verdicts = dict(zip(servers, reasons, strict=True))
         result = Check({name: why for name, why in verdicts.items() if why is not None}, time.time())
         _checks[key] = result
+        for name, why in sorted(result.unreachable.items()):
+            announce(
+                f"MCP server {name} ({servers[name]}) did not answer ({why}): switched off for every agent",
+                f"the next setup that reaches it switches it on; or set {name}=off in {MCP_ENV}",
+                key=f"mcp-{name}",
+            )
         saved = {name: {"url": url, "unreachable": verdicts[name]} for name, url in servers.items()}
         state.atomic_write_json(check_file(settings), {"checked_at": result.checked_at, "servers": saved})
         return result

@@ -127,14 +127,20 @@ def test_unreachable_servers_are_switched_off_and_come_back(settings: Settings) 
         up.close()
 
 
-def test_the_probe_runs_once_for_all_configure_steps(settings: Settings) -> None:
-    """All four configure steps share one probe: the setup waits at most one deadline, not four."""
+def test_the_probe_runs_once_for_all_configure_steps(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All four configure steps share one probe: the setup waits at most one deadline, not four.
+    The platform log says which server is off."""
     hole = BlackHole()
     try:
         servers = {"exa": hole.url()}
         first = mcp.check(settings, servers, {}, timeout=0.5)
         assert first.unreachable == {"exa": "no answer in 0.5 s"}
         assert mcp.check(settings, servers, {}, timeout=0.5) is first
+        platform = capsys.readouterr().err
+        said = f"[coding-agents] MCP server exa ({hole.url()}) did not answer (no answer in 0.5 s)"
+        assert said in platform
     finally:
         hole.close()
 
