@@ -168,9 +168,10 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     projects = _section(profile, "projects")
     for trusted_folder in (settings.home, settings.projects_dir):
         _section(projects, str(trusted_folder))["hasTrustDialogAccepted"] = True
-    mcp = merge_mcp(_section(profile, "mcpServers"), ctx, agent, lambda url: {"type": "http", "url": url})
+    servers = _section(profile, "mcpServers")
+    mcp_note = merge_mcp(servers, ctx, agent, lambda url: {"type": "http", "url": url})
     _write_json(state_path, profile)
-    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp}")
+    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp_note}")
 
 
 def configure_gemini(ctx: StepContext, agent: Agent) -> None:
@@ -196,7 +197,7 @@ def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     general = _section(data, "general")
     general["enableAutoUpdate"] = False
     general["enableAutoUpdateNotification"] = False
-    mcp = merge_mcp(_section(data, "mcpServers"), ctx, agent, lambda url: {"httpUrl": url})
+    mcp_note = merge_mcp(_section(data, "mcpServers"), ctx, agent, lambda url: {"httpUrl": url})
     _write_json(path, data)
     # Gemini ignores ~/.gemini/.env in folders it does not trust.
     trusted_path = folder / "trustedFolders.json"
@@ -204,7 +205,7 @@ def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     for trusted_folder in (home, settings.projects_dir):
         trusted[str(trusted_folder)] = "TRUST_FOLDER"
     _write_json(trusted_path, trusted)
-    ctx.log.line(f"{dotenv}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp}")
+    ctx.log.line(f"{dotenv}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp_note}")
 
 
 def _limits(model: str) -> dict[str, int]:
@@ -231,9 +232,9 @@ def configure_opencode(ctx: StepContext, agent: Agent) -> None:
     data["autoupdate"] = False
     data["share"] = "disabled"
     remote = _section(data, "mcp")
-    mcp = merge_mcp(remote, ctx, agent, lambda url: {"type": "remote", "url": url, "enabled": True})
+    mcp_note = merge_mcp(remote, ctx, agent, lambda url: {"type": "remote", "url": url, "enabled": True})
     _write_json(path, data)
-    ctx.log.line(f"{path}: model {data['model']} via {options['baseURL']}; MCP: {mcp}")
+    ctx.log.line(f"{path}: model {data['model']} via {options['baseURL']}; MCP: {mcp_note}")
 
 
 def configure_codex(ctx: StepContext, agent: Agent) -> None:
@@ -255,18 +256,18 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
         "wire_api": "responses",
         "experimental_bearer_token": proxy_key(settings),
     }
-    mcp = merge_mcp(_section(data, "mcp_servers"), ctx, agent, lambda url: {"url": url})
+    mcp_note = merge_mcp(_section(data, "mcp_servers"), ctx, agent, lambda url: {"url": url})
     metadata = codex_metadata(ctx, agent, model, data)
     data["check_for_update_on_startup"] = False
     _section(data, "analytics")["enabled"] = False  # openai/codex#8350, the `analytics` table
-    # Its background app-server starts with the first TUI, copies the whole CLI package (424 MB)
-    # into ~/.codex/packages and stays up; each window runs its own in-process server without it.
+    # Its background app-server daemon, started by the first TUI, copied the whole CLI package
+    # (424 MB) into ~/.codex/packages and stayed up; the TUI works without it (the agent test).
     _section(data, "features")["daemon_auto_start"] = False
     # No "Allow Codex to work in this folder?" on the first start where every shell opens.
     for trusted_folder in (settings.home, settings.projects_dir):
         _section(_section(data, "projects"), str(trusted_folder))["trust_level"] = "trusted"
     state.atomic_write_bytes(path, tomli_w.dumps(data).encode(), mode=0o600)
-    ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {mcp}")
+    ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {mcp_note}")
     ctx.log.line(metadata)
 
 
