@@ -127,7 +127,8 @@ def main() -> None:
             configure(installed, probe=True)
             start(installed, agent, "bench warm up")
             for run in range(runs):
-                for probe in (False, True):  # interleaved: the machine's load falls on both alike
+                # Interleaved, in turns first: the machine's load and any order effect fall on both.
+                for probe in (False, True) if run % 2 == 0 else (True, False):
                     configure(installed, probe)
                     mcp.forget_checks()
                     figures.setdefault((agent, probe), []).append(start(installed, agent, f"bench {run}"))
