@@ -52,6 +52,10 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     env.setdefault("LANG", "C.UTF-8")
     # xterm.js renders 24-bit colour; tools (Gemini CLI, bat, delta) only use it when told so.
     env["COLORTERM"] = "truecolor"
+    # OpenCode reads skills from ~/.claude/skills and ~/.agents/skills, where setup puts the same
+    # skills for Claude Code and for Codex/Gemini: every one would be a duplicate name. It keeps
+    # ~/.agents/skills (agents.yaml skill_dirs).
+    env.setdefault("OPENCODE_DISABLE_CLAUDE_CODE_SKILLS", "1")
     # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
     user = base.get("USER", "").strip() or login_name()
     env["USER"] = env["LOGNAME"] = user

@@ -119,6 +119,16 @@ class StateFiles:
         return self.root / "setup" / "status.json"
 
     @property
+    def mcp_check(self) -> Path:
+        """Setup's last verdict on each MCP server (services/setup/mcp.py)."""
+        return self.root / "setup" / "mcp-check.json"
+
+    @property
+    def mcp_written(self) -> Path:
+        """The MCP servers setup wrote into each agent's config (so only those are ever removed)."""
+        return self.root / "setup" / "mcp-written.json"
+
+    @property
     def setup_request(self) -> Path:
         return self.root / "setup" / "request.json"
 

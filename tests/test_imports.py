@@ -12,8 +12,14 @@ from pathlib import Path
 
 from services.config import PROJECT_ROOT
 
-# What the gateway may load of services.setup: agents.yaml's data and the setup status file.
-GATEWAY_MAY_USE_OF_SETUP = {"services.setup", "services.setup.registry", "services.setup.status"}
+# What the gateway may load of services.setup: agents.yaml's data (its MCP server list checked by
+# setup.mcp, which imports nothing of setup's steps) and the setup status file.
+GATEWAY_MAY_USE_OF_SETUP = {
+    "services.setup",
+    "services.setup.registry",
+    "services.setup.mcp",
+    "services.setup.status",
+}
 
 
 def module_name(root: Path, path: Path) -> str:

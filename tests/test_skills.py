@@ -228,7 +228,7 @@ def test_refresh_installs_shipped_and_upstream_skills_into_every_agent_folder(en
         assert os.access(alpha / "scripts" / "run.sh", os.X_OK)
         assert not (alpha / "SKILL.md").is_symlink()  # copies: agents need not follow links
     agents = {t.path.parent.name: t.agents for t in report.targets}
-    assert agents == {".claude": ("claude", "opencode"), ".agents": ("codex", "gemini", "opencode")}
+    assert agents == {".claude": ("claude",), ".agents": ("codex", "gemini", "opencode")}
     manifest = json.loads((env.state_dir / "skills" / "installed.json").read_text())
     claude = manifest["targets"][str((env.home / ".claude/skills").resolve())]
     assert claude["alpha"]["source"] == "upstream" and claude["alpha"]["commit"] == sha
@@ -358,7 +358,7 @@ def test_shipped_skills_that_cannot_be_installed_exit_1(env: Env) -> None:
     (env.home / ".claude").write_text("a file where a folder should be")
     result = env.run_cli()
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "~/.claude/skills (Claude Code, OpenCode): FAILED: cannot write skills" in result.stdout
+    assert "~/.claude/skills (Claude Code): FAILED: cannot write skills" in result.stdout
     assert "could not be installed" in result.stderr
     assert env.installed(".agents/skills") == REQUIRED_SHIPPED | {"alpha", "beta"}
 

@@ -14,6 +14,7 @@ import sys
 
 from services import entry
 from services.config import Settings
+from services.setup import mcp
 from services.setup.builtins import CONFIGURERS
 from services.setup.registry import RegistryError, load, registry_path
 from services.setup.steps import StepContext, StepFailed, StepLog
@@ -39,12 +40,15 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
         print(f"no configurable agent {args.agent!r} in {registry.path}", file=sys.stderr)
         return entry.EXIT_CONFIG
     step_log = StepLog(settings.files.setup_logs / f"{agent.id}-config.log")
+    # MCP servers as setup last found them: a model choice on the page probes nothing on the internet.
+    reuse = mcp.reuse_last_check.set(True)
     try:
         CONFIGURERS[agent.configurer](StepContext(settings, env, step_log), agent)
     except StepFailed as exc:
         print(exc, file=sys.stderr)
         return entry.EXIT_FAILED
     finally:
+        mcp.reuse_last_check.reset(reuse)
         step_log.close()
     log.info("%s configured", agent.id)
     return entry.EXIT_OK

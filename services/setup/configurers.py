@@ -9,9 +9,8 @@ key, never the Databricks credential (that stays in the proxy's environment).
 from __future__ import annotations
 
 import json
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +20,21 @@ from services import state
 from services.agent_models import chosen_model
 from services.config import Settings
 from services.model_proxy.key import proxy_key
-from services.setup.registry import Agent
+from services.setup import codex_models, mcp
+from services.setup.registry import Agent, RegistryError, load, registry_path
 from services.setup.steps import Configurer, StepContext, StepFailed
 
-MCP_SERVERS = {
-    "deepwiki": "https://mcp.deepwiki.com/mcp",
-    "exa": "https://mcp.exa.ai/mcp",
-}
-MCP_ENV = "CODING_AGENTS_MCP_SERVERS"
-MCP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
-
-def mcp_servers(env: Mapping[str, str]) -> dict[str, str]:
-    """The MCP servers every agent gets: MCP_SERVERS, or CODING_AGENTS_MCP_SERVERS — `off`, or
-    `name=https://url,...` — for workspaces that cannot or must not reach the public ones."""
-    raw = env.get(MCP_ENV, "").strip()
-    if not raw:
-        return dict(MCP_SERVERS)
-    if raw.lower() in ("off", "none"):
-        return {}
-    servers: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        name, _, url = item.partition("=")
-        name, url = name.strip().lower(), url.strip()
-        if not MCP_NAME.fullmatch(name) or not url.startswith(("https://", "http://")):
-            raise StepFailed(f"{MCP_ENV}: {item!r} is not name=https://url (or set it to off)")
-        servers[name] = url
-    return servers
-
-
-def merge_mcp(section: dict[str, Any], env: Mapping[str, str], entry: Callable[[str], Any]) -> list[str]:
-    """Write our servers into an agent's MCP section; drop the defaults we added that are now off.
-
-    A server the user added, even under a default's name, is kept unless its URL is ours.
-    """
-    wanted = mcp_servers(env)
-    for name, url in MCP_SERVERS.items():
-        current = section.get(name)
-        if name not in wanted and isinstance(current, dict) and url in current.values():
-            del section[name]
-    for name, url in wanted.items():
-        section[name] = entry(url)
-    return sorted(wanted) or ["none"]
+def merge_mcp(section: dict[str, Any], ctx: StepContext, agent: Agent, entry: Callable[[str], Any]) -> str:
+    """The configured MCP servers (services/setup/mcp.py) that answer, written into an agent's MCP
+    section; the ones we wrote before that are now off or unreachable removed. Returns the note
+    for the step's log, which names each server switched off and why."""
+    try:
+        servers = mcp.wanted_servers(load(registry_path(ctx.env)).mcp_servers, ctx.env)
+    except (mcp.McpConfigError, RegistryError) as exc:
+        raise StepFailed(str(exc).replace("\n", " ")) from None
+    verdict = mcp.check(ctx.settings, servers, ctx.env)
+    return mcp.merge(section, agent.id, ctx.settings, servers, verdict, entry)
 
 
 CLAUDE_TIERS = {
@@ -166,9 +138,10 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     projects = _section(profile, "projects")
     for trusted_folder in (settings.home, settings.projects_dir):
         _section(projects, str(trusted_folder))["hasTrustDialogAccepted"] = True
-    mcp = merge_mcp(_section(profile, "mcpServers"), ctx.env, lambda url: {"type": "http", "url": url})
+    servers = _section(profile, "mcpServers")
+    mcp_note = merge_mcp(servers, ctx, agent, lambda url: {"type": "http", "url": url})
     _write_json(state_path, profile)
-    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(mcp)}")
+    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp_note}")
 
 
 def configure_gemini(ctx: StepContext, agent: Agent) -> None:
@@ -194,7 +167,7 @@ def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     general = _section(data, "general")
     general["enableAutoUpdate"] = False
     general["enableAutoUpdateNotification"] = False
-    mcp = merge_mcp(_section(data, "mcpServers"), ctx.env, lambda url: {"httpUrl": url})
+    mcp_note = merge_mcp(_section(data, "mcpServers"), ctx, agent, lambda url: {"httpUrl": url})
     _write_json(path, data)
     # Gemini ignores ~/.gemini/.env in folders it does not trust.
     trusted_path = folder / "trustedFolders.json"
@@ -202,7 +175,7 @@ def configure_gemini(ctx: StepContext, agent: Agent) -> None:
     for trusted_folder in (home, settings.projects_dir):
         trusted[str(trusted_folder)] = "TRUST_FOLDER"
     _write_json(trusted_path, trusted)
-    ctx.log.line(f"{dotenv}: model {model} via {proxy_base(settings, agent)}; MCP: {', '.join(mcp)}")
+    ctx.log.line(f"{dotenv}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp_note}")
 
 
 def _limits(model: str) -> dict[str, int]:
@@ -229,9 +202,9 @@ def configure_opencode(ctx: StepContext, agent: Agent) -> None:
     data["autoupdate"] = False
     data["share"] = "disabled"
     remote = _section(data, "mcp")
-    mcp = merge_mcp(remote, ctx.env, lambda url: {"type": "remote", "url": url, "enabled": True})
+    mcp_note = merge_mcp(remote, ctx, agent, lambda url: {"type": "remote", "url": url, "enabled": True})
     _write_json(path, data)
-    ctx.log.line(f"{path}: model {data['model']} via {options['baseURL']}; MCP: {', '.join(mcp)}")
+    ctx.log.line(f"{path}: model {data['model']} via {options['baseURL']}; MCP: {mcp_note}")
 
 
 def configure_codex(ctx: StepContext, agent: Agent) -> None:
@@ -253,12 +226,39 @@ def configure_codex(ctx: StepContext, agent: Agent) -> None:
         "wire_api": "responses",
         "experimental_bearer_token": proxy_key(settings),
     }
-    mcp = merge_mcp(_section(data, "mcp_servers"), ctx.env, lambda url: {"url": url})
+    mcp_note = merge_mcp(_section(data, "mcp_servers"), ctx, agent, lambda url: {"url": url})
+    metadata = codex_metadata(ctx, agent, model, data)
+    data["check_for_update_on_startup"] = False
+    _section(data, "analytics")["enabled"] = False  # openai/codex#8350, the `analytics` table
+    # Its background app-server daemon, started by the first TUI, copied the whole CLI package
+    # (424 MB) into ~/.codex/packages and stayed up; the TUI works without it (the agent test).
+    _section(data, "features")["daemon_auto_start"] = False
     # No "Allow Codex to work in this folder?" on the first start where every shell opens.
     for trusted_folder in (settings.home, settings.projects_dir):
         _section(_section(data, "projects"), str(trusted_folder))["trust_level"] = "trusted"
     state.atomic_write_bytes(path, tomli_w.dumps(data).encode(), mode=0o600)
-    ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {', '.join(mcp)}")
+    ctx.log.line(f"{path}: model {model} via {providers[CODEX_PROVIDER]['base_url']}; MCP: {mcp_note}")
+    ctx.log.line(metadata)
+
+
+def codex_metadata(ctx: StepContext, agent: Agent, model: str, data: dict[str, Any]) -> str:
+    """Point Codex at metadata for the Databricks models (services/setup/codex_models.py)."""
+    folder = ctx.settings.home / ".codex"
+    ours = folder / codex_models.CATALOG_NAME
+    names = [n for n in dict.fromkeys([model, agent.current_model(ctx.env)]) if codex_models.covers(n)]
+    models = {name: _limits(name)["context"] for name in names}
+    codex = ctx.settings.local_bin / agent.binary
+    try:
+        if not models:
+            raise codex_models.CatalogUnavailable(f"{model} is not a GPT model")
+        path, copied = codex_models.write_catalog(codex, ctx.env, folder, models)
+    except codex_models.CatalogUnavailable as exc:
+        # A catalog without the model would hide it from /model; a missing one stops Codex.
+        if data.get("model_catalog_json") == str(ours) and (not models or not ours.exists()):
+            del data["model_catalog_json"]
+        return f"model metadata not written ({exc}): Codex warns that it uses fallback metadata"
+    data["model_catalog_json"] = str(path)
+    return f"{path}: metadata for {', '.join(models)} (from Codex's own {copied})"
 
 
 CONFIGURERS: dict[str, Configurer] = {

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from services.config import PROJECT_ROOT
+from services.setup.mcp import MCP_NAME, valid_url
 
 DEFAULT_REGISTRY = PROJECT_ROOT / "agents.yaml"
 DEFAULT_TIMEOUT = 600.0
@@ -118,6 +119,8 @@ class Registry:
     path: Path
     agents: tuple[Agent, ...]
     tools: tuple[Tool, ...]
+    # `mcp_servers:` — name → URL (add or override a default) or None (switch it off).
+    mcp_servers: Mapping[str, str | None] = field(default_factory=dict)
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)
@@ -279,6 +282,20 @@ class _Checker:
                         self.add(where, f"no sha256 for {arch}")
         self.string(where, entry, "sha256_url")
 
+    def mcp_servers(self, servers: object) -> None:
+        if servers is None:
+            return
+        if not isinstance(servers, dict):
+            self.add("mcp_servers", "must map a server name to its URL, or to off")
+            return
+        for name, url in servers.items():
+            where = f"mcp_servers.{name}"
+            if not isinstance(name, str) or not MCP_NAME.fullmatch(name):
+                self.add(where, "names are 1-32 lower-case letters, digits, '-' and '_'")
+            # YAML reads a bare `off` as false.
+            if not (url is None or url is False or (isinstance(url, str) and valid_url(url))):
+                self.add(where, f"must be an http(s):// URL, or off to switch the server off; got {url!r}")
+
     def graph(self, entries: dict[str, dict[str, Any]], where: Callable[[str], str]) -> None:
         for entry_id, entry in entries.items():
             after = entry.get("after", [])
@@ -328,8 +345,9 @@ def validate(
     path: Path, data: dict[str, Any], known_builtins: Set[str], known_configurers: Set[str]
 ) -> list[str]:
     checker = _Checker(known_builtins, known_configurers)
-    for key in sorted(set(data) - {"agents", "tools"}):
-        checker.add("top level", f"unknown key {key!r} (allowed: agents, tools)")
+    for key in sorted(set(data) - {"agents", "tools", "mcp_servers"}):
+        checker.add("top level", f"unknown key {key!r} (allowed: agents, tools, mcp_servers)")
+    checker.mcp_servers(data.get("mcp_servers"))
     sections: dict[str, dict[str, Any]] = {}
     for section in ("agents", "tools"):
         value = data.get(section) or {}
@@ -407,7 +425,9 @@ def build(path: Path, data: dict[str, Any]) -> Registry:
                 timeout=float(e.get("timeout", DEFAULT_TIMEOUT)),
             )
         )
-    return Registry(path, agents, tuple(tools))
+    servers = (data.get("mcp_servers") or {}).items()
+    mcp = {str(name): (url if isinstance(url, str) else None) for name, url in servers}
+    return Registry(path, agents, tuple(tools), mcp)
 
 
 def load(

@@ -27,7 +27,7 @@ import pytest
 from services.config import Settings
 from services.gateway import protocol
 from services.gateway.__main__ import build_policy
-from services.shell_env import shell_path
+from services.shell_env import shell_environment, shell_path
 from services.tmux import TmuxSessions
 from services.tmuxd.__main__ import render_config
 from tests.conftest import TOKEN, Stack, serve_gateway
@@ -114,10 +114,13 @@ def kill_leftovers(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def agent_in_tmux(installed: Installed, agent: str) -> Iterator[Pane]:
+def agent_in_tmux(installed: Installed, agent: str, as_in_the_app: bool = False) -> Iterator[Pane]:
+    """as_in_the_app: the environment the app's shells get (services/shell_env.py), not the bare one."""
     env = installed.agent_env()
     env.pop("TERM", None)  # the pane gets tmux's own TERM, as in the app
     settings = Settings.from_env(installed.env)
+    if as_in_the_app:
+        env = shell_environment(settings, env)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     socket = settings.state_dir / f"keys-{agent}.sock"
     tmux = ["tmux", "-S", str(socket)]
@@ -194,6 +197,53 @@ def test_shift_enter_inserts_a_newline(installed: Installed, agent: str) -> None
             return any(wanted in call.body for call in installed.fake.model_calls()[calls_before:])
 
         pane.wait(lambda _s: asked(), "the two-line prompt to reach the model", timeout=90)
+
+
+# What each agent showed at start when it looked broken (issue 16, item 7): a server it could not
+# reach, in its own words, and Codex's missing model metadata.
+NOISE = re.compile(r"mcp|deepwiki|\bexa\b|Model metadata|fallback metadata|failed to start", re.I)
+SKILL = "---\nname: {name}\ndescription: A skill installed for every agent.\n---\nSay hello.\n"
+
+
+def install_a_skill_everywhere(home: Path) -> None:
+    """As setup's skills step does: the same skill in Claude Code's folder and in the shared one."""
+    for folder in (".claude/skills", ".agents/skills"):
+        skill = home / folder / "say-hello"
+        skill.mkdir(parents=True, exist_ok=True)
+        (skill / "SKILL.md").write_text(SKILL.format(name="say-hello"))
+
+
+def opencode_warnings(home: Path) -> list[str]:
+    logs = (home / ".local" / "share" / "opencode" / "log").glob("*.log")
+    return [line for log in logs for line in log.read_text(errors="replace").splitlines() if "WARN" in line]
+
+
+@pytest.mark.parametrize("agent", ["claude", "gemini", "opencode", "codex"])
+def test_each_agent_starts_clean_and_quiet(installed: Installed, agent: str) -> None:
+    """Issue 16, item 7: in the app's environment, with the MCP servers unreachable (setup switched
+    them off) and skills installed for every agent, each agent reaches its prompt without a question
+    and answers a prompt without a warning: no MCP errors, no fallback model metadata, no
+    duplicate skills, and Codex copies nothing into ~/.codex/packages."""
+    install_a_skill_everywhere(installed.home)
+    with agent_in_tmux(installed, agent, as_in_the_app=True) as pane:
+        pane.wait(lambda s: PROMPT_READY[agent].search(s), f"{agent}'s prompt", timeout=90)
+        assert pane.answered == [], pane.answered
+        calls_before = len(installed.fake.model_calls())
+        pane.type(b"say pong")
+        pane.wait(lambda s: "say pong" in s, "the prompt typed")
+        pane.type(b"\r")
+
+        def answered() -> bool:
+            asked = any(b"say pong" in call.body for call in installed.fake.model_calls()[calls_before:])
+            return asked and "PONG-FROM-FAKE-WORKSPACE" in pane.screen()
+
+        pane.wait(lambda _s: answered(), "the answer on screen", timeout=90)
+        screen = pane.screen()
+        assert not NOISE.search(screen), screen
+    if agent == "codex":
+        assert not (installed.home / ".codex" / "packages").exists()
+    if agent == "opencode":
+        assert not [w for w in opencode_warnings(installed.home) if "duplicate skill" in w]
 
 
 TYPED_AFTER_SCROLL = "say the word after scroll"

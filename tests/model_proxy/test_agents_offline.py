@@ -19,6 +19,7 @@ from services.sync.agent_sessions import AgentSessions, matching
 from services.sync.failures import OnceLog
 from services.sync.gitrepo import git_env
 from services.sync.plan import MAX_FILE_BYTES
+from tests.black_hole import BlackHole
 from tests.fake_models import FakeModels
 from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until
 
@@ -83,6 +84,7 @@ def installed() -> Iterator[Installed]:
         ]
     (root / "agents.yaml").write_text("\n".join(lines) + "\n")
     fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
+    holes = (BlackHole(), BlackHole())
     port = free_port()
     # Not CI's CI=true: Gemini CLI reads it as "not interactive" and exits at once in a terminal.
     env = {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
@@ -93,6 +95,9 @@ def installed() -> Iterator[Installed]:
         "CODING_AGENTS_PROXY_PORT": str(port),
         "DATABRICKS_HOST": fake.url,
         "DATABRICKS_TOKEN": PAT,
+        # The default MCP servers as a locked-down workspace meets them: no answer. Setup's probe
+        # switches them off (services/setup/mcp.py), so no agent waits for them.
+        "CODING_AGENTS_MCP_SERVERS": f"deepwiki={holes[0].url()},exa={holes[1].url()}",
     }
     setup = subprocess.run(
         [sys.executable, "-m", "services.setup"],
@@ -119,6 +124,8 @@ def installed() -> Iterator[Installed]:
     proxy.terminate()
     proxy.wait(timeout=10)
     fake.stop()
+    for hole in holes:
+        hole.close()
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
@@ -160,6 +167,8 @@ def test_opencode(installed: Installed) -> None:
 def test_codex(installed: Installed) -> None:
     result = installed.run("codex", "exec", "--skip-git-repo-check", PROMPT)
     check_reply(installed, result, "/serving-endpoints/responses")
+    # Setup gave it metadata for the Databricks model (services/setup/codex_models.py).
+    assert "Model metadata" not in result.stderr, result.stderr[-2000:]
 
 
 # First a turn, then the same conversation continued: each agent's own way of resuming.

@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 
 from services import state
-from services.config import Settings
+from services.config import PROJECT_ROOT, Settings
 from services.model_proxy.key import proxy_key
 from services.setup.configurers import CONFIGURERS, merge_dotenv
 from services.setup.registry import load
@@ -38,7 +38,9 @@ def configure(settings: Settings, agent_id: str, env: dict[str, str] | None = No
     assert agent is not None and agent.configurer
     log = StepLog(settings.log_dir / "t.log")
     try:
-        CONFIGURERS[agent.configurer](StepContext(settings, env or {"DATABRICKS_TOKEN": PAT}, log), agent)
+        # Not probed here (the public servers are not for tests): tests/setup/test_mcp.py probes.
+        step_env = {"DATABRICKS_TOKEN": PAT, "CODING_AGENTS_MCP_CHECK": "off"} | (env or {})
+        CONFIGURERS[agent.configurer](StepContext(settings, step_env, log), agent)
     finally:
         log.close()
 
@@ -119,6 +121,10 @@ def test_codex_toml_is_merged(settings: Settings) -> None:
     assert provider["wire_api"] == "responses"
     assert provider["base_url"] == f"{settings.model_proxy_url}/a/codex/openai/v1"
     assert data["projects"][str(settings.projects_dir)] == {"trust_level": "trusted"}
+    assert data["analytics"] == {"enabled": False} and data["check_for_update_on_startup"] is False
+    assert data["features"] == {"daemon_auto_start": False}
+    # No Codex installed here to copy model metadata from: no catalog named (Codex would not start).
+    assert "model_catalog_json" not in data
 
 
 def test_no_config_holds_the_pat_and_reruns_converge(settings: Settings) -> None:
@@ -151,25 +157,57 @@ def test_merge_dotenv() -> None:
     assert merge_dotenv("A=1\nexport B=2\nB=3\n# c\n", {"B": "9", "D": "4"}) == "A=1\nB=9\n# c\nD=4\n"
 
 
-def test_mcp_servers_can_be_replaced_or_switched_off(settings: Settings) -> None:
-    """Locked-down workspaces: CODING_AGENTS_MCP_SERVERS names private servers, or `off` for none."""
+def test_mcp_servers_can_be_added_overridden_or_switched_off(settings: Settings) -> None:
+    """CODING_AGENTS_MCP_SERVERS changes the defaults: name=url adds or overrides, name=off and off
+    switch off; a server we wrote and then switched off is removed, the user's own never."""
     codex = settings.home / ".codex" / "config.toml"
     configure(settings, "codex")
     assert set(tomllib.loads(codex.read_text())["mcp_servers"]) == {"deepwiki", "exa"}
-    configure(settings, "codex", {"CODING_AGENTS_MCP_SERVERS": "docs=https://mcp.internal.example/mcp"})
+    configure(
+        settings, "codex", {"CODING_AGENTS_MCP_SERVERS": "docs=https://mcp.internal.example/mcp,exa=off"}
+    )
     servers = tomllib.loads(codex.read_text())["mcp_servers"]
-    assert servers == {"docs": {"url": "https://mcp.internal.example/mcp"}}  # our defaults removed
+    assert servers == {
+        "docs": {"url": "https://mcp.internal.example/mcp"},
+        "deepwiki": {"url": "https://mcp.deepwiki.com/mcp"},
+    }
     # A server the user added under a default's name is theirs: kept when the defaults go off.
     data = tomllib.loads(codex.read_text())
-    data["mcp_servers"]["exa"] = {"url": "https://exa.mine.example/mcp"}
+    data["mcp_servers"]["deepwiki"] = {"url": "https://deepwiki.mine.example/mcp"}
     codex.write_text(tomli_w.dumps(data))
     configure(settings, "codex", {"CODING_AGENTS_MCP_SERVERS": "off"})
     assert tomllib.loads(codex.read_text())["mcp_servers"] == {
-        "docs": {"url": "https://mcp.internal.example/mcp"},
-        "exa": {"url": "https://exa.mine.example/mcp"},
+        "deepwiki": {"url": "https://deepwiki.mine.example/mcp"}
     }
+    # `off` then a list: only those.
+    configure(settings, "codex", {"CODING_AGENTS_MCP_SERVERS": "off,docs=https://mcp.internal.example/mcp"})
+    assert set(tomllib.loads(codex.read_text())["mcp_servers"]) == {"deepwiki", "docs"}
     claude_state = settings.home / ".claude.json"
     configure(settings, "claude", {"CODING_AGENTS_MCP_SERVERS": "off"})
     assert json.loads(claude_state.read_text())["mcpServers"] == {}
     with pytest.raises(StepFailed, match="CODING_AGENTS_MCP_SERVERS: 'nourl' is not name=https://url"):
         configure(settings, "gemini", {"CODING_AGENTS_MCP_SERVERS": "nourl"})
+    with pytest.raises(StepFailed, match="'docs=ftp://x' is not name=https://url or name=off"):
+        configure(settings, "gemini", {"CODING_AGENTS_MCP_SERVERS": "docs=ftp://x"})
+
+
+def test_agents_yaml_mcp_servers_apply_to_every_agent(settings: Settings, tmp_path: Path) -> None:
+    registry = tmp_path / "agents.yaml"
+    text = (PROJECT_ROOT / "agents.yaml").read_text()
+    registry.write_text(text + "\nmcp_servers:\n  docs: https://mcp.internal.example/mcp\n  exa: off\n")
+    env = {"CODING_AGENTS_REGISTRY": str(registry)}
+    for agent in ("claude", "gemini", "opencode", "codex"):
+        configure(settings, agent, env)
+    home = settings.home
+    assert set(json.loads((home / ".claude.json").read_text())["mcpServers"]) == {"deepwiki", "docs"}
+    gemini = json.loads((home / ".gemini" / "settings.json").read_text())
+    assert set(gemini["mcpServers"]) == {"deepwiki", "docs"}
+    opencode = json.loads((home / ".config" / "opencode" / "opencode.json").read_text())
+    assert set(opencode["mcp"]) == {"deepwiki", "docs"}
+    assert set(tomllib.loads((home / ".codex" / "config.toml").read_text())["mcp_servers"]) == {
+        "deepwiki",
+        "docs",
+    }
+    # The environment beats agents.yaml.
+    configure(settings, "claude", env | {"CODING_AGENTS_MCP_SERVERS": "exa=https://mcp.exa.ai/mcp,docs=off"})
+    assert set(json.loads((home / ".claude.json").read_text())["mcpServers"]) == {"deepwiki", "exa"}

@@ -112,6 +112,12 @@ CASES = {
         AGENT + "tools:\n  claude:\n    title: X\n    kind: command\n    run: [true]\n",
         "tools.claude: id also used in agents",
     ),
+    "mcp servers not a mapping": ("mcp_servers: [exa]\n", "mcp_servers: must map a server name"),
+    "mcp server bad url": (
+        "mcp_servers:\n  docs: ftp://docs.example/mcp\n",
+        "mcp_servers.docs: must be an http(s):// URL, or off",
+    ),
+    "mcp server bad name": ("mcp_servers:\n  My Docs: https://d.example/mcp\n", "mcp_servers.My Docs: names"),
     "cycle": (
         "tools:\n"
         "  a:\n    title: A\n    kind: command\n    run: ['true']\n    after: [b]\n"
@@ -174,7 +180,7 @@ def test_the_shipped_agents_name_their_skill_folders() -> None:
         "claude": (".claude/skills",),
         "codex": (".agents/skills",),
         "gemini": (".agents/skills",),
-        "opencode": (".claude/skills", ".agents/skills"),
+        "opencode": (".agents/skills",),  # OPENCODE_DISABLE_CLAUDE_CODE_SKILLS: one folder, no duplicates
     }
 
 
@@ -187,3 +193,10 @@ def test_model_env_overrides_the_default(tmp_path: Path) -> None:
         claude.current_model({"ANTHROPIC_MODEL": "databricks-claude-sonnet-4-6"})
         == "databricks-claude-sonnet-4-6"
     )
+
+
+def test_mcp_servers_section(tmp_path: Path) -> None:
+    path = tmp_path / "agents.yaml"
+    path.write_text(AGENT + "mcp_servers:\n  docs: https://d.example/mcp\n  exa: off\n  deepwiki: false\n")
+    assert load(path).mcp_servers == {"docs": "https://d.example/mcp", "exa": None, "deepwiki": None}
+    assert load(DEFAULT_REGISTRY).mcp_servers == {}
