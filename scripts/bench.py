@@ -551,7 +551,7 @@ def sync_bench(samples: int = 15, big: int = 5000) -> None:
         subprocess.run(["git", "init", "-q", str(repo)], env=git_env, check=True)
         git_commit(repo, git_env, "first", {f"d{i // 100}/f{i}.txt": f"file {i}\n" for i in range(count)})
     log_path = root / "sync.log"
-    with open(log_path, "wb") as log:
+    with Path(log_path).open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.sync"], cwd=ROOT, env=env, stdout=log, stderr=log
         )

@@ -111,7 +111,7 @@ def main() -> None:
     proxy = None
     try:
         env = install(root, holes, fake)
-        with open(root / "proxy.log", "wb") as proxy_log:
+        with (root / "proxy.log").open("wb") as proxy_log:
             proxy = subprocess.Popen(
                 [sys.executable, "-m", "services.model_proxy"],
                 cwd=PROJECT_ROOT,

@@ -79,7 +79,7 @@ def parse_job(file: str, args: list[str], pip: list[str], projects: Path) -> Job
     size = local.stat().st_size
     if size > MAX_UPLOAD:
         raise BadInput(f"{file}: {size} bytes, over the workspace's 10 MB limit per file")
-    with open(local, "rb") as f:
+    with Path(local).open("rb") as f:
         head = f.read(len(NOTEBOOK_HEADER))
     if suffix == ".ipynb":
         kind, fmt = "notebook", "JUPYTER"

@@ -78,7 +78,7 @@ class Skill:
     body: str
 
 
-def read_skill(folder: Path) -> Skill:
+def read_skill(folder: Path) -> Skill:  # noqa: C901 (over 12 before the rule came in; to split)
     """The front matter and body of folder/SKILL.md, checked against the Agent Skills rules."""
     path = folder / "SKILL.md"
     if path.is_symlink() or not path.is_file():
@@ -209,7 +209,7 @@ def _names_problem(key: str, value: Any) -> str | None:
     return None
 
 
-def validate_sources(data: Any) -> list[str]:
+def validate_sources(data: Any) -> list[str]:  # noqa: C901 (over 12 before the rule came in; to split)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -443,8 +443,8 @@ def _replace_dir(new: Path, dest: Path) -> None:
     old: Path | None = None
     if dest.exists() or dest.is_symlink():
         old = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{dest.name}.old-", dir=dest.parent))
-        os.rename(dest, old / dest.name)
-    os.rename(new, dest)
+        Path(dest).rename(old / dest.name)
+    Path(new).rename(dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -473,7 +473,7 @@ def tree_hash(folder: Path) -> str | None:
     digest = hashlib.sha256()
     for rel, path in _files(folder):
         digest.update(f"{rel}\0{int(_executable(path))}\0{path.stat().st_size}\0".encode())
-        with open(path, "rb") as f:
+        with Path(path).open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 16), b""):
                 digest.update(chunk)
     return digest.hexdigest()
@@ -493,7 +493,7 @@ def _copy_skill(src: Path, dest: Path) -> None:
             out = target / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out)
-            os.chmod(out, 0o755 if _executable(path) else 0o644)
+            Path(out).chmod(0o755 if _executable(path) else 0o644)
         _replace_dir(target, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -502,7 +502,7 @@ def _copy_skill(src: Path, dest: Path) -> None:
 def _remove_skill(dest: Path) -> None:
     # Renamed away first so an agent starting meanwhile sees the whole skill or none of it.
     work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{dest.name}.old-", dir=dest.parent))
-    os.rename(dest, work / dest.name)
+    Path(dest).rename(work / dest.name)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -719,7 +719,7 @@ def _plan(
     return plan
 
 
-def _sync_target(
+def _sync_target(  # noqa: C901 (over 12 before the rule came in; to split)
     target: Path,
     plan: dict[str, Planned],
     entries: dict[str, dict[str, str]],
@@ -783,7 +783,7 @@ def _sync_target(
 def _locked(path: Path, log: Callable[[str], None]) -> Iterator[None]:
     """One refresh at a time (the setup step and a user's `refresh-skills` may overlap)."""
     state.ensure_dir(path.parent)
-    with open(path, "a") as f:
+    with Path(path).open("a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

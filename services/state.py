@@ -29,7 +29,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -40,7 +40,7 @@ def atomic_write_json(path: Path, value: Any, mode: int = 0o600) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         return json.load(f)
 
 

@@ -373,11 +373,11 @@ def _target_name(args: tuple[str, ...]) -> str:
 
 def _session_members(sids: set[int]) -> list[int]:
     members = []
-    for entry in os.listdir("/proc"):
+    for entry in (p.name for p in Path("/proc").iterdir()):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
+            with Path(f"/proc/{entry}/stat").open("rb") as f:
                 stat = f.read()
         except OSError:
             continue

@@ -168,7 +168,7 @@ def install(binary: bytes, target: Path, url: str) -> str:
             os.fsync(f.fileno())
         tmp.chmod(0o755)
         version = tmux_version(tmp, f"tmux from {url}")
-        os.replace(tmp, target)
+        Path(tmp).replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -331,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(404, {"error_code": "NOT_FOUND", "message": "no discovery"})
             return self._json(200, {"oidc_endpoint": f"{self.fake.url}/oidc", "workspace_id": "1234567890"})
         if self._no_gateway(req):
-            return
+            return None
         if req.path == "/ai-gateway/anthropic/v1/models" and self._authorized(req):
             return self._json(200, {"data": [{"id": m, "type": "model"} for m in self.fake.gateway_models]})
         if req.path == "/oidc/.well-known/oauth-authorization-server":
@@ -344,13 +344,14 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         self._json(200 if self._authorized(req) else 401, {"data": []})
+        return None
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: C901 (over 12 before the rule came in; to split)
         req = self._read("POST")
         if req.path == "/oidc/v1/token":
             return self._token(req)
         if self._no_gateway(req):
-            return
+            return None
         if not self._authorized(req):
             return self._json(401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
         if self.fake.status_override:
@@ -383,6 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith("/responses"):
             return self._stream(responses_events(text, body.get("model", "")))
         self._json(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no model route for {path}"})
+        return None
 
     def _token(self, req: ModelRequest) -> None:
         auth = req.headers.get("authorization", "")
@@ -400,6 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(
             200, {"access_token": token, "token_type": "Bearer", "expires_in": self.fake.token_lifetime}
         )
+        return None
 
 
 def _handler_for(fake: FakeModels) -> type[_Handler]:

@@ -231,7 +231,7 @@ class Sandbox:
         }
 
     def start(self, extra: Mapping[str, str]) -> None:
-        with open(self.log, "ab") as out:  # append: supervisord opens /dev/stdout itself too
+        with Path(self.log).open("ab") as out:  # append: supervisord opens /dev/stdout itself too
             self.started_at = time.monotonic()
             self.proc = subprocess.Popen(
                 ["bash", "scripts/run"],  # app.yaml's command

@@ -180,7 +180,7 @@ def test_a_refused_token_is_a_clear_error(terminal: Terminal, workspace: FakeWor
 def test_ctrl_c_cancels_the_run(terminal: Terminal, workspace: FakeWorkspace, tmp_path: Path) -> None:
     workspace.jobs.hold = True
     (terminal.projects / "long.py").write_text("print('never finishes here')\n")
-    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
         proc = subprocess.Popen(
             [str(terminal.command), "long.py"],
             cwd=terminal.projects,
@@ -247,7 +247,7 @@ def test_a_workspace_outage_mid_run_is_reported_once_and_outlived(
     workspace.jobs.hold = True
     (terminal.projects / "job.py").write_text("print('finished after the outage')\n")
     err = tmp_path / "err"
-    with open(tmp_path / "out", "wb") as out, open(err, "wb") as errors:
+    with (tmp_path / "out").open("wb") as out, Path(err).open("wb") as errors:
         proc = subprocess.Popen(
             [str(terminal.command), "job.py"],
             cwd=terminal.projects,

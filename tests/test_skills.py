@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +118,7 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path) -> Env:
     home, state_dir = tmp_path / "home", tmp_path / "state"
     home.mkdir()
     upstream = Upstream(tmp_path / "upstream")
@@ -128,7 +127,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
     (upstream.root / "skills/alpha/scripts/run.sh").chmod(0o755)
     upstream.write("skills/beta/SKILL.md", skill_md("beta"))
     upstream.write("skills/notes/README.md", "Not a skill: no SKILL.md.\n")
-    yield Env(tmp_path, home, state_dir, upstream, tmp_path / "sources.yaml", [])
+    return Env(tmp_path, home, state_dir, upstream, tmp_path / "sources.yaml", [])
 
 
 # --- what ships ----------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ def test_concurrent_first_starts_agree(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         values = set(pool.map(lambda _: secret_file(path), range(32)))
     assert len(values) == 1
-    assert not [p for p in os.listdir(tmp_path) if p != "token"]
+    assert not [p for p in tmp_path.iterdir() if p.name != "token"]
 
 
 def test_atomic_json_replaces_whole_files(tmp_path: Path) -> None:
@@ -31,4 +30,4 @@ def test_atomic_json_replaces_whole_files(tmp_path: Path) -> None:
     atomic_write_json(path, {"a": 2, "b": [1, 2]})
     assert read_json(path) == {"a": 2, "b": [1, 2]}
     assert json.loads(path.read_text())["a"] == 2
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]

@@ -143,14 +143,14 @@ def _copy_tracked(project: Path, dest: Path, rels: list[str], env: Mapping[str, 
             target = src.resolve()
             if not target.is_relative_to(project.resolve()) or not target.is_file():
                 raise DeployError(
-                    STEP, f"{rel} is a symlink to {os.readlink(src)}, which is not a project file"
+                    STEP, f"{rel} is a symlink to {Path(src).readlink()}, which is not a project file"
                 )
         if not src.is_file():
             continue  # tracked but deleted in the working tree: not part of this deploy
         out = dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, out)  # follows a symlink: the workspace has none
-        os.chmod(out, 0o755 if os.access(src, os.X_OK) else 0o644)
+        Path(out).chmod(0o755 if os.access(src, os.X_OK) else 0o644)
         copied += 1
     return copied
 
@@ -279,7 +279,7 @@ def _skills_vendor(opts: StageOptions, log: Callable[[str], None], warn: Callabl
 
 def _hash(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -151,7 +151,7 @@ def sync(w: WorkspaceClient, staged: Staged, root: str, progress: Progress) -> S
 
     def upload(rel: str) -> None:
         # AUTO keeps .py files as files; SOURCE (the SDK's default) would turn them into notebooks.
-        with api_step(STEP, f"uploading {rel}", hints), open(staged.root / rel, "rb") as f:
+        with api_step(STEP, f"uploading {rel}", hints), (staged.root / rel).open("rb") as f:
             w.workspace.upload(f"{root}/{rel}", f, format=ImportFormat.AUTO, overwrite=True)
 
     def delete(rel: str) -> None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from services import state
 from services.deploy.web_assets import AssetError, page_assets
@@ -152,7 +151,7 @@ class StaticAssets:
         return ABSOLUTE_PROTOCOL.sub(lambda m: m.group(1) + base + PROTOCOL_FILE, text)
 
     def _asset(self, rel: str, body: bytes) -> Asset:
-        suffix = os.path.splitext(rel)[1]
+        suffix = PurePosixPath(rel).suffix
         sha = hashlib.sha256(body).hexdigest()
         gzipped = self._gzipped(sha, body) if suffix in COMPRESSIBLE and len(body) > 512 else None
         content_type = TYPES.get(suffix, "application/octet-stream")

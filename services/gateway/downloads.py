@@ -117,7 +117,7 @@ class DownloadAnnouncer:
     async def check(self) -> None:
         """Read records new since the last look, then deliver what has a page to go to."""
         try:
-            change = os.stat(self._folder).st_mtime_ns
+            change = self._folder.stat().st_mtime_ns
         except OSError:
             return  # no download offered yet
         # A change within the filesystem's timestamp granularity of the last one leaves the

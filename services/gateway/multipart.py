@@ -56,7 +56,7 @@ class MultipartParser:
         if self._state != "done":
             raise MultipartError("the upload ended before its closing boundary (interrupted?)")
 
-    def _step(self) -> bool:
+    def _step(self) -> bool:  # noqa: C901 (over 12 before the rule came in; to split)
         """Advance by one piece of the body; False when more bytes are needed."""
         if self._state == "preamble":
             index = self._buffer.find(self._delimiter)

@@ -69,7 +69,7 @@ class StepLog:
         # 0600 whatever the umask: a step's output may name a path or a URL that is nobody else's.
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchmod(fd, 0o600)
-        self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115  # closed by close()
+        self._file = os.fdopen(fd, "a", encoding="utf-8")  # closed by close()
         self._file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
     def line(self, text: str) -> None:

@@ -95,7 +95,7 @@ def copy_sqlite(source: Path, dest: Path) -> bool:
             out.execute("PRAGMA journal_mode=DELETE")
         if dest.exists() and dest.read_bytes() == tmp.read_bytes():
             return False
-        os.replace(tmp, dest)
+        tmp.replace(dest)
         return True
     finally:
         tmp.unlink(missing_ok=True)
@@ -132,7 +132,7 @@ class AgentSessions:
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             shutil.copy2(source, dest)
-            os.chmod(dest, 0o600)  # conversations can hold anything the user pasted
+            dest.chmod(0o600)  # conversations can hold anything the user pasted
             restored += 1
         if restored:
             log.info("restored %d agent conversation file(s) into %s", restored, self.home)

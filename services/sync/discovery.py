@@ -70,14 +70,14 @@ class Discovery:
             if entry.name.startswith("."):
                 try:
                     if time.time() - entry.stat().st_mtime > STALE_EVENT_SECONDS:
-                        os.unlink(entry.path)
+                        Path(entry.path).unlink()
                 except OSError:
                     pass
                 continue
             try:
-                with open(entry.path, "rb") as f:
+                with Path(entry.path).open("rb") as f:
                     raw = f.read()
-                os.unlink(entry.path)
+                Path(entry.path).unlink()
             except OSError:
                 continue
             repo = Path(os.fsdecode(raw.rstrip(b"\n")))

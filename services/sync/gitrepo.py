@@ -241,6 +241,6 @@ def find_repos(projects: Path) -> dict[str, Path]:
     for entry in entries:
         if entry.name.startswith(".restoring-") or not entry.is_dir(follow_symlinks=True):
             continue
-        if os.path.lexists(os.path.join(entry.path, ".git")):
+        if os.path.lexists(Path(entry.path) / ".git"):
             found[entry.name] = Path(entry.path)
     return found

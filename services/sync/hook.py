@@ -101,8 +101,8 @@ def install(git: Git, spool: Path) -> HookResult:
         if os.path.lexists(user):
             # Someone replaced our hook with theirs after we had kept an older one: theirs is the
             # hook that runs today, so it becomes post-commit.user; the older one is kept aside.
-            os.replace(user, folder / f"{USER_HOOK}.old")
-        os.replace(target, user)
+            Path(user).replace(folder / f"{USER_HOOK}.old")
+        Path(target).replace(user)
         note = f"kept the existing hook as {USER_HOOK}"
     folder.mkdir(parents=True, exist_ok=True)
     state.atomic_write_bytes(target, content.encode(), mode=0o755)

@@ -203,7 +203,7 @@ class Mirror:
             return lambda: remote.delete(target, recursive=True)
         return lambda: remote.mkdirs(target)
 
-    def _run(
+    def _run(  # noqa: C901 (over 12 before the rule came in; to split)
         self, name: str, ops: Iterable[_Op], rejected: dict[str, str], blobs: BlobReader | None = None
     ) -> None:
         """Run ops on the pool (bounded, so at most a few file contents are in memory), journaling each

@@ -168,7 +168,7 @@ def no_tmux(reason: str, started: float) -> int:
     return NO_TMUX
 
 
-def main(settings: Settings) -> int:
+def main(settings: Settings) -> int:  # noqa: RET503 (ends in execve: it never returns)
     started = time.monotonic()
     for folder in (settings.state_dir, settings.state_bin, settings.log_dir):
         state.ensure_dir(folder)

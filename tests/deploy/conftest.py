@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +103,8 @@ def project_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(project_template: Path, tmp_path: Path) -> Iterator[Project]:
+def project(project_template: Path, tmp_path: Path) -> Project:
     shutil.copytree(project_template / "project", tmp_path / "project", symlinks=True)
     home = tmp_path / "home"
     home.mkdir()
-    yield Project(tmp_path / "project", project_template / "upstream", home)
+    return Project(tmp_path / "project", project_template / "upstream", home)

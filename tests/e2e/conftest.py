@@ -10,6 +10,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -73,7 +74,7 @@ def without_tmux(stack: Stack) -> int:
 
 def start_app(stack: Stack, tmux: bool = True) -> RunningApp:
     """scripts/run, until the gateway answers and (with `tmux`) the tmux program runs."""
-    with open(stack.root / "run.out", "ab") as out:  # append: supervisord opens /dev/stdout itself too
+    with (stack.root / "run.out").open("ab") as out:  # append: supervisord opens /dev/stdout itself too
         proc = subprocess.Popen(
             [str(PROJECT_ROOT / "scripts" / "run")],
             env=stack.env,
@@ -118,7 +119,7 @@ def app(stack: Stack) -> Iterator[RunningApp]:
 
 def process_alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with Path(f"/proc/{pid}/stat").open() as f:
             return re.split(r"\) ", f.read(), maxsplit=1)[1][0] != "Z"
     except (OSError, IndexError):  # gone between the open and the read: ProcessLookupError
         return False

@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +68,7 @@ async def test_supervisorctl_works_inside_the_browser_terminal(app: RunningApp) 
 
 
 def niceness(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
+    with Path(f"/proc/{pid}/stat").open() as f:
         return int(f.read().rsplit(")", 1)[1].split()[16])
 
 

@@ -143,9 +143,13 @@ async def test_origin_must_match_the_forwarded_host(apps_gateway: Gateway) -> No
     assert (
         await apps_gateway.fetch("/api/sessions", "POST", auth=False, headers=bad, body=b"{}")
     ).code == 403
-    with pytest.raises((HTTPClientError, WebSocketClosedError)):
+
+    async def terminal_with_bad_headers() -> None:
         client = await TermClient.connect(apps_gateway.url, "main", None, headers=bad)
         await client.wait_ready()
+
+    with pytest.raises((HTTPClientError, WebSocketClosedError)):
+        await terminal_with_bad_headers()
 
 
 async def test_workspace_down_at_start_means_503_then_in_without_restart(

@@ -24,7 +24,7 @@ def write(path: Path, data: bytes) -> Path:
 
 def records(stack: Stack) -> list[str]:
     folder = records_dir(stack.state_dir)
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 def announced(client: TermClient) -> list[tuple[str, str]]:

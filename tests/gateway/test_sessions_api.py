@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -115,7 +115,7 @@ async def test_delete_kills_the_whole_process_group(gateway: Gateway) -> None:
     response = await gateway.fetch("/api/sessions/victim", "DELETE")
     assert response.code == 204
     for pid in (pane_pid, int(str(bg))):
-        await async_wait_until(lambda p=pid: not os.path.exists(f"/proc/{p}"), what=f"pid {pid} gone")
+        await async_wait_until(lambda p=pid: not Path(f"/proc/{p}").exists(), what=f"pid {pid} gone")
     assert (await gateway.fetch("/api/sessions/victim")).code == 404
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,7 @@ def content(path: str | Path) -> bytes:
 
 def uploads(stack: Stack) -> list[str]:
     folder = stack.home / "uploads"
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 async def test_files_are_saved_in_uploads_and_their_paths_returned(gateway: Gateway, stack: Stack) -> None:

@@ -108,7 +108,7 @@ def installed() -> Iterator[Installed]:
         timeout=900,
     )
     assert setup.returncode == 0, setup.stdout[-4000:]
-    with open(root / "proxy.log", "wb") as log:
+    with (root / "proxy.log").open("wb") as log:
         proxy = subprocess.Popen(
             [sys.executable, "-m", "services.model_proxy"],
             cwd=PROJECT_ROOT,

@@ -54,7 +54,7 @@ class SetupEnv:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         """The runner in the background, its output in runner.out."""
-        with open(self.root / "runner.out", "ab") as out:
+        with (self.root / "runner.out").open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "services.setup", *args],
                 cwd=PROJECT_ROOT,

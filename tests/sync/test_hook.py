@@ -3,7 +3,6 @@ respects core.hooksPath without taking over anything global."""
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def test_commits_without_a_hook_are_found_by_the_periodic_scan(rig: Rig) -> None
     assert "periodic scan" in status["note"]
     rig.git.commit(repo, "no hook ran", {"a.txt": "b\n"})
     rig.wait_mirrored(repo)
-    assert not os.listdir(rig.state / "spool")
+    assert not list((rig.state / "spool").iterdir())
 
 
 def test_the_watcher_installs_the_hook_and_the_users_hook_still_runs(rig: Rig) -> None:

@@ -22,7 +22,7 @@ FILES = 240
 
 def spawn(rig: Rig, log: Path) -> subprocess.Popen[bytes]:
     env = {**workspace_env(rig.stack, rig.workspace), "CODING_AGENTS_SYNC_BUNDLE_IDLE_SECONDS": "0.2"}
-    with open(log, "ab") as out:
+    with Path(log).open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "services.sync"],
             cwd=PROJECT_ROOT,
