@@ -248,6 +248,9 @@ def responses_events(text: str, model: str) -> list[bytes]:
     ]
 
 
+GEMINI_CALL = re.compile(r"/models/([^/:]+):(streamGenerateContent|generateContent|countTokens)$")
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeModels
     protocol_version = "HTTP/1.1"
@@ -346,45 +349,53 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200 if self._authorized(req) else 401, {"data": []})
         return None
 
-    def do_POST(self) -> None:  # noqa: C901 (over 12 before the rule came in; to split)
+    def do_POST(self) -> None:
         req = self._read("POST")
         if req.path == "/oidc/v1/token":
-            return self._token(req)
-        if self._no_gateway(req):
-            return None
-        if not self._authorized(req):
-            return self._json(401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
-        if self.fake.status_override:
-            return self._json(
+            self._token(req)
+        elif self._no_gateway(req):
+            pass
+        elif not self._authorized(req):
+            self._json(401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."})
+        elif self.fake.status_override:
+            self._json(
                 self.fake.status_override,
                 {"error_code": "BAD_REQUEST", "message": "messages: text content blocks must be non-empty"},
             )
+        else:
+            self._answer(req)
+
+    def _answer(self, req: ModelRequest) -> None:
+        """A model's answer, by the API family the path names."""
         body = req.json() if req.body else {}
-        text = self.fake.answer
-        path = req.path
+        text, path = self.fake.answer, req.path
+        model = body.get("model", "")
         if path.endswith("/v1/messages/count_tokens"):
-            return self._json(200, {"input_tokens": 3})
-        if path.endswith("/v1/messages"):
-            model = body.get("model", "")
+            self._json(200, {"input_tokens": 3})
+        elif path.endswith("/v1/messages"):
             if body.get("stream"):
-                return self._stream(anthropic_events(text, model))
-            return self._json(200, anthropic_json(text, model))
-        if match := re.search(r"/models/([^/:]+):(streamGenerateContent|generateContent|countTokens)$", path):
-            model, action = match.groups()
-            if action == "countTokens":
-                return self._json(200, {"totalTokens": 3})
-            if action == "streamGenerateContent":
-                return self._stream([_sse(None, gemini_json(text, model))])
-            return self._json(200, gemini_json(text, model))
-        if path.endswith("/chat/completions"):
-            model = body.get("model", "")
+                self._stream(anthropic_events(text, model))
+            else:
+                self._json(200, anthropic_json(text, model))
+        elif match := GEMINI_CALL.search(path):
+            self._answer_gemini(text, *match.groups())
+        elif path.endswith("/chat/completions"):
             if body.get("stream"):
-                return self._stream(chat_chunks(text, model))
-            return self._json(200, chat_json(text, model))
-        if path.endswith("/responses"):
-            return self._stream(responses_events(text, body.get("model", "")))
-        self._json(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no model route for {path}"})
-        return None
+                self._stream(chat_chunks(text, model))
+            else:
+                self._json(200, chat_json(text, model))
+        elif path.endswith("/responses"):
+            self._stream(responses_events(text, model))
+        else:
+            self._json(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no model route for {path}"})
+
+    def _answer_gemini(self, text: str, model: str, action: str) -> None:
+        if action == "countTokens":
+            self._json(200, {"totalTokens": 3})
+        elif action == "streamGenerateContent":
+            self._stream([_sse(None, gemini_json(text, model))])
+        else:
+            self._json(200, gemini_json(text, model))
 
     def _token(self, req: ModelRequest) -> None:
         auth = req.headers.get("authorization", "")

@@ -279,6 +279,9 @@ def _ws_export(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]
     return 200, {"content": base64.b64encode(data).decode()}
 
 
+# A fault that answers nothing: the connection is dropped.
+NO_ANSWER: tuple[Any, ...] = ("no answer",)
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/2.0/preview/scim/v2/Me"): _me,
     ("GET", "/api/2.0/serving-endpoints"): _endpoints,
@@ -323,8 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are recorded instead of printed
 
-    def _serve(self, method: str) -> None:  # noqa: C901 (over 12 before the rule came in; to split)
-        ws = self.workspace
+    def _serve(self, method: str) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         req = Recorded(
@@ -334,46 +336,65 @@ class _Handler(BaseHTTPRequestHandler):
             {k.lower(): v for k, v in self.headers.items()},
             self.rfile.read(length) if length else b"",
         )
-        with ws.lock:
-            ws.requests.append(req)
+        with self.workspace.lock:
+            self.workspace.requests.append(req)
+        refused = self._refusal(req, method, parts.path)
+        if refused is NO_ANSWER:
+            self.close_connection = True  # no answer at all: the client cannot tell what happened
+        elif refused is not None:
+            self._reply(*refused)
+        else:
+            self._reply(*self._route(req, method, parts.path))
+
+    def _refusal(self, req: Recorded, method: str, path: str) -> tuple[Any, ...] | None:
+        """The answer of a workspace that is down, refuses this caller, or has a fault injected."""
+        ws = self.workspace
         unauthenticated = answer_unauthenticated(self, ws, req)
         if unauthenticated is not None:
-            return self._reply(*unauthenticated)
+            return unauthenticated
         if ws.mode == "hang":
             ws._release.wait(60)
-            return self._reply(*_error(503, "TEMPORARILY_UNAVAILABLE", "released"))
+            return _error(503, "TEMPORARILY_UNAVAILABLE", "released")
         if ws.mode == "fail":
-            return self._reply(*_error(500, "INTERNAL_ERROR", "the fake workspace is failing on purpose"))
+            return _error(500, "INTERNAL_ERROR", "the fake workspace is failing on purpose")
         auth = req.headers.get("authorization", "")
         bearer = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
         self.user = ws.tokens.get(bearer) if bearer and ws.credentials.valid(bearer) else None
         if ws.mode == "unauthorized" or self.user is None:
-            return self._reply(*_error(401, "UNAUTHENTICATED", "Invalid access token."))
+            return _error(401, "UNAUTHENTICATED", "Invalid access token.")
         if ws.mode == "forbidden":
-            return self._reply(*_error(403, "PERMISSION_DENIED", "This API is disabled for the user."))
-        fault = req.fault = ws.draw_fault(parts.path)
+            return _error(403, "PERMISSION_DENIED", "This API is disabled for the user.")
+        return self._injected(req, method, path)
+
+    def _injected(self, req: Recorded, method: str, path: str) -> tuple[Any, ...] | None:
+        ws = self.workspace
+        fault = req.fault = ws.draw_fault(path)
         if fault == "hang":
             ws._release.wait(ws.hang_seconds)
-            self.close_connection = True  # no answer at all: the client cannot tell what happened
-            return None
+            return NO_ANSWER
         if fault == "fail":
-            return self._reply(*_error(500, "INTERNAL_ERROR", "injected failure"))
+            return _error(500, "INTERNAL_ERROR", "injected failure")
         if fault == "throttle":
-            throttled = _error(429, "REQUEST_LIMIT_EXCEEDED", "injected throttling")
-            return self._reply(*throttled, headers={"Retry-After": str(ws.retry_after)})
-        if ws.latency and re.search(ws.fault_paths, parts.path):
+            return (
+                *_error(429, "REQUEST_LIMIT_EXCEEDED", "injected throttling"),
+                {"Retry-After": str(ws.retry_after)},
+            )
+        if ws.latency and re.search(ws.fault_paths, path):
             time.sleep(ws.latency)
         for verb, pattern, status, code, message in ws.refusals:
-            if verb == method and re.search(pattern, parts.path):
-                return self._reply(*_error(status, code, message))
-        route = ROUTES.get((method, parts.path))
-        if route is not None:
-            return self._reply(*route(self, ws, req))
-        for verb, path_re, pattern_route in [*PATTERN_ROUTES, *CREDENTIAL_ROUTES]:
-            if verb == method and (match := path_re.fullmatch(parts.path)):
-                return self._reply(*pattern_route(self, ws, req, match))
-        self._reply(*_error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {parts.path}"))
+            if verb == method and re.search(pattern, path):
+                return _error(status, code, message)
         return None
+
+    def _route(self, req: Recorded, method: str, path: str) -> tuple[Any, ...]:
+        ws = self.workspace
+        route = ROUTES.get((method, path))
+        if route is not None:
+            return tuple(route(self, ws, req))
+        for verb, path_re, pattern_route in [*PATTERN_ROUTES, *CREDENTIAL_ROUTES]:
+            if verb == method and (match := path_re.fullmatch(path)):
+                return tuple(pattern_route(self, ws, req, match))
+        return _error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {path}")
 
     def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
