@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from pathlib import Path
 
 from services import entry, state
 from services.config import Settings
@@ -105,7 +106,42 @@ def acquire_lock(settings: Settings) -> int | None:
         return None
 
 
-def main(settings: Settings, argv: list[str] | None = None) -> int:  # noqa: C901 (over 12 before the rule came in; to split)
+class NothingToRun(Exception):
+    """The steps asked for cannot or need not run: exit with `code` (the log says why)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def chosen_steps(
+    args: argparse.Namespace, steps: list[Step], settings: Settings, path: Path
+) -> set[str] | None:
+    """The step ids to run (None: all): --only, a Retry asked for on the page, or --retry-failed."""
+    only: set[str] | None = None
+    if args.only:
+        unknown = sorted(set(args.only) - {s.id for s in steps})
+        if unknown:
+            log.error("no such step: %s (see --list)", ", ".join(unknown))
+            raise NothingToRun(2)
+        only = set(args.only)
+    if not args.only and not args.retry_failed:
+        args.retry_failed, requested = take_request(settings)
+        only = requested or only
+    if args.retry_failed:
+        try:
+            previous = read_status(path)
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the last status (%s); run without --retry-failed", exc)
+            raise NothingToRun(2) from None
+        only = {s.id for s in previous.steps if s.state in (StepState.FAILED, StepState.PENDING)}
+        if not only:
+            log.info("nothing failed last time; nothing to retry")
+            raise NothingToRun(0)
+    return only
+
+
+def main(settings: Settings, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.setup", description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", metavar="ID", help="run only this step (repeatable)")
     parser.add_argument("--retry-failed", action="store_true", help="rerun the steps that failed last time")
@@ -131,27 +167,11 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:  # noqa: C90
             after = f" (after {', '.join(step.after)})" if step.after else ""
             print(f"{step.id:20} {step.kind:9} {step.version:10} {step.title}{after}")
         return 0
-    only: set[str] | None = None
-    if args.only:
-        unknown = sorted(set(args.only) - {s.id for s in steps})
-        if unknown:
-            log.error("no such step: %s (see --list)", ", ".join(unknown))
-            return 2
-        only = set(args.only)
     path = status_path(settings)
-    if not args.only and not args.retry_failed:
-        args.retry_failed, requested = take_request(settings)
-        only = requested or only
-    if args.retry_failed:
-        try:
-            previous = read_status(path)
-        except (OSError, ValueError) as exc:
-            log.error("cannot read the last status (%s); run without --retry-failed", exc)
-            return 2
-        only = {s.id for s in previous.steps if s.state in (StepState.FAILED, StepState.PENDING)}
-        if not only:
-            log.info("nothing failed last time; nothing to retry")
-            return 0
+    try:
+        only = chosen_steps(args, steps, settings, path)
+    except NothingToRun as done:
+        return done.code
     lock = acquire_lock(settings)
     if lock is None:
         return 3
