@@ -78,7 +78,7 @@ class Skill:
     body: str
 
 
-def read_skill(folder: Path) -> Skill:  # noqa: C901 (over 12 before the rule came in; to split)
+def read_skill(folder: Path) -> Skill:
     """The front matter and body of folder/SKILL.md, checked against the Agent Skills rules."""
     path = folder / "SKILL.md"
     if path.is_symlink() or not path.is_file():
@@ -87,18 +87,7 @@ def read_skill(folder: Path) -> Skill:  # noqa: C901 (over 12 before the rule ca
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SkillError(f"cannot read SKILL.md: {exc}") from None
-    lines = text.lstrip("\ufeff").splitlines()
-    if not lines or lines[0].strip() != "---":
-        raise SkillError("SKILL.md must start with YAML front matter between '---' lines")
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-    if end is None:
-        raise SkillError("SKILL.md front matter has no closing '---' line")
-    try:
-        meta = yaml.safe_load("\n".join(lines[1:end]))
-    except yaml.YAMLError as exc:
-        raise SkillError(f"SKILL.md front matter is not valid YAML: {exc}") from None
-    if not isinstance(meta, dict):
-        raise SkillError("SKILL.md front matter must be a mapping with 'name' and 'description'")
+    meta, body = _front_matter(text.lstrip("\ufeff").splitlines())
     name, description = meta.get("name"), meta.get("description")
     if not isinstance(name, str) or not name:
         raise SkillError("front matter has no 'name'")
@@ -110,10 +99,25 @@ def read_skill(folder: Path) -> Skill:  # noqa: C901 (over 12 before the rule ca
         raise SkillError("front matter has no 'description'")
     if len(description) > MAX_DESCRIPTION:
         raise SkillError(f"description is longer than {MAX_DESCRIPTION} characters")
-    body = "\n".join(lines[end + 1 :]).strip()
     if not body:
         raise SkillError("SKILL.md has no instructions after the front matter")
     return Skill(name, description.strip(), body)
+
+
+def _front_matter(lines: list[str]) -> tuple[dict[str, Any], str]:
+    """SKILL.md's YAML front matter (a mapping) and the instructions after it."""
+    if not lines or lines[0].strip() != "---":
+        raise SkillError("SKILL.md must start with YAML front matter between '---' lines")
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:
+        raise SkillError("SKILL.md front matter has no closing '---' line")
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError as exc:
+        raise SkillError(f"SKILL.md front matter is not valid YAML: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SkillError("SKILL.md front matter must be a mapping with 'name' and 'description'")
+    return meta, "\n".join(lines[end + 1 :]).strip()
 
 
 def _skill_folders(root: Path, skip: tuple[str, ...] = ()) -> Iterator[Path]:
@@ -209,7 +213,7 @@ def _names_problem(key: str, value: Any) -> str | None:
     return None
 
 
-def validate_sources(data: Any) -> list[str]:  # noqa: C901 (over 12 before the rule came in; to split)
+def validate_sources(data: Any) -> list[str]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -225,30 +229,32 @@ def validate_sources(data: Any) -> list[str]:  # noqa: C901 (over 12 before the 
         if not isinstance(entry, dict):
             problems.append(f"{where}: must be a mapping of fields")
             continue
-        for key in sorted(set(entry) - SOURCE_KEYS):
-            problems.append(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(SOURCE_KEYS))})")
-        for key in SOURCE_REQUIRED:
-            if entry.get(key) is None:
-                problems.append(f"{where}: missing field {key!r}")
-        name = entry.get("name")
-        if name is not None:
-            if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
-                problems.append(f"{where}: 'name' must be 1-64 lower-case letters, digits and '-'")
-            elif name in seen or name == SHIPPED:
-                problems.append(f"{where}: name {name!r} is already used")
-            else:
-                seen.add(name)
-        checks = (
-            ("repo", _repo_problem),
-            ("ref", _ref_problem),
-            ("path", _path_problem),
-        )
-        for key, check in checks:
-            if key in entry and entry[key] is not None and (problem := check(entry[key])):
-                problems.append(f"{where}: {problem}")
-        for key in ("include", "exclude"):
-            if problem := _names_problem(key, entry.get(key)):
-                problems.append(f"{where}: {problem}")
+        problems += [f"{where}: {problem}" for problem in _source_problems(entry, seen)]
+    return problems
+
+
+def _source_problems(entry: dict[str, Any], seen: set[str]) -> list[str]:
+    """What is wrong with one source entry; its name joins `seen` when it is a new, valid one."""
+    problems = [
+        f"unknown key {key!r} (allowed: {', '.join(sorted(SOURCE_KEYS))})"
+        for key in sorted(set(entry) - SOURCE_KEYS)
+    ]
+    problems += [f"missing field {key!r}" for key in SOURCE_REQUIRED if entry.get(key) is None]
+    name = entry.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+            problems.append("'name' must be 1-64 lower-case letters, digits and '-'")
+        elif name in seen or name == SHIPPED:
+            problems.append(f"name {name!r} is already used")
+        else:
+            seen.add(name)
+    checks = (("repo", _repo_problem), ("ref", _ref_problem), ("path", _path_problem))
+    for key, check in checks:
+        if key in entry and entry[key] is not None and (problem := check(entry[key])):
+            problems.append(problem)
+    for key in ("include", "exclude"):
+        if problem := _names_problem(key, entry.get(key)):
+            problems.append(problem)
     return problems
 
 
