@@ -725,7 +725,7 @@ def _plan(
     return plan
 
 
-def _sync_target(  # noqa: C901 (over 12 before the rule came in; to split)
+def _sync_target(
     target: Path,
     plan: dict[str, Planned],
     entries: dict[str, dict[str, str]],
@@ -740,49 +740,73 @@ def _sync_target(  # noqa: C901 (over 12 before the rule came in; to split)
         shutil.rmtree(leftover, ignore_errors=True)
     new_entries: dict[str, dict[str, str]] = {}
     for name, item in sorted(plan.items()):
-        dest = target / name
-        entry = entries.get(name)
-        exists = dest.exists() or dest.is_symlink()
-        record = {"source": item.source, "ref": item.ref, "commit": item.commit, "hash": item.hash}
-        if exists and entry is None:
-            # Byte for byte what we would install: ours from a lost manifest (state dir wiped, or a
-            # second copy of the app sharing this HOME), so it is adopted. Anything else is the user's.
-            if tree_hash(dest) == item.hash:
-                result.unchanged.append(name)
-                new_entries[name] = record
-            else:
-                result.kept_own.append(name)
-            continue
-        if exists and entry is not None:
-            current = tree_hash(dest)
-            if current != entry.get("hash"):
-                log(f"{display(dest)}: edited since it was installed, keeping it as yours")
-                result.kept_edited.append(name)
-                continue
-            if current == item.hash:
-                result.unchanged.append(name)
-                new_entries[name] = record
-                continue
-        _copy_skill(item.folder, dest)
-        (result.updated if exists else result.installed).append(name)
-        new_entries[name] = record
+        if (
+            record := _install_planned(target / name, item, entries.get(name), result, log, display)
+        ) is not None:
+            new_entries[name] = record
     for name, entry in sorted(entries.items()):
-        if name in plan:
-            continue
-        dest = target / name
-        if name in protected:  # its source failed this time: keep what it installed before
-            if dest.exists():
-                new_entries[name] = entry
-            continue
-        if not (dest.exists() or dest.is_symlink()):
-            continue
-        if tree_hash(dest) != entry.get("hash"):
+        if name not in plan and _keep_unplanned(
+            target / name, entry, name in protected, result, log, display
+        ):
+            new_entries[name] = entry
+    return new_entries
+
+
+def _install_planned(
+    dest: Path,
+    item: Planned,
+    entry: dict[str, str] | None,
+    result: TargetResult,
+    log: Callable[[str], None],
+    display: Callable[[Path], str],
+) -> dict[str, str] | None:
+    """Install or update one planned skill unless it is the user's; its manifest entry, if ours."""
+    name = dest.name
+    exists = dest.exists() or dest.is_symlink()
+    record = {"source": item.source, "ref": item.ref, "commit": item.commit, "hash": item.hash}
+    if exists and entry is None:
+        # Byte for byte what we would install: ours from a lost manifest (state dir wiped, or a
+        # second copy of the app sharing this HOME), so it is adopted. Anything else is the user's.
+        if tree_hash(dest) == item.hash:
+            result.unchanged.append(name)
+            return record
+        result.kept_own.append(name)
+        return None
+    if exists and entry is not None:
+        current = tree_hash(dest)
+        if current != entry.get("hash"):
             log(f"{display(dest)}: edited since it was installed, keeping it as yours")
             result.kept_edited.append(name)
-            continue
-        _remove_skill(dest)
-        result.removed.append(name)
-    return new_entries
+            return None
+        if current == item.hash:
+            result.unchanged.append(name)
+            return record
+    _copy_skill(item.folder, dest)
+    (result.updated if exists else result.installed).append(name)
+    return record
+
+
+def _keep_unplanned(
+    dest: Path,
+    entry: dict[str, str],
+    protected: bool,
+    result: TargetResult,
+    log: Callable[[str], None],
+    display: Callable[[Path], str],
+) -> bool:
+    """A skill we installed that is no longer planned: removed unless edited; True if it stays ours
+    (its source failed this time, so what it installed before is kept)."""
+    if protected:
+        return dest.exists()
+    if not (dest.exists() or dest.is_symlink()):
+        return False
+    if tree_hash(dest) != entry.get("hash"):
+        log(f"{display(dest)}: edited since it was installed, keeping it as yours")
+        result.kept_edited.append(dest.name)
+        return False
+    _remove_skill(dest)
+    result.removed.append(dest.name)
+    return False
 
 
 @contextlib.contextmanager
