@@ -59,6 +59,41 @@ def _short(sha: str | None) -> str:
     return sha[:7] if sha else "-"
 
 
+@dataclass
+class _Attempt:
+    """One sync attempt's ops as they settle: the first failure, the longest Retry-After, and
+    whether to stop submitting (a token refused, or `limit` failures in a row)."""
+
+    limit: int
+    first: Failure | None = None
+    retry_after: float = 0.0
+    streak: int = 0
+    exhausted: bool = False
+
+    def settle(self, name: str, op: _Op, future: Future[None], rejected: dict[str, str]) -> bool:
+        """True when the op landed; a file the workspace refuses for good goes to `rejected`."""
+        try:
+            future.result()
+        except Stopped:
+            raise
+        except OpFailed as exc:
+            if exc.failure.kind is Kind.PERMANENT and op.kind == "upload":
+                rejected[op.path] = exc.failure.message
+                log.warning("[%s] %s refused by the workspace: %s", name, op.path, exc.failure.message)
+                return False
+            self.streak += 1
+            self.first = self.first or exc.failure
+            self.retry_after = max(self.retry_after, exc.failure.retry_after)
+            if exc.failure.kind is Kind.AUTH or self.streak >= self.limit:
+                self.exhausted = True  # no point trying the rest now
+            return False
+        except Exception as exc:
+            self.first = self.first or classify_error(exc)
+            return False
+        self.streak = 0
+        return True
+
+
 class Mirror:
     def __init__(
         self,
@@ -203,27 +238,22 @@ class Mirror:
             return lambda: remote.delete(target, recursive=True)
         return lambda: remote.mkdirs(target)
 
-    def _run(  # noqa: C901 (over 12 before the rule came in; to split)
+    def _run(
         self, name: str, ops: Iterable[_Op], rejected: dict[str, str], blobs: BlobReader | None = None
     ) -> None:
         """Run ops on the pool (bounded, so at most a few file contents are in memory), journaling each
         success as it lands. A failure fails the attempt, but the other ops still run (so the next
         attempt has less to do) unless failures come in a streak or the token is refused."""
-        journal, pool = self.link.journal, self.link.pool
         pending = iter(ops)
         in_flight: dict[Future[None], _Op] = {}
-        first: Failure | None = None
-        retry_after = 0.0
-        streak = 0
-        limit = 2 * self.options.concurrency
-        exhausted = False
+        attempt = _Attempt(limit=2 * self.options.concurrency)
         while True:
-            while not exhausted and len(in_flight) < limit:
+            while not attempt.exhausted and len(in_flight) < attempt.limit:
                 op = next(pending, None)
                 if op is None:
-                    exhausted = True
+                    attempt.exhausted = True
                     break
-                in_flight[pool.submit(self._call(name, op, blobs))] = op
+                in_flight[self.link.pool.submit(self._call(name, op, blobs))] = op
             if not in_flight:
                 break
             done, _ = wait(in_flight, timeout=self.options.poll_interval, return_when=FIRST_COMPLETED)
@@ -231,32 +261,16 @@ class Mirror:
                 raise Stopped()
             for future in done:
                 op = in_flight.pop(future)
-                try:
-                    future.result()
-                except Stopped:
-                    raise
-                except OpFailed as exc:
-                    if exc.failure.kind is Kind.PERMANENT and op.kind == "upload":
-                        rejected[op.path] = exc.failure.message
-                        log.warning(
-                            "[%s] %s refused by the workspace: %s", name, op.path, exc.failure.message
-                        )
-                        continue
-                    streak += 1
-                    first = first or exc.failure
-                    retry_after = max(retry_after, exc.failure.retry_after)
-                    if exc.failure.kind is Kind.AUTH or streak >= limit:
-                        exhausted = True  # no point trying the rest now
-                except Exception as exc:
-                    first = first or classify_error(exc)
-                else:
-                    streak = 0
-                    if op.kind == "upload":
-                        journal.record(name, op.path, op.blob)
-                        self.tally.uploads += 1
-                    elif op.kind == "delete":
-                        journal.record(name, op.path, "")
-                        self.tally.deletes += 1
+                if attempt.settle(name, op, future, rejected):
+                    self._landed(name, op)
             self.between()
-        if first is not None:
-            raise AttemptFailed(Failure(first.kind, first.message, retry_after))
+        if attempt.first is not None:
+            raise AttemptFailed(Failure(attempt.first.kind, attempt.first.message, attempt.retry_after))
+
+    def _landed(self, name: str, op: _Op) -> None:
+        if op.kind == "upload":
+            self.link.journal.record(name, op.path, op.blob)
+            self.tally.uploads += 1
+        elif op.kind == "delete":
+            self.link.journal.record(name, op.path, "")
+            self.tally.deletes += 1
