@@ -118,7 +118,40 @@ def _free_branch(git: Git, base: str) -> str:
     return name
 
 
-def merge_into(work: Path, target: Path, env: Mapping[str, str]) -> Placed:  # noqa: C901 (over 12 before the rule came in; to split)
+def _merge_branch(git: Git, branch: str, sha: str, current: str | None) -> tuple[str, str] | None:
+    """One restored branch (`heads/NAME`) into the user's clone: ("forwarded" | "added" |
+    "diverged", the branch it landed on), or None when theirs already holds it."""
+    local = _ref(git, f"refs/{branch}")
+    short = branch.removeprefix("heads/")
+    if local is None and f"refs/{branch}" == current:
+        # Their clone has no commit on this branch yet: check the restored one out, which
+        # git refuses if it would overwrite a file of theirs (then it becomes a branch).
+        if git.rc("checkout", "-q", "-B", short, sha) == 0:
+            return "forwarded", short
+    elif local is None:
+        git.run("update-ref", f"refs/{branch}", sha)
+        return "added", short
+    elif local == sha or _is_ancestor(git, sha, local):
+        return None
+    elif _is_ancestor(git, local, sha) and _fast_forward(git, f"refs/{branch}", sha, local, current):
+        return "forwarded", short
+    name = _free_branch(git, short)
+    git.run("update-ref", f"refs/heads/{name}", sha)
+    return "diverged", name
+
+
+def _add_tags_and_remotes(git: Git, restored: Git) -> None:
+    """Tags and remotes the user's clone lacks; a tag or remote of theirs with the same name wins."""
+    for ref, sha in _refs(git, TMP_NAMESPACE + "tags/").items():
+        tag = "refs/" + ref.removeprefix(TMP_NAMESPACE)
+        if _ref(git, tag) is None:
+            git.run("update-ref", tag, sha)
+    for name, url in restored.remotes().items():
+        if name not in git.remotes():
+            git.rc("remote", "add", name, url)
+
+
+def merge_into(work: Path, target: Path, env: Mapping[str, str]) -> Placed:
     """Fetch the build's refs into the user's clone without losing any of their work."""
     git = Git(target, env)
     shown = f"~/projects/{target.name}"
@@ -127,46 +160,18 @@ def merge_into(work: Path, target: Path, env: Mapping[str, str]) -> Placed:  # n
             "fetch", "-q", "--no-tags", str(work), f"+refs/*:{TMP_NAMESPACE}*", f"+HEAD:{TMP_NAMESPACE}HEAD"
         )
         current = git.symbolic_head()
-        forwarded: list[str] = []
-        diverged: list[str] = []
-        added: list[str] = []
+        merged: dict[str, list[str]] = {"forwarded": [], "diverged": [], "added": []}
         for ref, sha in _refs(git, TMP_NAMESPACE + "heads/").items():
-            branch = ref.removeprefix(TMP_NAMESPACE)
-            local = _ref(git, f"refs/{branch}")
-            short = branch.removeprefix("heads/")
-            if local is None and f"refs/{branch}" == current:
-                # Their clone has no commit on this branch yet: check the restored one out, which
-                # git refuses if it would overwrite a file of theirs (then it becomes a branch).
-                if git.rc("checkout", "-q", "-B", short, sha) == 0:
-                    forwarded.append(short)
-                else:
-                    name = _free_branch(git, short)
-                    git.run("update-ref", f"refs/heads/{name}", sha)
-                    diverged.append(name)
-            elif local is None:
-                git.run("update-ref", f"refs/{branch}", sha)
-                added.append(short)
-            elif local == sha or _is_ancestor(git, sha, local):
-                continue
-            elif _is_ancestor(git, local, sha) and _fast_forward(git, f"refs/{branch}", sha, local, current):
-                forwarded.append(short)
-            else:
-                name = _free_branch(git, short)
-                git.run("update-ref", f"refs/heads/{name}", sha)
-                diverged.append(name)
+            if outcome := _merge_branch(git, ref.removeprefix(TMP_NAMESPACE), sha, current):
+                merged[outcome[0]].append(outcome[1])
+        forwarded, diverged, added = merged["forwarded"], merged["diverged"], merged["added"]
         head = _ref(git, f"{TMP_NAMESPACE}HEAD")
         if head and not git.run("for-each-ref", "--contains", head, "refs/heads/").strip():
             # A detached HEAD in the workspace copy: its commits get a branch of their own.
             name = _free_branch(git, "HEAD")
             git.run("update-ref", f"refs/heads/{name}", head)
             diverged.append(name)
-        for ref, sha in _refs(git, TMP_NAMESPACE + "tags/").items():
-            tag = "refs/" + ref.removeprefix(TMP_NAMESPACE)
-            if _ref(git, tag) is None:  # a tag of theirs with the same name wins
-                git.run("update-ref", tag, sha)
-        for name, url in Git(work, env).remotes().items():
-            if name not in git.remotes():
-                git.rc("remote", "add", name, url)
+        _add_tags_and_remotes(git, Git(work, env))
     finally:
         for ref in _refs(git, TMP_NAMESPACE):
             git.rc("update-ref", "-d", ref)
