@@ -56,54 +56,65 @@ class MultipartParser:
         if self._state != "done":
             raise MultipartError("the upload ended before its closing boundary (interrupted?)")
 
-    def _step(self) -> bool:  # noqa: C901 (over 12 before the rule came in; to split)
+    def _step(self) -> bool:
         """Advance by one piece of the body; False when more bytes are needed."""
-        if self._state == "preamble":
-            index = self._buffer.find(self._delimiter)
-            if index < 0:
-                self._buffer = self._buffer[-len(self._delimiter) :]
-                return False
-            self._buffer = self._buffer[index + len(self._delimiter) :]
-            self._state = "after-delimiter"
-            return True
-        if self._state == "after-delimiter":
-            if len(self._buffer) < 2:
-                return False
-            if self._buffer.startswith(b"--"):
-                self._state, self._buffer = "done", b""
-                return False
-            if not self._buffer.startswith(b"\r\n"):
-                raise MultipartError("malformed multipart boundary line")
-            self._buffer = self._buffer[2:]
-            self._state = "headers"
-            return True
-        if self._state == "headers":
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > MAX_PART_HEADER_BYTES:
-                    raise MultipartError("a multipart part's headers are too long")
-                return False
-            raw, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
-            headers = HeaderParser(policy=HTTP).parsestr(raw.decode("utf-8", errors="replace"))
-            self._writer = self._on_part(headers)
-            self._state = "data"
-            return True
-        if self._state == "data":
-            index = self._buffer.find(self._delimiter)
-            if index < 0:
-                # Keep what could be the start of a delimiter split across chunks.
-                keep = len(self._delimiter) - 1
-                if len(self._buffer) > keep:
-                    self._write(self._buffer[:-keep])
-                    self._buffer = self._buffer[-keep:]
-                return False
-            self._write(self._buffer[:index])
-            self._buffer = self._buffer[index + len(self._delimiter) :]
-            self._on_part_end()
-            self._writer = None
-            self._state = "after-delimiter"
-            return True
-        return False  # done: the epilogue is ignored
+        states = {
+            "preamble": self._preamble,
+            "after-delimiter": self._after_delimiter,
+            "headers": self._headers,
+            "data": self._data,
+        }
+        step = states.get(self._state)
+        return step() if step is not None else False  # done: the epilogue is ignored
+
+    def _preamble(self) -> bool:
+        index = self._buffer.find(self._delimiter)
+        if index < 0:
+            self._buffer = self._buffer[-len(self._delimiter) :]
+            return False
+        self._buffer = self._buffer[index + len(self._delimiter) :]
+        self._state = "after-delimiter"
+        return True
+
+    def _after_delimiter(self) -> bool:
+        if len(self._buffer) < 2:
+            return False
+        if self._buffer.startswith(b"--"):
+            self._state, self._buffer = "done", b""
+            return False
+        if not self._buffer.startswith(b"\r\n"):
+            raise MultipartError("malformed multipart boundary line")
+        self._buffer = self._buffer[2:]
+        self._state = "headers"
+        return True
+
+    def _headers(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_PART_HEADER_BYTES:
+                raise MultipartError("a multipart part's headers are too long")
+            return False
+        raw, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+        headers = HeaderParser(policy=HTTP).parsestr(raw.decode("utf-8", errors="replace"))
+        self._writer = self._on_part(headers)
+        self._state = "data"
+        return True
+
+    def _data(self) -> bool:
+        index = self._buffer.find(self._delimiter)
+        if index < 0:
+            # Keep what could be the start of a delimiter split across chunks.
+            keep = len(self._delimiter) - 1
+            if len(self._buffer) > keep:
+                self._write(self._buffer[:-keep])
+                self._buffer = self._buffer[-keep:]
+            return False
+        self._write(self._buffer[:index])
+        self._buffer = self._buffer[index + len(self._delimiter) :]
+        self._on_part_end()
+        self._writer = None
+        self._state = "after-delimiter"
+        return True
 
     def _write(self, data: bytes) -> None:
         if data and self._writer is not None:
