@@ -67,21 +67,26 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def tmux(stack: Stack) -> Iterator[TmuxSessions]:
     """A real tmux server started the production way (services.tmuxd), on the stack's socket."""
-    settings = stack.settings
-    proc = start_tmuxd(stack.env)
-    sessions = TmuxSessions.for_socket(
-        settings.tmux_socket, settings.tmux_bin, settings.projects_dir, shell_path(settings, stack.env)
-    )
+    with tmux_server(stack.settings, stack.env, shell_path(stack.settings, stack.env)) as sessions:
+        yield sessions
+
+
+@contextlib.contextmanager
+def tmux_server(settings: Settings, env: dict[str, str], path: str) -> Iterator[TmuxSessions]:
+    """services.tmuxd started with `env`, until its server answers; killed (and reaped) after."""
+    proc = start_tmuxd(env)
+    sessions = TmuxSessions.for_socket(settings.tmux_socket, settings.tmux_bin, settings.projects_dir, path)
     wait_until(sessions.is_running, timeout=10, what="tmux server")
-    yield sessions
-    subprocess.run(
-        [settings.tmux_bin, "-S", str(settings.tmux_socket), "kill-server"], capture_output=True, check=False
-    )
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    try:
+        yield sessions
+    finally:
+        kill = [settings.tmux_bin, "-S", str(settings.tmux_socket), "kill-server"]
+        subprocess.run(kill, capture_output=True, check=False)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass

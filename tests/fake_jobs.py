@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.fake_api import json_body, workspace_path
+
 if TYPE_CHECKING:
     from tests.fake_workspace import FakeWorkspace, Recorded, _Handler
 
@@ -45,16 +47,10 @@ def _error(status: int, code: str, message: str) -> tuple[int, Any]:
 
 
 def _body(req: Recorded) -> dict[str, Any]:
-    try:
-        value = json.loads(req.body or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return json_body(req.body)
 
 
-def _norm(path: str) -> str:
-    path = "/" + path.strip("/")
-    return path[len("/Workspace") :] if path.startswith("/Workspace/") else path
+_norm = workspace_path
 
 
 def _check_task(ws: FakeWorkspace, task: dict[str, Any], environments: dict[str, Any]) -> str | None:

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fake_api import json_body, workspace_path
 from tests.fake_apps import PATTERN_ROUTES, FakeApps
 from tests.fake_credentials import CREDENTIAL_ROUTES, FakeCredentials, answer_unauthenticated
 from tests.fake_jobs import JOBS_ROUTES, FakeJobs
@@ -164,17 +165,10 @@ def _endpoints(h: _Handler, ws: FakeWorkspace, req: Recorded) -> tuple[int, Any]
 
 
 def _json(req: Recorded) -> dict[str, Any]:
-    try:
-        value = json.loads(req.body or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return json_body(req.body)
 
 
-def _norm(path: str) -> str:
-    # The workspace API accepts both /Users/... and /Workspace/Users/...
-    path = "/" + path.strip("/")
-    return path[len("/Workspace") :] or "/" if path.startswith("/Workspace/") else path
+_norm = workspace_path
 
 
 def _mkdirs(ws: FakeWorkspace, path: str) -> None:

@@ -84,38 +84,34 @@ def write_supervisorctl_wrapper(settings: Settings) -> None:
     state.atomic_write_bytes(settings.state_bin / "supervisorctl", script.encode(), mode=0o755)
 
 
-def write_refresh_skills_wrapper(settings: Settings) -> None:
-    """`refresh-skills` inside the browser terminal reinstalls the agents' skills (services.skills)."""
-    # PYTHONPATH + -P: the app's package is found, and never a `services/` in the user's cwd.
+def write_python_command(settings: Settings, name: str, module: str, with_state_dir: bool = True) -> None:
+    """`$STATE/bin/NAME`: runs `python -m MODULE` with the app's interpreter from any folder.
+
+    PYTHONPATH + -P: the app's package is found, and never a `services/` in the user's cwd.
+    """
+    state_dir = f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} " if with_state_dir else ""
     script = (
         "#!/bin/sh\n"
-        f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
-        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
-        f'exec {shlex.quote(sys.executable)} -P -m services.setup.refresh_skills "$@"\n'
+        f"{state_dir}PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -P -m {module} "$@"\n'
     )
-    state.atomic_write_bytes(settings.state_bin / "refresh-skills", script.encode(), mode=0o755)
+    state.atomic_write_bytes(settings.state_bin / name, script.encode(), mode=0o755)
+
+
+def write_refresh_skills_wrapper(settings: Settings) -> None:
+    """`refresh-skills` inside the browser terminal reinstalls the agents' skills."""
+    write_python_command(settings, "refresh-skills", "services.setup.refresh_skills")
 
 
 def write_download_command(settings: Settings) -> None:
     """`download FILE` inside the browser terminal makes the page download FILE (services.download)."""
-    script = (
-        "#!/bin/sh\n"
-        f"CODING_AGENTS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
-        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
-        f'exec {shlex.quote(sys.executable)} -P -m services.download "$@"\n'
-    )
-    state.atomic_write_bytes(settings.state_bin / "download", script.encode(), mode=0o755)
+    write_python_command(settings, "download", "services.download")
 
 
 def write_dbx_run_command(settings: Settings) -> None:
     """`dbx-run FILE` inside the browser terminal runs FILE as a serverless job (services.dbx_run)."""
     # The shell's own environment passes through: the run uses the terminal's Databricks credentials.
-    script = (
-        "#!/bin/sh\n"
-        f"PYTHONPATH={shlex.quote(str(PROJECT_ROOT))} "
-        f'exec {shlex.quote(sys.executable)} -P -m services.dbx_run "$@"\n'
-    )
-    state.atomic_write_bytes(settings.state_bin / "dbx-run", script.encode(), mode=0o755)
+    write_python_command(settings, "dbx-run", "services.dbx_run", with_state_dir=False)
 
 
 def running_server_pid(settings: Settings) -> int | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -26,10 +25,11 @@ from tests.conftest import (
     Stack,
     apps_env,
     serve_gateway,
+    tmux_server,
 )
 from tests.fake_credentials import add_service_principal
 from tests.fake_workspace import FakeWorkspace
-from tests.helpers import async_wait_until, start_tmuxd, wait_until
+from tests.helpers import async_wait_until
 
 APP_NAME = "coding-agents-test"
 PROXY_HOST = "coding-agents-test-1234.aws.databricksapps.com"
@@ -84,21 +84,8 @@ def pat_less(stack: Stack, sp_workspace: FakeWorkspace) -> Stack:
 @pytest.fixture
 def tmux(pat_less: Stack) -> Iterator[TmuxSessions]:
     """The tmux server started the production way with the app's (PAT-less) environment."""
-    settings = pat_less.settings
-    proc = start_tmuxd(pat_less.env)
-    sessions = TmuxSessions.for_socket(
-        settings.tmux_socket, settings.tmux_bin, settings.projects_dir, pat_less.env["PATH"]
-    )
-    wait_until(sessions.is_running, timeout=10, what="tmux server")
-    yield sessions
-    subprocess.run(
-        [settings.tmux_bin, "-S", str(settings.tmux_socket), "kill-server"], capture_output=True, check=False
-    )
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    with tmux_server(pat_less.settings, pat_less.env, pat_less.env["PATH"]) as sessions:
+        yield sessions
 
 
 @dataclass
