@@ -161,6 +161,40 @@ class SyncSettings:
         )
 
 
+@dataclass(frozen=True)
+class TracingSettings:
+    """MLflow tracing of agent sessions (README, "MLflow tracing"): off unless asked for."""
+
+    agents: frozenset[str] = frozenset()  # agent ids from CODING_AGENTS_MLFLOW_TRACING; "*" = all
+    experiment: str = ""  # CODING_AGENTS_MLFLOW_EXPERIMENT; "" = /Users/{owner}/coding-agents
+
+    def wants(self, agent_id: str) -> bool:
+        return "*" in self.agents or agent_id in self.agents
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TracingSettings:
+        raw = env.get("CODING_AGENTS_MLFLOW_TRACING", "").strip().lower()
+        names = [n.strip() for n in raw.split(",") if n.strip()]
+        if names in ([], ["off"]):
+            agents: frozenset[str] = frozenset()
+        elif names in (["all"], ["on"]):
+            agents = frozenset({"*"})
+        elif all(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", n) for n in names):
+            agents = frozenset(names)
+        else:
+            raise ConfigError(
+                "CODING_AGENTS_MLFLOW_TRACING must be off, all, or agent ids such as claude,codex; "
+                f"got {raw[:80]!r}"
+            )
+        experiment = env.get("CODING_AGENTS_MLFLOW_EXPERIMENT", "").strip().rstrip("/")
+        if experiment and not re.fullmatch(r"/[^\x00-\x1f]{1,500}", experiment):
+            raise ConfigError(
+                "CODING_AGENTS_MLFLOW_EXPERIMENT must be a workspace path such as "
+                f"/Users/you@example.com/coding-agents, got {experiment[:80]!r}"
+            )
+        return cls(agents, experiment)
+
+
 DEFAULT_UPLOAD_LIMIT_MB = 50
 # The owner's token the app mints for itself (README, "Connect your workspace"): a day's lifetime,
 # replaced two hours before it ends, so a workspace outage of under two hours never loses it.
@@ -225,6 +259,7 @@ class Settings:
     app_name: str = ""  # DATABRICKS_APP_NAME: whose creator owns the app when no token says otherwise
     token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS  # of the owner's tokens the app mints
     token_margin_seconds: int = DEFAULT_TOKEN_MARGIN_SECONDS  # replaced this long before they expire
+    tracing: TracingSettings = field(default_factory=TracingSettings)  # README, "MLflow tracing"
 
     @property
     def bind_host(self) -> str:
@@ -308,6 +343,7 @@ class Settings:
                 env, "CODING_AGENTS_PROXY_PROBE_SECONDS", DEFAULT_PROXY_PROBE_SECONDS
             ),
             limits=limits,
+            tracing=TracingSettings.from_env(env),
         )
 
 

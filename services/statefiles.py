@@ -9,7 +9,7 @@ there; the small ones with no other home are typed here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,16 @@ class StateFiles:
         """Per-agent model choices made on the page; they beat the environment's defaults."""
         return self.root / "models.json"
 
+    @property
+    def agent_tracing(self) -> Path:
+        """Per-agent MLflow tracing switches flipped on the page; they beat CODING_AGENTS_MLFLOW_TRACING."""
+        return self.root / "tracing.json"
+
+    def tracing_status(self, agent_id: str) -> Path:
+        """What the agent's configurer last did about tracing (services/setup/tracing.py); a file per
+        agent, as setup configures the agents in parallel."""
+        return self.root / "setup" / "tracing" / f"{agent_id}.json"
+
     # --- model proxy ---------------------------------------------------------------------------
     @property
     def model_proxy_key(self) -> Path:
@@ -165,22 +175,80 @@ class StateFiles:
 # --- models.json: gateway writes, setup's configurers and the gateway read --------------------
 
 
-def read_model_choices(path: Path) -> dict[str, str]:
-    """Agent id → serving endpoint chosen on the page; {} when none was made or the file is unusable
-    (the environment's defaults then apply, as before any choice)."""
+def _json_object(path: Path) -> dict[str, Any]:
+    """The file's JSON object; {} when it is missing or unusable (the defaults then apply)."""
     try:
         data = state.read_json(path)
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): v for k, v in data.items() if isinstance(v, str) and v}
+    return {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def read_model_choices(path: Path) -> dict[str, str]:
+    """Agent id → serving endpoint chosen on the page; {} when none was made or the file is unusable
+    (the environment's defaults then apply, as before any choice)."""
+    return {k: v for k, v in _json_object(path).items() if isinstance(v, str) and v}
 
 
 def save_model_choice(path: Path, agent_id: str, model: str) -> None:
     choices = read_model_choices(path)
     choices[agent_id] = model
     state.atomic_write_json(path, choices, mode=0o644)
+
+
+# --- tracing.json: gateway writes, setup's configurers and the gateway read ---------------------
+
+
+def read_tracing_choices(path: Path) -> dict[str, bool]:
+    """Agent id → tracing on/off as switched on the page; {} when never switched."""
+    return {k: v for k, v in _json_object(path).items() if isinstance(v, bool)}
+
+
+def save_tracing_choice(path: Path, agent_id: str, on: bool) -> None:
+    choices = read_tracing_choices(path)
+    choices[agent_id] = on
+    state.atomic_write_json(path, choices, mode=0o644)
+
+
+@dataclass
+class TracingStatus:
+    """One agent's tracing as its configurer left it: the page shows it beside the switch."""
+
+    wanted: bool = False
+    on: bool = False
+    experiment: str = ""
+    experiment_id: str = ""
+    reason: str = ""  # why it is off although wanted
+    written: bool = False  # our hook is in the agent's config (only then do we ever remove one)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> TracingStatus:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(
+            wanted=data.get("wanted") is True,
+            on=data.get("on") is True,
+            experiment=str(data.get("experiment") or ""),
+            experiment_id=str(data.get("experiment_id") or ""),
+            reason=str(data.get("reason") or ""),
+            written=data.get("written") is True,
+        )
+
+
+def read_tracing_status(path: Path) -> TracingStatus:
+    """The agent's last tracing outcome; a default (off, never written) before the first one."""
+    try:
+        return TracingStatus.from_json(state.read_json(path))
+    except (OSError, ValueError):
+        return TracingStatus()
+
+
+def save_tracing_status(path: Path, status: TracingStatus) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state.atomic_write_json(path, status.to_json(), mode=0o644)
 
 
 # --- model-proxy/status.json: the model proxy writes, the gateway serves ----------------------

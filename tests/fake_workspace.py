@@ -28,6 +28,7 @@ from tests.fake_api import json_body, workspace_path
 from tests.fake_apps import PATTERN_ROUTES, FakeApps
 from tests.fake_credentials import CREDENTIAL_ROUTES, FakeCredentials, answer_unauthenticated
 from tests.fake_jobs import JOBS_ROUTES, FakeJobs
+from tests.fake_mlflow import MLFLOW_PATTERN_ROUTES, MLFLOW_ROUTES, STORAGE_PREFIX, FakeMlflow, cloud_storage
 
 
 @dataclass
@@ -86,6 +87,7 @@ class FakeWorkspace:
     seed: int = 0
     apps_api: FakeApps = field(default_factory=FakeApps)  # apps and secrets (tests/fake_apps.py)
     jobs: FakeJobs = field(default_factory=FakeJobs)  # one-time job runs (tests/fake_jobs.py)
+    mlflow: FakeMlflow = field(default_factory=FakeMlflow)  # experiments and traces (tests/fake_mlflow.py)
     credentials: FakeCredentials = field(default_factory=FakeCredentials)  # tests/fake_credentials.py
     # (method, path regex, status, error_code, message): matching calls are refused with that error.
     refusals: list[tuple[str, str, int, str, str]] = field(default_factory=list)
@@ -286,6 +288,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/2.0/workspace/delete"): _ws_delete,
     ("GET", "/api/2.0/workspace/export"): _ws_export,
     **JOBS_ROUTES,
+    **MLFLOW_ROUTES,
 }
 
 
@@ -332,6 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with self.workspace.lock:
             self.workspace.requests.append(req)
+        if parts.path.startswith(STORAGE_PREFIX):
+            self._reply(*cloud_storage(self.workspace, method, parts.path, req.body))
+            return
         refused = self._refusal(req, method, parts.path)
         if refused is NO_ANSWER:
             self.close_connection = True  # no answer at all: the client cannot tell what happened
@@ -385,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = ROUTES.get((method, path))
         if route is not None:
             return tuple(route(self, ws, req))
-        for verb, path_re, pattern_route in [*PATTERN_ROUTES, *CREDENTIAL_ROUTES]:
+        for verb, path_re, pattern_route in [*PATTERN_ROUTES, *CREDENTIAL_ROUTES, *MLFLOW_PATTERN_ROUTES]:
             if verb == method and (match := path_re.fullmatch(path)):
                 return tuple(pattern_route(self, ws, req, match))
         return _error(404, "RESOURCE_DOES_NOT_EXIST", f"No API found for {path}")
@@ -413,6 +419,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
 
 
 def _handler_for(ws: FakeWorkspace) -> type[_Handler]:

@@ -29,8 +29,8 @@ find_uv() {
   fi
 }
 
-# Every module the app's processes import; databricks-sdk by name only (importing it costs ~1.5 s).
-RUNTIME_MODULES="tornado libtmux supervisor yaml httpx tomli_w databricks.sdk"
+# Every module the app's processes import (mlflow: the Claude Code tracing hook); by name only, never imported.
+RUNTIME_MODULES="tornado libtmux supervisor yaml httpx tomli_w databricks.sdk mlflow dateutil"
 
 # A Python that already has the app's dependencies: on Databricks Apps the platform runs
 # `pip install -r requirements.txt` (staged by scripts/deploy) before the app's command, so neither

@@ -77,6 +77,7 @@ def make_app(ctx: GatewayContext, cookie_secret: str) -> web.Application:
         (r"/api/models", handlers.ModelsHandler, init),
         (r"/api/model-proxy", handlers.ModelProxyStatusHandler, init),
         (r"/api/agents/([a-z0-9-]{1,32})/model", handlers.AgentModelHandler, init),
+        (r"/api/agents/([a-z0-9-]{1,32})/tracing", handlers.AgentTracingHandler, init),
         (r"/api/sessions", handlers.SessionsHandler, init),
         (r"/api/credentials", credentials.CredentialsHandler, init),
         (downloads.TOKEN_ROUTE, downloads.DownloadHandler, init),

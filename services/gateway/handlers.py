@@ -19,7 +19,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from services import state
-from services.agent_models import chosen_model
+from services.agent_models import chosen_model, tracing_available, tracing_wanted
 from services.config import WEB_DIR, Settings
 from services.gateway import protocol
 from services.gateway.auth import Denied, Principal, bearer_token
@@ -29,9 +29,14 @@ from services.gateway.context import GatewayContext
 from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
-from services.setup.registry import FAMILIES
+from services.setup.registry import FAMILIES, Agent
 from services.setup.status import SetupState, read_status, request_path, status_path
-from services.statefiles import read_model_proxy_status, save_model_choice
+from services.statefiles import (
+    read_model_proxy_status,
+    read_tracing_status,
+    save_model_choice,
+    save_tracing_choice,
+)
 from services.supervisor_client import AlreadyRunning, SupervisorUnavailable, start_program
 from services.sync import status as sync_status
 from services.tmux import (
@@ -340,8 +345,26 @@ class ModelsHandler(BaseHandler):
                 "title": agent.title,
                 "family": agent.family,
                 "model": chosen_model(self.ctx.settings.files, agent, os.environ),
+                "tracing": tracing_view(self.ctx.settings, agent),
             }
         self.write({"families": families, "agents": agents})
+
+
+def tracing_view(settings: Settings, agent: Agent) -> dict[str, Any]:
+    """What the page shows beside the agent's model: can it be traced, is it wanted, is it on (and
+    into which experiment), or why not."""
+    if not tracing_available(agent):
+        return {"available": False}
+    status = read_tracing_status(settings.files.tracing_status(agent.id))
+    wanted = tracing_wanted(settings, agent)
+    return {
+        "available": True,
+        "wanted": wanted,
+        # A status from before the last switch (setup not rerun yet) does not describe this choice.
+        "on": status.on and wanted == status.wanted,
+        "experiment": status.experiment,
+        "reason": status.reason if wanted == status.wanted else "",
+    }
 
 
 class AgentModelHandler(BaseHandler):
@@ -362,6 +385,33 @@ class AgentModelHandler(BaseHandler):
                 500, f"{agent.title}: the choice is saved but its config was not rewritten: {failure}"
             )
         self.write({"agent": agent.id, "model": model})
+
+
+class AgentTracingHandler(BaseHandler):
+    """`PUT /api/agents/{id}/tracing` `{"on": BOOL}`: trace that agent's sessions to MLflow, or stop.
+
+    The switch is saved (it beats CODING_AGENTS_MLFLOW_TRACING) and the agent's config rewritten; the
+    answer says whether tracing is on now and, if it is wanted but off, why (no owner credentials, an
+    experiment the owner may not create)."""
+
+    async def put(self, agent_id: str) -> None:
+        agent = self.ctx.registry.agent(agent_id) if self.ctx.registry else None
+        if agent is None or not agent.configurer:
+            raise web.HTTPError(404, f"no configurable agent {agent_id[:40]!r}")
+        if not tracing_available(agent):
+            raise web.HTTPError(409, f"{agent.title} has no MLflow tracing integration")
+        on = self.json_body().get("on")
+        if not isinstance(on, bool):
+            raise web.HTTPError(400, "'on' must be true or false")
+        path = self.ctx.settings.files.agent_tracing
+        await self.ctx.run_blocking(save_tracing_choice, path, agent.id, on)
+        assert self.ctx.registry is not None  # the agent came from it
+        failure = await self.ctx.run_blocking(configure_agent, self.ctx.registry, agent, self.ctx.attach_env)
+        if failure:
+            raise web.HTTPError(
+                500, f"{agent.title}: the switch is saved but its config was not rewritten: {failure}"
+            )
+        self.write({"agent": agent.id, "tracing": tracing_view(self.ctx.settings, agent)})
 
 
 class ModelProxyStatusHandler(BaseHandler):

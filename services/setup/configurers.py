@@ -23,6 +23,7 @@ from services.model_proxy.key import proxy_key
 from services.setup import codex_models, mcp
 from services.setup.registry import Agent, RegistryError, load, registry_path
 from services.setup.steps import Configurer, StepContext, StepFailed
+from services.setup.tracing import configure_claude_tracing
 
 
 def merge_mcp(section: dict[str, Any], ctx: StepContext, agent: Agent, entry: Callable[[str], Any]) -> str:
@@ -129,6 +130,7 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     deny = _section(data, "permissions").setdefault("deny", [])
     if isinstance(deny, list) and "WebSearch" not in deny:
         deny.append("WebSearch")
+    tracing_note = configure_claude_tracing(settings, agent, data)
     _write_json(path, data)
     state_path = home / ".claude.json"
     profile = _read_json(state_path)
@@ -141,7 +143,7 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     servers = _section(profile, "mcpServers")
     mcp_note = merge_mcp(servers, ctx, agent, lambda url: {"type": "http", "url": url})
     _write_json(state_path, profile)
-    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp_note}")
+    ctx.log.line(f"{path}: model {model} via {proxy_base(settings, agent)}; MCP: {mcp_note}; {tracing_note}")
 
 
 def configure_gemini(ctx: StepContext, agent: Agent) -> None:

@@ -38,7 +38,9 @@ async def test_models_by_family_from_the_workspace(apps_gateway: Gateway, worksp
         "title": "Claude Code",
         "family": "anthropic",
         "model": "databricks-claude-opus-4-6",
+        "tracing": {"available": True, "wanted": False, "on": False, "experiment": "", "reason": ""},
     }
+    assert body["agents"]["opencode"]["tracing"] == {"available": False}
 
 
 async def test_models_the_ai_gateway_offers_are_listed_too(
@@ -115,3 +117,54 @@ async def test_a_config_that_cannot_be_rewritten_is_a_clear_error(apps_gateway: 
     assert "settings.json is not valid JSON" in error
     assert (settings.home / ".claude" / "settings.json").read_text() == "{not json"
     assert state.read_json(settings.files.agent_models) == {"claude": "databricks-x"}
+
+
+async def test_switching_tracing_on_and_off_from_the_page(
+    apps_gateway: Gateway, workspace: FakeWorkspace
+) -> None:
+    # As the owner (the deploy's PAT here): the experiment is created in the owner's folder.
+    await wait_ready(apps_gateway)
+    headers = {**OWNER, "Origin": apps_gateway.url}
+    settings = apps_gateway.ctx.settings
+    response = await apps_gateway.fetch(
+        "/api/agents/claude/tracing", "PUT", auth=False, headers=headers, body=b'{"on": true}'
+    )
+    assert response.code == 200, response.body
+    tracing = json.loads(response.body)["tracing"]
+    experiment = f"/Users/{OWNER_EMAIL}/coding-agents"
+    assert tracing == {"available": True, "wanted": True, "on": True, "experiment": experiment, "reason": ""}
+    assert workspace.mlflow.by_name(experiment) is not None
+    claude = json.loads((settings.home / ".claude" / "settings.json").read_text())
+    assert claude["env"]["MLFLOW_TRACKING_URI"] == "databricks" and claude["hooks"]["Stop"]
+    listed = json.loads((await apps_gateway.fetch("/api/models", auth=False, headers=OWNER)).body)
+    assert listed["agents"]["claude"]["tracing"]["on"] is True
+
+    response = await apps_gateway.fetch(
+        "/api/agents/claude/tracing", "PUT", auth=False, headers=headers, body=b'{"on": false}'
+    )
+    assert json.loads(response.body)["tracing"]["on"] is False
+    claude = json.loads((settings.home / ".claude" / "settings.json").read_text())
+    assert "hooks" not in claude and "MLFLOW_TRACKING_URI" not in claude["env"]
+
+    for path, body, code in (
+        ("/api/agents/claude/tracing", b'{"on": "yes"}', 400),
+        ("/api/agents/opencode/tracing", b'{"on": true}', 409),
+        ("/api/agents/nope/tracing", b'{"on": true}', 404),
+    ):
+        answer = await apps_gateway.fetch(path, "PUT", auth=False, headers=headers, body=body)
+        assert answer.code == code, (path, answer.body)
+
+
+async def test_tracing_that_cannot_start_says_why(apps_gateway: Gateway, workspace: FakeWorkspace) -> None:
+    await wait_ready(apps_gateway)
+    workspace.refusals.append(
+        ("POST", "/mlflow/experiments/create", 403, "PERMISSION_DENIED", "no MLflow here")
+    )
+    headers = {**OWNER, "Origin": apps_gateway.url}
+    response = await apps_gateway.fetch(
+        "/api/agents/claude/tracing", "PUT", auth=False, headers=headers, body=b'{"on": true}'
+    )
+    assert response.code == 200, response.body
+    tracing = json.loads(response.body)["tracing"]
+    assert tracing["wanted"] is True and tracing["on"] is False
+    assert "no MLflow here" in tracing["reason"] and "PERMISSION_DENIED" in tracing["reason"]

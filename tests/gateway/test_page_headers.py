@@ -64,6 +64,7 @@ async def test_every_route_carries_the_page_headers(gateway: Gateway) -> None:
         "/api/models": "/api/models",
         "/api/model-proxy": "/api/model-proxy",
         "/api/agents/([a-z0-9-]{1,32})/model": "/api/agents/nope/model",
+        "/api/agents/([a-z0-9-]{1,32})/tracing": "/api/agents/nope/tracing",
         "/api/sessions": "/api/sessions",
         "/api/credentials": "/api/credentials",
         "/api/sessions/([^/]*)": "/api/sessions/main",
