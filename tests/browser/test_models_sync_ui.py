@@ -216,6 +216,53 @@ def test_choose_a_model_per_agent(browser: Browser, apps_app: RunningApp) -> Non
     assert not errors, errors
 
 
+def claude_settings(stack: Stack) -> dict[str, Any]:
+    try:
+        data = json.loads((stack.home / ".claude" / "settings.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def test_switch_mlflow_tracing_per_agent(
+    browser: Browser, apps_app: RunningApp, workspace: FakeWorkspace
+) -> None:
+    headers = owner_headers(apps_app)
+    wait_until(lambda: answers(apps_app, "/api/sessions", headers) == 200, timeout=30, what="owner known")
+    agents_installed(apps_app)
+    page, errors = open_page(browser, apps_app, headers)
+    open_setup_panel(page)
+    trace = page.get_by_label("Trace Claude Code to MLflow")
+    wait_until(trace.is_visible, timeout=15, what="Claude Code's trace switch")
+    # Only agents the mlflow package can trace get a switch.
+    assert page.locator("#setup-panel .trace-switch input").count() == 1
+    assert not trace.is_checked()
+
+    trace.check()
+    experiment = f"/Users/{OWNER_EMAIL}/coding-agents"
+    expected = f"Claude Code: new windows trace to {experiment}"
+    wait_until(lambda: toast_text(page) == expected, timeout=30, what="tracing-on toast")
+    assert workspace.mlflow.by_name(experiment) is not None
+    assert claude_settings(apps_app.stack)["env"]["MLFLOW_TRACKING_URI"] == "databricks"
+    label = page.locator("#setup-panel .trace-switch")
+    assert experiment in (label.get_attribute("title") or "")
+
+    trace.uncheck()
+    wait_until(lambda: toast_text(page) == "Claude Code: MLflow tracing off", timeout=30, what="off toast")
+    assert "hooks" not in claude_settings(apps_app.stack)
+
+    # Wanted but impossible: the switch stays on, marked, and says why.
+    workspace.refusals.append(
+        ("GET", "/mlflow/experiments/get-by-name", 403, "PERMISSION_DENIED", "MLflow is off")
+    )
+    trace.check()
+    wait_until(lambda: "tracing could not start" in toast_text(page), timeout=30, what="failure toast")
+    assert "MLflow is off" in toast_text(page)
+    wait_until(lambda: "trace-failed" in (label.get_attribute("class") or ""), timeout=5, what="marked")
+    assert trace.is_checked() and "MLflow is off" in (label.get_attribute("title") or "")
+    assert not errors, errors
+
+
 def test_models_without_a_workspace(browser: Browser, local_app: RunningApp) -> None:
     agents_installed(local_app)
     assert answers(local_app, "/api/models", {"Authorization": f"Bearer {local_app.stack.token}"}) == 503

@@ -3,6 +3,7 @@ talking through the real model proxy (its own process) to the fake model server,
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -20,12 +21,15 @@ from services.sync.failures import OnceLog
 from services.sync.gitrepo import git_env
 from services.sync.plan import MAX_FILE_BYTES
 from tests.black_hole import BlackHole
+from tests.fake_mlflow import uploaded_spans
 from tests.fake_models import FakeModels
+from tests.fake_workspace import FakeWorkspace
 from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until
 
 pytestmark = pytest.mark.slow
 
 PAT = "dapi-owner-pat-offline-0123456789"
+OWNER, OWNER_PAT = "owner@example.com", "dapi-owner-tracing-offline-0123456789"
 PROMPT = "Reply with the word pong."
 log = logging.getLogger(__name__)
 
@@ -50,12 +54,15 @@ class Installed:
         return env
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return self.run_with({}, *argv)
+
+    def run_with(self, extra_env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
         projects = self.home / "projects"
         projects.mkdir(exist_ok=True)
         return subprocess.run(
             list(argv),
             cwd=projects,
-            env=self.agent_env(),
+            env=self.agent_env() | extra_env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -205,6 +212,36 @@ def test_a_conversation_resumes_after_home_is_wiped(installed: Installed, agent:
     assert resumed.returncode == 0, (resumed.stdout[-1000:], resumed.stderr[-1000:])
     asked = [c.body for c in installed.fake.model_calls()[calls_before:]]
     assert asked and any(word.encode() in body for body in asked), [b[:300] for b in asked]
+
+
+def test_claude_code_sessions_are_traced_to_mlflow(installed: Installed) -> None:
+    """Tracing switched on: the real Claude Code runs mlflow's Stop hook, which logs the turn as a
+    trace into the owner's experiment of the fake workspace (services/setup/tracing.py)."""
+    workspace = FakeWorkspace().start()
+    workspace.add_user(OWNER_PAT, OWNER, "Owner")
+    owner = {"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": OWNER_PAT}
+    configure = [sys.executable, "-m", "services.setup.configure", "claude"]
+    try:
+        env = installed.env | owner | {"CODING_AGENTS_MLFLOW_TRACING": "claude"}
+        done = subprocess.run(
+            configure, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        experiment = workspace.mlflow.by_name(f"/Users/{OWNER}/coding-agents")
+        assert experiment is not None
+        # The terminal's shells carry the owner's workspace credentials; the hook inherits them.
+        result = installed.run_with(owner, "claude", "-p", "Count the quokkas, then say pong.")
+        check_reply(installed, result, "/serving-endpoints/anthropic/v1/messages")
+        wait_until(
+            lambda: workspace.mlflow.traces_in(experiment["experiment_id"]), timeout=60, what="a trace logged"
+        )
+        [trace] = workspace.mlflow.traces_in(experiment["experiment_id"])
+        spans = json.dumps(uploaded_spans(workspace, trace["trace_id"]))
+        assert "Count the quokkas" in spans and "PONG-FROM-FAKE-WORKSPACE" in spans, spans[:2000]
+    finally:
+        off = installed.env | owner
+        subprocess.run(configure, cwd=PROJECT_ROOT, env=off, capture_output=True, timeout=120, check=False)
+        workspace.stop()
 
 
 AGENT_RUNS = {

@@ -7,6 +7,10 @@
  * minute. A change is PUT /api/agents/{id}/model, which rewrites that agent's config: windows
  * started afterwards use the new model, running ones keep theirs. Without a workspace (503) there
  * are no selects, only a muted note.
+ *
+ * Agents the `mlflow` package can trace (Claude Code) also get a "trace" switch: PUT
+ * /api/agents/{id}/tracing traces their sessions to the owner's MLflow experiment, or stops; when
+ * it is wanted but cannot be on, the switch is marked and its tooltip says why.
  */
 
 import { ApiError, request } from "./api.js";
@@ -19,10 +23,11 @@ const REOPEN_MS = 5_000;
 const NO_WORKSPACE_NOTE = "models: no workspace configured";
 
 /**
- * @typedef {{title: string, family: string, model: string}} AgentModel
+ * @typedef {{available: boolean, wanted: boolean, on: boolean, experiment: string, reason: string}} Tracing
+ * @typedef {{title: string, family: string, model: string, tracing: Tracing}} AgentModel
  * @typedef {{families: Record<string, string[]>, agents: Record<string, AgentModel>}} ModelsInfo
  * @typedef {{show(message: string): void}} Toast
- * @typedef {{slot: HTMLElement, title: string, select: HTMLSelectElement | null}} Slot
+ * @typedef {{slot: HTMLElement, title: string, select: HTMLSelectElement | null, trace: HTMLInputElement | null}} Slot
  */
 
 /** @returns {Promise<ModelsInfo>} */
@@ -44,6 +49,35 @@ export async function chooseModel(agent, model) {
 }
 
 /**
+ * Traces the agent's sessions to MLflow from its next window on (or stops); answers what is now so.
+ * @param {string} agent
+ * @param {boolean} on
+ * @returns {Promise<Tracing>}
+ */
+export async function switchTracing(agent, on) {
+  const response = await request(`/api/agents/${encodeURIComponent(agent)}/tracing`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ on }),
+  });
+  return tracingOf((await response.json())?.tracing);
+}
+
+/**
+ * @param {any} raw
+ * @returns {Tracing}
+ */
+function tracingOf(raw) {
+  return {
+    available: raw?.available === true,
+    wanted: raw?.wanted === true,
+    on: raw?.on === true,
+    experiment: String(raw?.experiment ?? ""),
+    reason: String(raw?.reason ?? ""),
+  };
+}
+
+/**
  * @param {any} data
  * @returns {ModelsInfo}
  */
@@ -61,6 +95,7 @@ function normalise(data) {
       title: String(info?.title || id),
       family: String(info?.family ?? ""),
       model: String(info?.model ?? ""),
+      tracing: tracingOf(info?.tracing),
     };
   }
   return { families, agents };
@@ -106,7 +141,7 @@ export class ModelChoices {
     let entry = this.#slots.get(agent);
     if (!entry) {
       const slot = element("span", "model-slot");
-      entry = { slot, title, select: null };
+      entry = { slot, title, select: null, trace: null };
       this.#slots.set(agent, entry);
       this.#renderSlot(agent, entry);
     }
@@ -175,6 +210,7 @@ export class ModelChoices {
   #renderSlot(agent, entry) {
     if (this.#saving.has(agent)) return;
     const info = this.#data?.agents[agent];
+    this.#renderTrace(agent, entry, info);
     if (!info || !info.model) {
       entry.select?.remove();
       entry.select = null;
@@ -192,7 +228,7 @@ export class ModelChoices {
       select.setAttribute("aria-label", `Model for ${entry.title}`);
       select.addEventListener("change", () => this.#choose(agent));
       entry.select = select;
-      entry.slot.append(select);
+      entry.slot.prepend(select); // before the "trace" switch, if any
     }
     select.title = `${entry.title} uses ${info.model} in new windows`;
     if (select.dataset.key === key) {
@@ -212,6 +248,69 @@ export class ModelChoices {
       }),
     );
     select.value = info.model;
+  }
+
+  /**
+   * The "trace" switch: checked while tracing is wanted; marked when wanted but not on.
+   * @param {string} agent
+   * @param {Slot} entry
+   * @param {AgentModel | undefined} info
+   */
+  #renderTrace(agent, entry, info) {
+    if (!info?.tracing.available) {
+      entry.trace?.parentElement?.remove();
+      entry.trace = null;
+      return;
+    }
+    let trace = entry.trace;
+    if (!trace) {
+      trace = document.createElement("input");
+      trace.type = "checkbox";
+      trace.dataset.agent = agent;
+      trace.setAttribute("aria-label", `Trace ${entry.title} to MLflow`);
+      trace.addEventListener("change", () => this.#switchTrace(agent));
+      const label = element("label", "trace-switch");
+      label.append(trace, "trace");
+      entry.trace = trace;
+      entry.slot.append(label);
+    }
+    const { wanted, on, experiment, reason } = info.tracing;
+    trace.checked = wanted;
+    const label = /** @type {HTMLElement} */ (trace.parentElement);
+    label.classList.toggle("trace-failed", wanted && !on && Boolean(reason));
+    label.title = on
+      ? `${entry.title}'s sessions are traced to the MLflow experiment ${experiment}`
+      : wanted && reason
+        ? `Tracing is off: ${reason}`
+        : `Trace ${entry.title}'s sessions to MLflow (your experiment in the workspace)`;
+  }
+
+  /** @param {string} agent */
+  async #switchTrace(agent) {
+    const entry = this.#slots.get(agent);
+    const info = this.#data?.agents[agent];
+    const trace = entry?.trace;
+    if (!entry || !info || !trace) return;
+    const on = trace.checked;
+    this.#saving.add(agent);
+    trace.disabled = true;
+    try {
+      info.tracing = await switchTracing(agent, on);
+      const { tracing } = info;
+      this.#toast.show(
+        !on
+          ? `${entry.title}: MLflow tracing off`
+          : tracing.on
+            ? `${entry.title}: new windows trace to ${tracing.experiment}`
+            : `${entry.title}: tracing could not start: ${tracing.reason}`,
+      );
+    } catch (error) {
+      this.#toast.show(`Could not switch ${entry.title}'s tracing: ${/** @type {Error} */ (error).message}`);
+    } finally {
+      this.#saving.delete(agent);
+      trace.disabled = false;
+      this.#renderSlot(agent, entry);
+    }
   }
 
   /** @param {string} agent */
