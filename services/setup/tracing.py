@@ -44,7 +44,11 @@ class TracingUnavailable(Exception):
 
 
 def hook_command(python: str = sys.executable) -> str:
-    return f"{shlex.quote(python)} -P -m mlflow autolog claude stop-hook"
+    # Exported synchronously: a one-shot process gains nothing from mlflow's async queue, whose flush
+    # at exit added ~1.7 s to every turn (scripts/bench tracing).
+    return (
+        f"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false {shlex.quote(python)} -P -m mlflow autolog claude stop-hook"
+    )
 
 
 def experiment_for_owner(settings: Settings) -> tuple[str, str]:
@@ -108,6 +112,8 @@ def add_hook(data: dict[str, Any], experiment: str, experiment_id: str) -> None:
     """What `mlflow autolog claude -u databricks -e ID` writes, with this app's Python in the hook."""
     remove_hook(data)
     hooks = data.setdefault("hooks", {})
+    # Not `async`: Claude Code would not wait for it (`claude -p` exits and no trace is logged, measured
+    # with scripts/bench tracing), and a later turn could land in the transcript before it is read.
     hooks.setdefault("Stop", []).append({"hooks": [{"type": "command", "command": hook_command()}]})
     data.setdefault("env", {}).update(
         {

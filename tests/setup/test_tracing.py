@@ -92,8 +92,14 @@ def run_hook(command: str, claude_env: dict[str, str], transcript: Path, cwd: Pa
     """The hook as Claude Code runs it: its settings' env over the terminal's (owner's) credentials."""
     env = env_for_subprocess() | claude_env | {"DATABRICKS_HOST": ws.url, "DATABRICKS_TOKEN": PAT}
     hook_input = json.dumps({"session_id": "s-1", "transcript_path": str(transcript)})
-    result = subprocess.run(
-        shlex.split(command), input=hook_input, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    result = subprocess.run(  # through a shell, as Claude Code runs a command hook
+        ["/bin/sh", "-c", command],
+        input=hook_input,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     return result.stdout
@@ -236,7 +242,7 @@ def test_the_hook_runs_the_apps_python_whatever_the_cwd_holds(tmp_path: Path) ->
     # A project folder named `mlflow` must not shadow the package (-P).
     (tmp_path / "mlflow").mkdir()
     (tmp_path / "mlflow" / "__init__.py").write_text("raise SystemExit('shadowed')\n")
-    argv = [*shlex.split(hook_command())[:-3], "--version"]
+    argv = [*shlex.split(hook_command())[1:-3], "--version"]
     result = subprocess.run(
         argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=dict(os.environ)
     )
