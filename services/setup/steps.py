@@ -28,10 +28,12 @@ from pathlib import Path
 
 from services import redact, state
 from services.config import Settings
+from services.setup.checksums import NoChecksum, asset_name, digest_for
 from services.setup.registry import Agent, Tool
 from services.setup.status import LOG_TAIL_LINES
 
 MAX_DOWNLOAD = 200 * 1024 * 1024
+MAX_CHECKSUM_FILE = 256 * 1024  # a release's checksums list for every platform is a few KiB
 DOWNLOAD_TIMEOUT = 30.0  # per socket operation; the step's own timeout bounds the whole download
 KILL_GRACE_SECONDS = 2.0
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -297,6 +299,8 @@ class Download(Step):
         super().__init__(tool.id, tool.title, tool.after, tool.timeout, tool.version)
         self.tool = tool
         self.arch = arch or machine_arch()
+        # Archives named per architecture keep the name inside too (gh_<v>_linux_<arch>/bin/gh).
+        self.member = tool.member.replace("{arch}", self.arch)
 
     def marker(self, settings: Settings) -> Path:
         return settings.home / ".local" / "share" / "coding-agents" / "tools" / f"{self.id}.version"
@@ -338,17 +342,23 @@ class Download(Step):
         return url, self.expected_sha256(url, log)
 
     def expected_sha256(self, url: str, log: StepLog) -> str:
-        if self.arch in self.tool.sha256:
+        """The pin in agents.yaml when `url` is the pinned asset, else the published checksum file's line.
+
+        The pin wins: it was checked against public sources when it was committed, while the checksum
+        file comes from the same server as the asset, so it cannot catch a tampered release or mirror.
+        """
+        pinned_url = self.tool.url.get(self.arch)
+        if self.arch in self.tool.sha256 and pinned_url and asset_name(url) == asset_name(pinned_url):
             return self.tool.sha256[self.arch]
         if not self.tool.sha256_url:
             raise StepFailed(f"no checksum for {self.arch}; refusing to install unverified bytes")
         sums_url = self.tool.sha256_url.replace("{url}", url)
         log.line(f"checksum from {sums_url}")
-        text = fetch(sums_url, limit=64 * 1024).decode("utf-8", errors="replace")
-        match = re.search(r"\b[0-9a-fA-F]{64}\b", text)
-        if match is None:
-            raise StepFailed(f"{sums_url} holds no sha256 digest")
-        return match.group(0).lower()
+        text = fetch(sums_url, limit=MAX_CHECKSUM_FILE).decode("utf-8", errors="replace")
+        try:
+            return digest_for(text, asset_name(url), sums_url)
+        except NoChecksum as exc:
+            raise StepFailed(str(exc)) from None
 
     def install(self, ctx: StepContext) -> None:
         url, expected = self.source(ctx.env, ctx.log)
@@ -359,7 +369,7 @@ class Download(Step):
             raise StepFailed(
                 f"checksum mismatch for {url.rsplit('/', 1)[-1]}: expected {expected}, got {got}"
             )
-        binary = extract_member(archive, url, self.tool.member)
+        binary = extract_member(archive, url, self.member)
         target = ctx.settings.local_bin / self.tool.binary
         target.parent.mkdir(parents=True, exist_ok=True)
         state.atomic_write_bytes(target, binary, mode=0o755)

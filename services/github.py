@@ -1,0 +1,126 @@
+"""GitHub from the browser terminal: the shells' `open-url` (GH_BROWSER) and `gh-login` commands, and
+git's credentials for github.com through gh (setup step "gh-git").
+
+There is no browser on the app's machine: `gh auth login --web` would fail to open one. `open-url`
+prints the link instead, which the page's terminal makes clickable, and the device code gh shows
+is typed on that page.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from services import state
+from services.config import Settings
+
+# gh's own `auth setup-git` configures these two; gists are git repositories too.
+HOSTS = ("github.com", "gist.github.com")
+GIT_TIMEOUT_SECONDS = 20.0
+
+
+class CredentialError(RuntimeError):
+    """git could not be configured; the message is one line for the setup panel."""
+
+
+def open_url_path(settings: Settings) -> Path:
+    return settings.state_bin / "open-url"
+
+
+OPEN_URL = """#!/bin/sh
+# GH_BROWSER (and any tool's browser command) in the browser terminal: this machine has no browser;
+# the page makes a printed link clickable.
+if [ "$#" -eq 0 ]; then
+  echo "usage: open-url URL... (prints each URL to open in your own browser)" >&2
+  exit 2
+fi
+for url in "$@"; do
+  printf '\\n  Open this link in your browser (click it, or copy it):\\n  %s\\n\\n' "$url"
+done
+"""
+
+GH_LOGIN = """#!/bin/sh
+# gh-login: sign the GitHub CLI in to github.com from the browser terminal (device code), then let
+# git over https use that login. Extra arguments go to `gh auth login` (e.g. --scopes workflow).
+if [ -n "${GH_TOKEN:-}${GITHUB_TOKEN:-}" ]; then
+  echo "gh-login: GH_TOKEN or GITHUB_TOKEN is set here, and gh and git already use it (gh auth status)." >&2
+  echo "          To sign in as someone else instead: unset GH_TOKEN GITHUB_TOKEN; gh-login" >&2
+  exit 0
+fi
+if ! command -v gh >/dev/null 2>&1; then
+  echo "gh-login: gh is not installed yet: see the setup step \\"gh\\" on the page's setup panel" >&2
+  exit 1
+fi
+GH_BROWSER="${GH_BROWSER:-@OPEN_URL@}"
+export GH_BROWSER
+gh auth login --hostname github.com --git-protocol https --web "$@" || exit $?
+exec gh auth setup-git --hostname github.com
+"""
+
+
+def write_commands(settings: Settings) -> None:
+    """`$STATE/bin/open-url` and `$STATE/bin/gh-login` for the shells (written by tmuxd at start)."""
+    state.atomic_write_bytes(open_url_path(settings), OPEN_URL.encode(), mode=0o755)
+    login = GH_LOGIN.replace("@OPEN_URL@", shlex.quote(str(open_url_path(settings))))
+    state.atomic_write_bytes(settings.state_bin / "gh-login", login.encode(), mode=0o755)
+
+
+def find_gh(settings: Settings, env: Mapping[str, str]) -> str | None:
+    """The gh setup installed (~/.local/bin), else one on the shells' PATH (a laptop's own)."""
+    installed = settings.local_bin / "gh"
+    if installed.is_file():
+        return str(installed)
+    return shutil.which("gh", path=env.get("PATH", ""))
+
+
+def helper_for(gh: str) -> str:
+    """The value `gh auth setup-git` writes: git runs it through a shell, hence the quoting."""
+    return f"!{shlex.quote(gh)} auth git-credential"
+
+
+def configure_git(gh: str, env: Mapping[str, str], log: Callable[[str], None]) -> None:
+    """github.com's (and gists') credential helper in the global git config → gh.
+
+    The empty first value resets helpers inherited from broader config for these hosts only, as
+    `gh auth setup-git` does; other hosts keep theirs. A helper of the user's own for one of these
+    hosts (not a gh) is kept. Rewriting only on change keeps reruns idempotent.
+    """
+    wanted = ["", helper_for(gh)]
+    for host in HOSTS:
+        key = f"credential.https://{host}.helper"
+        current = _git(["config", "--global", "--get-all", key], env, allow_missing=True)
+        values = current.split("\n") if current else []
+        if values == wanted:
+            log(f"{key} already uses {gh}")
+            continue
+        own = [v for v in values if v and "auth git-credential" not in v]
+        if own:
+            log(f"{key} kept: your own helper {own[0]!r}")
+            continue
+        _git(["config", "--global", "--replace-all", key, ""], env)
+        _git(["config", "--global", "--add", key, wanted[1]], env)
+        log(f"{key} → {wanted[1]}")
+
+
+def _git(args: list[str], env: Mapping[str, str], allow_missing: bool = False) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CredentialError(f"git {args[0]} failed: {exc}") from None
+    # `git config --get-all` exits 1 when the key is not set at all.
+    if result.returncode == 1 and allow_missing and not result.stderr.strip():
+        return ""
+    if result.returncode != 0:
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise CredentialError(f"git {' '.join(args[:2])} exited {result.returncode}: {detail[0]}")
+    return result.stdout.rstrip("\n")
