@@ -1,0 +1,113 @@
+"""The shells' GitHub commands: `open-url` (GH_BROWSER) run by the real gh, and `gh-login`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services import github
+from services.config import Settings
+from services.shell_env import shell_environment
+from tests.helpers import env_for_subprocess, short_tempdir
+
+
+@pytest.fixture
+def settings() -> Iterator[Settings]:
+    root = short_tempdir("cag-")
+    (root / "home").mkdir()
+    settings = Settings.from_env({"HOME": str(root / "home"), "CODING_AGENTS_STATE_DIR": str(root / "state")})
+    settings.state_bin.mkdir(parents=True)
+    github.write_commands(settings)
+    yield settings
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def shell_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """What a shell of the app gets, minus any GitHub login of the machine running the tests."""
+    base = {
+        k: v for k, v in env_for_subprocess().items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "GH_BROWSER")
+    }
+    env = shell_environment(settings, base) | {"GH_CONFIG_DIR": str(settings.home / ".config" / "gh")}
+    return env | extra
+
+
+def test_the_shells_open_links_by_printing_them(settings: Settings) -> None:
+    env = shell_env(settings)
+    assert env["GH_BROWSER"] == str(settings.state_bin / "open-url")
+    result = run([env["GH_BROWSER"], "https://github.com/login/device"], env)
+    assert result.returncode == 0
+    assert "Open this link in your browser" in result.stdout
+    assert "\n  https://github.com/login/device\n" in result.stdout
+    usage = run([env["GH_BROWSER"]], env)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: open-url URL")
+
+
+def test_a_users_own_gh_browser_is_kept(settings: Settings) -> None:
+    assert shell_environment(settings, {"GH_BROWSER": "lynx"})["GH_BROWSER"] == "lynx"
+
+
+def test_the_real_gh_opens_its_links_through_open_url(settings: Settings) -> None:
+    """gh runs GH_BROWSER for every link it opens (`auth login --web` too); no network needed here."""
+    gh = shutil.which("gh")
+    assert gh is not None, "the GitHub CLI is needed: apt-get install gh (scripts/test installs it)"
+    result = run([gh, "browse", "--repo", "cli/cli"], shell_env(settings, GH_TOKEN="dummy-token-for-gh"))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Open this link in your browser (click it, or copy it):\n  https://github.com/cli/cli\n"
+        in result.stdout
+    )
+
+
+def fake_gh(folder: Path) -> Path:
+    """Stands in for gh where github.com would be needed (unreachable from tests): records its calls."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "gh"
+    script.write_text(f'#!/bin/sh\necho "$GH_BROWSER | $*" >> {folder / "calls"}\n')
+    script.chmod(0o755)
+    return folder / "calls"
+
+
+def test_gh_login_signs_in_by_device_code_then_sets_up_git(settings: Settings) -> None:
+    calls = fake_gh(settings.local_bin)
+    result = run([str(settings.state_bin / "gh-login"), "--scopes", "workflow"], shell_env(settings))
+    assert result.returncode == 0, result.stderr
+    opener = settings.state_bin / "open-url"
+    assert calls.read_text().splitlines() == [
+        f"{opener} | auth login --hostname github.com --git-protocol https --web --scopes workflow",
+        f"{opener} | auth setup-git --hostname github.com",
+    ]
+
+
+def test_gh_login_with_a_token_given_says_so_and_changes_nothing(settings: Settings) -> None:
+    calls = fake_gh(settings.local_bin)
+    result = run([str(settings.state_bin / "gh-login")], shell_env(settings, GH_TOKEN="dummy-token-for-gh"))
+    assert result.returncode == 0
+    assert "GH_TOKEN or GITHUB_TOKEN is set here, and gh and git already use it" in result.stderr
+    assert not calls.exists()
+
+
+def test_gh_login_without_gh_points_at_the_setup_step(settings: Settings) -> None:
+    # The script needs only sh's builtins (the #!/bin/sh line is absolute); the usual folders hold gh.
+    env = shell_env(settings) | {"PATH": str(settings.state_bin)}
+    result = run([str(settings.state_bin / "gh-login")], env)
+    assert result.returncode == 1
+    assert 'gh is not installed yet: see the setup step "gh"' in result.stderr
+
+
+def test_a_failed_login_stops_before_git_is_touched(settings: Settings) -> None:
+    settings.local_bin.mkdir(parents=True, exist_ok=True)
+    (settings.local_bin / "gh").write_text('#!/bin/sh\necho "$*" >> "$0.calls"\nexit 4\n')
+    (settings.local_bin / "gh").chmod(0o755)
+    result = run([str(settings.state_bin / "gh-login")], shell_env(settings))
+    assert result.returncode == 4
+    assert (settings.local_bin / "gh.calls").read_text().splitlines() == [
+        "auth login --hostname github.com --git-protocol https --web"
+    ]
