@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from services.config import Settings
 # gh's own `auth setup-git` configures these two; gists are git repositories too.
 HOSTS = ("github.com", "gist.github.com")
 GIT_TIMEOUT_SECONDS = 20.0
+LOCK_WAIT_SECONDS = 30.0
+LOCK_RETRY_SECONDS = 0.2
+
+
+def _quiet(line: str) -> None:
+    """No log: the default for git calls whose waiting nobody needs to see."""
 
 
 class CredentialError(RuntimeError):
@@ -100,14 +107,39 @@ def configure_git(gh: str, env: Mapping[str, str], log: Callable[[str], None]) -
         if own:
             log(f"{key} kept: your own helper {own[0]!r}")
             continue
-        _git(["config", "--global", "--replace-all", key, ""], env)
-        _git(["config", "--global", "--add", key, wanted[1]], env)
+        _git(["config", "--global", "--replace-all", key, ""], env, log=log)
+        _git(["config", "--global", "--add", key, wanted[1]], env, log=log)
         log(f"{key} → {wanted[1]}")
 
 
-def _git(args: list[str], env: Mapping[str, str], allow_missing: bool = False) -> str:
+def _git(
+    args: list[str], env: Mapping[str, str], allow_missing: bool = False, log: Callable[[str], None] = _quiet
+) -> str:
+    """git's output; CredentialError naming git's own last line. A config file locked by another
+    writer (the setup step git-identity runs alongside, or the user) is waited for, up to a bound."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    result = _run_git(args, env)
+    if _locked(result):
+        log(f"the git config file is locked by another writer; waiting up to {LOCK_WAIT_SECONDS:.0f} s")
+    while _locked(result) and time.monotonic() < deadline:
+        time.sleep(LOCK_RETRY_SECONDS)
+        result = _run_git(args, env)
+    # `git config --get-all` exits 1 when the key is not set at all.
+    if result.returncode == 1 and allow_missing and not result.stderr.strip():
+        return ""
+    if result.returncode != 0:
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise CredentialError(f"git {' '.join(args[:2])} exited {result.returncode}: {detail[0]}")
+    return result.stdout.rstrip("\n")
+
+
+def _locked(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.returncode != 0 and "could not lock config file" in result.stderr
+
+
+def _run_git(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     try:
-        result = subprocess.run(
+        return subprocess.run(
             ["git", *args],
             env=dict(env),
             capture_output=True,
@@ -117,10 +149,3 @@ def _git(args: list[str], env: Mapping[str, str], allow_missing: bool = False) -
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CredentialError(f"git {args[0]} failed: {exc}") from None
-    # `git config --get-all` exits 1 when the key is not set at all.
-    if result.returncode == 1 and allow_missing and not result.stderr.strip():
-        return ""
-    if result.returncode != 0:
-        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise CredentialError(f"git {' '.join(args[:2])} exited {result.returncode}: {detail[0]}")
-    return result.stdout.rstrip("\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services import github
+from services import github, redact
 from services.config import Settings
 from services.shell_env import shell_environment
 from tests.helpers import env_for_subprocess, short_tempdir
@@ -111,3 +111,9 @@ def test_a_failed_login_stops_before_git_is_touched(settings: Settings) -> None:
     assert (settings.local_bin / "gh.calls").read_text().splitlines() == [
         "auth login --hostname github.com --git-protocol https --web"
     ]
+
+
+def test_a_github_token_given_to_the_app_is_masked_in_its_logs(tmp_path: Path) -> None:
+    token, other = "ghp_" + "A1b2C3d4" * 4, "github_pat_" + "Z9y8X7w6" * 5
+    Settings.from_env({"HOME": str(tmp_path), "GH_TOKEN": token, "GITHUB_TOKEN": f" {other}\n"})
+    assert redact.redact(f"gh said {token} and {other}") == "gh said [redacted] and [redacted]"

@@ -15,7 +15,7 @@ import yaml
 from services.config import PROJECT_ROOT
 from services.github import helper_for
 from services.setup.steps import machine_arch
-from tests.helpers import FileServer
+from tests.helpers import FileServer, wait_until
 from tests.setup.conftest import SetupEnv
 from tests.setup.test_installs import tar_gz_with
 
@@ -224,3 +224,22 @@ def test_a_laptop_keeps_its_own_git_credentials(setup_env: SetupEnv) -> None:
     assert setup_env.run().returncode == 0
     assert setup_env.states() == {"gh-git": "skipped"}
     assert not (setup_env.home / ".gitconfig").exists()
+
+
+def test_a_locked_git_config_is_waited_for(setup_env: SetupEnv) -> None:
+    """git-identity writes ~/.gitconfig alongside: git refuses a second writer instead of waiting."""
+    debian_gh()
+    setup_env.env["DATABRICKS_APP_NAME"] = "coding-agents-test"
+    lock = setup_env.home / ".gitconfig.lock"
+    lock.write_text("")
+    setup_env.registry(GH_GIT)
+    runner = setup_env.start()
+    try:
+        log = setup_env.settings.files.setup_logs / "gh-git.log"
+        wait_until(lambda: "locked by another writer" in log.read_text(), timeout=30, what="the step waits")
+        lock.unlink()
+        assert runner.wait(timeout=60) == 0
+    finally:
+        runner.kill()
+    assert setup_env.states() == {"gh-git": "ok"}
+    assert "gh auth git-credential" in (setup_env.home / ".gitconfig").read_text()
