@@ -11,8 +11,11 @@ import pytest
 
 from services import github, redact
 from services.config import Settings
-from services.shell_env import shell_environment
-from tests.helpers import env_for_subprocess, short_tempdir
+from services.shell_env import shell_environment, shell_path
+from services.tmux import TmuxSessions
+from tests.conftest import Stack
+from tests.helpers import env_for_subprocess, short_tempdir, start_tmuxd, wait_until
+from tests.test_tmuxd import capture
 
 
 @pytest.fixture
@@ -117,3 +120,29 @@ def test_a_github_token_given_to_the_app_is_masked_in_its_logs(tmp_path: Path) -
     token, other = "ghp_" + "A1b2C3d4" * 4, "github_pat_" + "Z9y8X7w6" * 5
     Settings.from_env({"HOME": str(tmp_path), "GH_TOKEN": token, "GITHUB_TOKEN": f" {other}\n"})
     assert redact.redact(f"gh said {token} and {other}") == "gh said [redacted] and [redacted]"
+
+
+def test_in_a_tmux_shell_of_the_app_gh_has_the_token_and_prints_its_links(stack: Stack) -> None:
+    """As a user types it: GH_TOKEN given to the app reaches the shell tmuxd starts, and the real gh's
+    links come out through `open-url` (the page makes them clickable)."""
+    assert shutil.which("gh"), "the GitHub CLI is needed: apt-get install gh (scripts/test installs it)"
+    settings = stack.settings
+    tmux = [settings.tmux_bin, "-S", str(settings.tmux_socket)]
+    tmuxd = start_tmuxd(stack.env | {"GH_TOKEN": "dummy-token-for-gh"})
+    try:
+        wait_until(lambda: subprocess.run([*tmux, "list-sessions"], capture_output=True).returncode != 1)
+        sessions = TmuxSessions.for_socket(
+            settings.tmux_socket, settings.tmux_bin, settings.projects_dir, shell_path(settings, stack.env)
+        )
+        sessions.create("s", cols=200, rows=40)
+        typed = "gh browse --repo cli/cli; echo exit=$?; gh-login; echo login=$?"
+        subprocess.run([*tmux, "send-keys", "-t", "=s:", typed, "Enter"], check=True)
+        wait_until(lambda: "login=0" in capture(tmux, "=s:"), timeout=60, what="gh and gh-login to finish")
+        screen = capture(tmux, "=s:")
+        assert "exit=0" in screen, screen
+        link = "Open this link in your browser (click it, or copy it):\n  https://github.com/cli/cli\n"
+        assert link in screen
+        assert "GH_TOKEN or GITHUB_TOKEN is set here" in screen
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+        tmuxd.wait(timeout=10)
