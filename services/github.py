@@ -45,7 +45,8 @@ if [ "$#" -eq 0 ]; then
   exit 2
 fi
 for url in "$@"; do
-  printf '\\n  Open this link in your browser (click it, or copy it):\\n  %s\\n\\n' "$url"
+  printf '\\n  Open this link in your browser (Ctrl+click it, Cmd+click on a Mac, or copy it):\\n'
+  printf '  %s\\n\\n' "$url"
 done
 """
 

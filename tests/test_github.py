@@ -17,6 +17,8 @@ from tests.conftest import Stack
 from tests.helpers import env_for_subprocess, short_tempdir, start_tmuxd, wait_until
 from tests.test_tmuxd import capture
 
+PROMPT = "Open this link in your browser (Ctrl+click it, Cmd+click on a Mac, or copy it):"
+
 
 @pytest.fixture
 def settings() -> Iterator[Settings]:
@@ -63,10 +65,7 @@ def test_the_real_gh_opens_its_links_through_open_url(settings: Settings) -> Non
     assert gh is not None, "the GitHub CLI is needed: apt-get install gh (scripts/test installs it)"
     result = run([gh, "browse", "--repo", "cli/cli"], shell_env(settings, GH_TOKEN="dummy-token-for-gh"))
     assert result.returncode == 0, result.stderr
-    assert (
-        "Open this link in your browser (click it, or copy it):\n  https://github.com/cli/cli\n"
-        in result.stdout
-    )
+    assert f"{PROMPT}\n  https://github.com/cli/cli\n" in result.stdout
 
 
 def fake_gh(folder: Path) -> Path:
@@ -140,7 +139,7 @@ def test_in_a_tmux_shell_of_the_app_gh_has_the_token_and_prints_its_links(stack:
         wait_until(lambda: "login=0" in capture(tmux, "=s:"), timeout=60, what="gh and gh-login to finish")
         screen = capture(tmux, "=s:")
         assert "exit=0" in screen, screen
-        link = "Open this link in your browser (click it, or copy it):\n  https://github.com/cli/cli\n"
+        link = f"{PROMPT}\n  https://github.com/cli/cli\n"
         assert link in screen
         assert "GH_TOKEN or GITHUB_TOKEN is set here" in screen
     finally:
