@@ -14,7 +14,7 @@ import yaml
 
 from services.config import PROJECT_ROOT
 from services.github import helper_for
-from services.setup.steps import machine_arch
+from services.setup.download import machine_arch
 from tests.helpers import FileServer, wait_until
 from tests.setup.conftest import SetupEnv
 from tests.setup.test_installs import tar_gz_with
