@@ -117,7 +117,7 @@ def _git(
     args: list[str], env: Mapping[str, str], allow_missing: bool = False, log: Callable[[str], None] = _quiet
 ) -> str:
     """git's output; CredentialError naming git's own last line. A config file locked by another
-    writer (the setup step git-identity runs alongside, or the user) is waited for, up to a bound."""
+    writer (the user, or one of their git commands) is waited for, up to a bound."""
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     result = _run_git(args, env)
     if _locked(result):

@@ -227,7 +227,7 @@ def test_a_laptop_keeps_its_own_git_credentials(setup_env: SetupEnv) -> None:
 
 
 def test_a_locked_git_config_is_waited_for(setup_env: SetupEnv) -> None:
-    """git-identity writes ~/.gitconfig alongside: git refuses a second writer instead of waiting."""
+    """Another writer of ~/.gitconfig (the user, a git command): git refuses a second writer, gh-git waits."""
     debian_gh()
     setup_env.env["DATABRICKS_APP_NAME"] = "coding-agents-test"
     lock = setup_env.home / ".gitconfig.lock"
