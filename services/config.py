@@ -318,6 +318,8 @@ class Settings:
         allowed = tuple(
             h.strip().lower() for h in env.get("CODING_AGENTS_ALLOWED_HOSTS", "").split(",") if h.strip()
         )
+        # Given to the app for the shells' gh and git (README, "GitHub"); never in a log line.
+        redact.hide(*(env.get(name, "").strip() for name in ("GH_TOKEN", "GITHUB_TOKEN")))
         return cls(
             port=_port(env),
             state_dir=state_dir,

@@ -56,6 +56,8 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     # skills for Claude Code and for Codex/Gemini: every one would be a duplicate name. It keeps
     # ~/.agents/skills (agents.yaml skill_dirs).
     env.setdefault("OPENCODE_DISABLE_CLAUDE_CODE_SKILLS", "1")
+    # No browser on this machine: `gh auth login --web` and `gh browse` print the link (services/github.py).
+    env.setdefault("GH_BROWSER", str(settings.state_bin / "open-url"))
     # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
     user = base.get("USER", "").strip() or login_name()
     env["USER"] = env["LOGNAME"] = user

@@ -21,6 +21,7 @@ from services import entry, state
 from services.config import Settings
 from services.platform_log import announce
 from services.setup import builtins
+from services.setup.download import Download
 from services.setup.registry import Registry, RegistryError, load, registry_path
 from services.setup.runner import DEFAULT_CONCURRENCY, Runner
 from services.setup.status import (
@@ -32,7 +33,7 @@ from services.setup.status import (
     status_path,
     write_status,
 )
-from services.setup.steps import BuiltinStep, Command, Configure, Download, NpmAgent, Step
+from services.setup.steps import BuiltinStep, Command, Configure, NpmAgent, Step
 from services.shell_env import shell_path
 from services.tmux import TmuxError, TmuxSessions
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from services import skills
+from services import github, skills
 from services.setup import configurers, instructions
 from services.setup.steps import Builtin, StepContext, StepFailed, StepSkipped
 from services.setup.tmux_step import install_tmux
@@ -62,10 +62,25 @@ def skills_and_instructions(ctx: StepContext) -> None:
         raise StepFailed("; ".join(failures)[:400])
 
 
+def gh_git_credentials(ctx: StepContext) -> None:
+    """git over https to github.com uses gh's login (gh-login, or GH_TOKEN given to the app)."""
+    settings = ctx.settings
+    if not settings.apps_mode:
+        raise StepSkipped("local mode: your own git credentials are left as they are (gh auth setup-git)")
+    gh = github.find_gh(settings, ctx.env)
+    if gh is None:
+        raise StepFailed(f"gh is not installed: neither {settings.local_bin / 'gh'} nor gh on PATH")
+    try:
+        github.configure_git(gh, ctx.env, ctx.log.line)
+    except github.CredentialError as exc:
+        raise StepFailed(str(exc)) from None
+
+
 BUILTINS: dict[str, Builtin] = {
     "workspace_identity": workspace_identity,
     "skills": skills_and_instructions,
     "tmux": install_tmux,
+    "gh_git_credentials": gh_git_credentials,
 }
 
 # Agent configurers, each run as its own step after the agent's install (names valid in agents.yaml).

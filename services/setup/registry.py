@@ -23,7 +23,7 @@ FAMILIES = ("anthropic", "gemini", "openai")  # the APIs the model proxy routes 
 # The names agents.yaml may give `run:` (kind builtin) and `configurer:`, each implemented in
 # services/setup/builtins.py (tests/setup/test_registry.py checks they agree). Named here so that
 # loading the registry imports no step code: the gateway loads it too.
-BUILTIN_NAMES = frozenset({"workspace_identity", "skills", "tmux"})
+BUILTIN_NAMES = frozenset({"workspace_identity", "skills", "tmux", "gh_git_credentials"})
 CONFIGURER_NAMES = frozenset({"claude", "gemini", "opencode", "codex"})
 TOOL_KINDS = ("download", "builtin", "command")
 ARCHES = ("amd64", "arm64")
@@ -107,7 +107,8 @@ class Tool:
     member: str = ""
     url: Mapping[str, str] = field(default_factory=dict)  # arch → URL, {version} filled in
     sha256: Mapping[str, str] = field(default_factory=dict)  # arch → hex digest
-    sha256_url: str = ""  # a published checksum file; {url} is the asset's URL
+    # A published checksum file (one digest, or "<sha256>  <file name>" lines); {url} is the asset's URL.
+    sha256_url: str = ""
     run: tuple[str, ...] = ()  # builtin: (function name,); command: argv
     check: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
@@ -263,7 +264,15 @@ class _Checker:
             self.add(where, "needs 'sha256' (per architecture) or 'sha256_url': downloads are verified")
         if sums is not None:
             self.download_sums(where, sums, urls, bool(entry.get("sha256_url")))
-        self.string(where, entry, "sha256_url")
+        self.sha256_url(where, entry.get("sha256_url"))
+
+    def sha256_url(self, where: str, template: object) -> None:
+        if template is None:
+            return
+        example = "https://example.com/file"
+        if not isinstance(template, str) or not _fetchable(template.replace("{url}", example)):
+            hint = "https://, or {url} (the asset's URL) and a suffix"
+            self.add(where, f"'sha256_url' must be {hint}: {template!r}")
 
     def download_urls(self, where: str, urls: object) -> dict[str, Any]:
         """The per-architecture URLs, each checked; {} when absent or not a mapping."""
@@ -426,7 +435,7 @@ def build(path: Path, data: dict[str, Any]) -> Registry:
                 member=str(e.get("member", "")).replace("{version}", version),
                 url={a: u.replace("{version}", version) for a, u in (e.get("url") or {}).items()},
                 sha256=dict(e.get("sha256") or {}),
-                sha256_url=e.get("sha256_url", ""),
+                sha256_url=str(e.get("sha256_url", "")).replace("{version}", version),
                 run=(run,) if isinstance(run, str) else tuple(run),
                 check=tuple(e.get("check", ())),
                 after=tuple(e.get("after", [])),

@@ -1,40 +1,29 @@
 """One class per kind of setup step. Each is idempotent: `current()` says, in milliseconds, whether
 the pinned version is already in place (then the step is skipped), and `run()` installs it or raises
-StepFailed with a one-line reason taken from the tool's own output.
+StepFailed with a one-line reason taken from the tool's own output. Downloads: services/setup/download.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import hashlib
-import io
 import json
 import os
-import platform
 import re
 import signal
-import tarfile
 import time
-import urllib.error
-import urllib.request
-import zipfile
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import redact, state
+from services import redact
 from services.config import Settings
 from services.setup.registry import Agent, Tool
 from services.setup.status import LOG_TAIL_LINES
 
-MAX_DOWNLOAD = 200 * 1024 * 1024
-DOWNLOAD_TIMEOUT = 30.0  # per socket operation; the step's own timeout bounds the whole download
 KILL_GRACE_SECONDS = 2.0
-ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 class StepFailed(Exception):
@@ -233,143 +222,6 @@ class NpmAgent(Step):
         got = self.installed_version(ctx.settings)
         if got != self.version:
             raise StepFailed(f"npm installed {self.package}@{got}, not the pinned {self.version}")
-
-
-# --- downloads -----------------------------------------------------------------------------------
-
-
-def machine_arch() -> str:
-    machine = platform.machine().lower()
-    return ARCHES.get(machine, machine)
-
-
-def fetch(url: str, limit: int = MAX_DOWNLOAD, log: StepLog | None = None) -> bytes:
-    """GET url into memory; one-line StepFailed for HTTP errors, unreachable hosts and oversize."""
-    request = urllib.request.Request(url, headers={"User-Agent": "coding-agents-setup"})
-    try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-            total = int(response.headers.get("Content-Length") or 0)
-            chunks: list[bytes] = []
-            size = 0
-            next_report = 0.1
-            while chunk := response.read(256 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise StepFailed(f"{url} is larger than {limit // (1024 * 1024)} MB; refusing it")
-                chunks.append(chunk)
-                if log is not None and total and size / total >= next_report:
-                    log.line(f"downloaded {size * 100 // total}% of {total // 1024} KiB")
-                    next_report += 0.1
-            return b"".join(chunks)
-    except urllib.error.HTTPError as exc:
-        raise StepFailed(f"download failed: HTTP {exc.code} {exc.reason} for {url}") from None
-    except urllib.error.URLError as exc:
-        raise StepFailed(f"download failed: cannot reach {url}: {exc.reason}") from None
-    except (TimeoutError, OSError) as exc:
-        raise StepFailed(f"download failed: {url}: {exc}") from None
-
-
-def extract_member(archive: bytes, url: str, member: str) -> bytes:
-    """The one file `member` from a .zip, .tar.gz/.tgz or .gz archive."""
-    try:
-        if url.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-                return zf.read(member)
-        if url.endswith((".tar.gz", ".tgz")):
-            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tf:
-                extracted = tf.extractfile(member)
-                if extracted is None:
-                    raise KeyError(member)
-                return extracted.read()
-        if url.endswith(".gz"):
-            return gzip.decompress(archive)
-    except KeyError:
-        raise StepFailed(f"{member!r} is not in the archive {url.rsplit('/', 1)[-1]}") from None
-    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, OSError, EOFError) as exc:
-        raise StepFailed(f"cannot unpack {url.rsplit('/', 1)[-1]}: {exc}") from None
-    raise StepFailed(f"unknown archive type: {url.rsplit('/', 1)[-1]} (zip, tar.gz, tgz or gz)")
-
-
-class Download(Step):
-    kind = "download"
-
-    def __init__(self, tool: Tool, arch: str | None = None) -> None:
-        super().__init__(tool.id, tool.title, tool.after, tool.timeout, tool.version)
-        self.tool = tool
-        self.arch = arch or machine_arch()
-
-    def marker(self, settings: Settings) -> Path:
-        return settings.home / ".local" / "share" / "coding-agents" / "tools" / f"{self.id}.version"
-
-    async def current(self, ctx: StepContext) -> str | None:
-        try:
-            installed = self.marker(ctx.settings).read_text().strip()
-        except OSError:
-            return None
-        if installed == self.version and os.access(ctx.settings.local_bin / self.tool.binary, os.X_OK):
-            return f"{self.tool.binary} {self.version} already installed"
-        return None
-
-    def env_prefix(self) -> str:
-        """CODING_AGENTS_<ID>_: where a locked-down workspace points this download at its own mirror."""
-        return "CODING_AGENTS_" + re.sub(r"[^A-Z0-9]", "_", self.id.upper()) + "_"
-
-    def source(self, env: Mapping[str, str], log: StepLog) -> tuple[str, str]:
-        """The URL to fetch and the sha256 it must have: agents.yaml's, or the <ID>_URL/_SHA256 override.
-
-        A mirror of the very same asset (same file name) keeps the pinned checksum; any other file
-        needs its own, so a setting can never bring in unverified bytes.
-        """
-        pinned_url = self.tool.url.get(self.arch)
-        url = env.get(self.env_prefix() + "URL", "").strip() or pinned_url
-        if url is None:
-            raise StepFailed(
-                f"no {self.tool.binary} build for this machine ({self.arch}); "
-                f"set {self.env_prefix()}URL and {self.env_prefix()}SHA256"
-            )
-        override = env.get(self.env_prefix() + "SHA256", "").strip().lower()
-        if override:
-            if not re.fullmatch(r"[0-9a-f]{64}", override):
-                raise StepFailed(f"{self.env_prefix()}SHA256 must be 64 hex digits, got {override[:80]!r}")
-            return url, override
-        same_asset = pinned_url is not None and url.rsplit("/", 1)[-1] == pinned_url.rsplit("/", 1)[-1]
-        if url != pinned_url and not same_asset and not self.tool.sha256_url:
-            raise StepFailed(f"{url} is not the pinned asset: set {self.env_prefix()}SHA256 to its checksum")
-        return url, self.expected_sha256(url, log)
-
-    def expected_sha256(self, url: str, log: StepLog) -> str:
-        if self.arch in self.tool.sha256:
-            return self.tool.sha256[self.arch]
-        if not self.tool.sha256_url:
-            raise StepFailed(f"no checksum for {self.arch}; refusing to install unverified bytes")
-        sums_url = self.tool.sha256_url.replace("{url}", url)
-        log.line(f"checksum from {sums_url}")
-        text = fetch(sums_url, limit=64 * 1024).decode("utf-8", errors="replace")
-        match = re.search(r"\b[0-9a-fA-F]{64}\b", text)
-        if match is None:
-            raise StepFailed(f"{sums_url} holds no sha256 digest")
-        return match.group(0).lower()
-
-    def install(self, ctx: StepContext) -> None:
-        url, expected = self.source(ctx.env, ctx.log)
-        ctx.log.line(f"downloading {url}")
-        archive = fetch(url, log=ctx.log)
-        got = hashlib.sha256(archive).hexdigest()
-        if got != expected:
-            raise StepFailed(
-                f"checksum mismatch for {url.rsplit('/', 1)[-1]}: expected {expected}, got {got}"
-            )
-        binary = extract_member(archive, url, self.tool.member)
-        target = ctx.settings.local_bin / self.tool.binary
-        target.parent.mkdir(parents=True, exist_ok=True)
-        state.atomic_write_bytes(target, binary, mode=0o755)
-        marker = self.marker(ctx.settings)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(self.version + "\n")
-        ctx.log.line(f"installed {target} ({len(binary) // 1024} KiB, sha256 ok)")
-
-    async def run(self, ctx: StepContext) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.install, ctx)
 
 
 # --- commands and builtins -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from services import entry, state
+from services import entry, github, state
 from services.config import PROJECT_ROOT, Settings
 from services.shell_env import shell_environment, shell_secrets
 from services.sync import notice
@@ -175,6 +175,7 @@ def main(settings: Settings) -> int:  # noqa: RET503 (ends in execve: it never r
     write_refresh_skills_wrapper(settings)
     write_download_command(settings)
     write_dbx_run_command(settings)
+    github.write_commands(settings)
     if not Path(settings.tmux_bin).exists():
         return no_tmux(f"tmux not found at {settings.tmux_bin}", started)
     try:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.setup.steps import machine_arch, npm_reason
+from services.setup.download import machine_arch
+from services.setup.steps import npm_reason
 from tests.helpers import FileServer
 from tests.setup.conftest import SetupEnv
 

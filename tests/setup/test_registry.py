@@ -104,6 +104,10 @@ CASES = {
         "tools.micro: url for amd64 must be https://",
     ),
     "bad digest": (TOOL_DL + "    sha256:\n      amd64: abc\n", "sha256 for 'amd64' must be 64"),
+    "checksum file over http": (
+        TOOL_DL + "    sha256_url: http://example.com/sums.txt\n",
+        "tools.micro: 'sha256_url' must be https://, or {url} (the asset's URL) and a suffix",
+    ),
     "unknown arch": (
         TOOL_DL.replace("amd64:", "riscv:") + "    sha256_url: '{url}.sha'\n",
         "unknown architecture 'riscv'",
@@ -159,6 +163,13 @@ def test_the_shipped_registry_loads_pinned_and_complete() -> None:
     cli = next(t for t in registry.tools if t.id == "databricks-cli")
     assert cli.url["amd64"].endswith(f"databricks_cli_{cli.version}_linux_amd64.zip")
     assert set(cli.sha256) == {"amd64", "arm64"}
+    # gh: the release's checksums list by version, the archive's folder by version and architecture.
+    gh = next(t for t in registry.tools if t.id == "gh")
+    assert (
+        gh.sha256_url
+        == f"https://github.com/cli/cli/releases/download/v{gh.version}/gh_{gh.version}_checksums.txt"
+    )
+    assert gh.member == f"gh_{gh.version}_linux_{{arch}}/bin/gh" and set(gh.sha256) == {"amd64", "arm64"}
     # Every shipped agent says what a window of it needs, for the gateway's memory guard.
     assert {a.id: a.memory_mb for a in registry.agents} == {
         "claude": 300,
