@@ -31,9 +31,9 @@ from services.setup.registry import load  # noqa: E402
 from services.setup.steps import StepContext, StepLog  # noqa: E402
 from tests.black_hole import BlackHole  # noqa: E402
 from tests.fake_models import FakeModels  # noqa: E402
-from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until  # noqa: E402
+from tests.helpers import short_tempdir, wait_until  # noqa: E402
 from tests.model_proxy.test_agent_keys import PROMPT_READY, agent_in_tmux  # noqa: E402
-from tests.model_proxy.test_agents_offline import PAT, Installed  # noqa: E402
+from tests.model_proxy.test_agents_offline import PAT, Installed, offline_env  # noqa: E402
 
 AGENTS = ("claude", "gemini", "opencode", "codex")
 DEADLINE = 120.0
@@ -52,17 +52,7 @@ def install(root: Path, holes: tuple[BlackHole, BlackHole], fake: FakeModels) ->
         lines += [f'    version: "{a.version}"', f"    binary: {a.binary}", f"    launch: {a.launch}"]
         lines += [f"    family: {a.family}", f"    model: {a.model}", f"    configurer: {a.configurer}"]
     (root / "agents.yaml").write_text("\n".join(lines) + "\n")
-    port = free_port()
-    env = {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
-        "HOME": str(root / "home"),
-        "CODING_AGENTS_STATE_DIR": str(root / "state"),
-        "CODING_AGENTS_REGISTRY": str(root / "agents.yaml"),
-        "DATABRICKS_APP_PORT": str(port - 1),
-        "CODING_AGENTS_PROXY_PORT": str(port),
-        "DATABRICKS_HOST": fake.url,
-        "DATABRICKS_TOKEN": PAT,
-        "CODING_AGENTS_MCP_SERVERS": f"deepwiki={holes[0].url()},exa={holes[1].url()}",
-    }
+    env = offline_env(root, fake, f"deepwiki={holes[0].url()},exa={holes[1].url()}")
     setup = subprocess.run(
         [sys.executable, "-m", "services.setup"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
     )

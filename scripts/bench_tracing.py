@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 from services.config import PROJECT_ROOT, Settings  # noqa: E402
 from tests.fake_models import FakeModels  # noqa: E402
 from tests.fake_workspace import FakeWorkspace  # noqa: E402
-from tests.helpers import env_for_subprocess, free_port, short_tempdir, wait_until  # noqa: E402
-from tests.model_proxy.test_agents_offline import OWNER, OWNER_PAT, PAT, Installed  # noqa: E402
+from tests.helpers import short_tempdir, wait_until  # noqa: E402
+from tests.model_proxy.test_agents_offline import OWNER, OWNER_PAT, PAT, Installed, offline_env  # noqa: E402
 
 CLAUDE_ONLY = """agents:
   claude:
@@ -69,17 +69,7 @@ def main(runs: int) -> None:
     fake = FakeModels(tokens={PAT}, answer="PONG").start()
     workspace = FakeWorkspace().start()
     workspace.add_user(OWNER_PAT, OWNER, "Owner")
-    port = free_port()
-    env = {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
-        "HOME": str(root / "home"),
-        "CODING_AGENTS_STATE_DIR": str(root / "state"),
-        "CODING_AGENTS_REGISTRY": str(root / "agents.yaml"),
-        "DATABRICKS_APP_PORT": str(port - 1),
-        "CODING_AGENTS_PROXY_PORT": str(port),
-        "DATABRICKS_HOST": fake.url,
-        "DATABRICKS_TOKEN": PAT,
-        "CODING_AGENTS_MCP_SERVERS": "off",
-    }
+    env = offline_env(root, fake, "off")
     setup = subprocess.run(
         [sys.executable, "-m", "services.setup"], cwd=PROJECT_ROOT, env=env, capture_output=True
     )

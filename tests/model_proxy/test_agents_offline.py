@@ -71,6 +71,22 @@ class Installed:
         )
 
 
+def offline_env(root: Path, fake: FakeModels, mcp_servers: str) -> dict[str, str]:
+    """The app's environment for agents installed under `root`, its workspace the fake models."""
+    port = free_port()
+    # Not CI's CI=true: Gemini CLI reads it as "not interactive" and exits at once in a terminal.
+    return {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
+        "HOME": str(root / "home"),
+        "CODING_AGENTS_STATE_DIR": str(root / "state"),
+        "CODING_AGENTS_REGISTRY": str(root / "agents.yaml"),
+        "DATABRICKS_APP_PORT": str(port - 1),
+        "CODING_AGENTS_PROXY_PORT": str(port),
+        "DATABRICKS_HOST": fake.url,
+        "DATABRICKS_TOKEN": PAT,
+        "CODING_AGENTS_MCP_SERVERS": mcp_servers,
+    }
+
+
 @pytest.fixture(scope="module")
 def installed() -> Iterator[Installed]:
     root = short_tempdir("caa-")
@@ -92,20 +108,9 @@ def installed() -> Iterator[Installed]:
     (root / "agents.yaml").write_text("\n".join(lines) + "\n")
     fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
     holes = (BlackHole(), BlackHole())
-    port = free_port()
-    # Not CI's CI=true: Gemini CLI reads it as "not interactive" and exits at once in a terminal.
-    env = {k: v for k, v in env_for_subprocess().items() if k != "CI"} | {
-        "HOME": str(root / "home"),
-        "CODING_AGENTS_STATE_DIR": str(root / "state"),
-        "CODING_AGENTS_REGISTRY": str(root / "agents.yaml"),
-        "DATABRICKS_APP_PORT": str(port - 1),
-        "CODING_AGENTS_PROXY_PORT": str(port),
-        "DATABRICKS_HOST": fake.url,
-        "DATABRICKS_TOKEN": PAT,
-        # The default MCP servers as a locked-down workspace meets them: no answer. Setup's probe
-        # switches them off (services/setup/mcp.py), so no agent waits for them.
-        "CODING_AGENTS_MCP_SERVERS": f"deepwiki={holes[0].url()},exa={holes[1].url()}",
-    }
+    # The default MCP servers as a locked-down workspace meets them: no answer. Setup's probe
+    # switches them off (services/setup/mcp.py), so no agent waits for them.
+    env = offline_env(root, fake, f"deepwiki={holes[0].url()},exa={holes[1].url()}")
     setup = subprocess.run(
         [sys.executable, "-m", "services.setup"],
         cwd=PROJECT_ROOT,
