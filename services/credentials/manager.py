@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from services import identity, redact
@@ -75,6 +75,10 @@ class CredentialManager:
         self._retry_at: float | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        # Run each time the owner's token becomes usable (restored at start, or pasted): what waited
+        # for it catches up (the gateway: agents whose MLflow tracing needs the owner).
+        self.on_connected: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._followups: set[asyncio.Task[None]] = set()
 
     # -- what the page sees ------------------------------------------------------------------------
 
@@ -180,8 +184,16 @@ class CredentialManager:
                 await asyncio.to_thread(profile.write_profile, self.settings, stored.token)
                 await asyncio.to_thread(self._keep, stored)
             self.state, self.reason = "connected", ""
+            self._connected()
             if stored.minted and not stored.renewable:  # refused before this process restarted
                 self._refused("the workspace refused to renew the token; paste a new one before it expires")
+
+    def _connected(self) -> None:
+        if self.on_connected is None:
+            return
+        task = asyncio.create_task(self.on_connected())
+        self._followups.add(task)  # a strong reference until it ends
+        task.add_done_callback(self._followups.discard)
 
     def _ask(self, reason: str) -> None:
         self.state, self.reason = "missing", reason
@@ -234,6 +246,7 @@ class CredentialManager:
             if previous is not None and previous.minted and previous.token != stored.token:
                 await asyncio.to_thread(self._revoke, stored.token, previous)
             self.state, self.reason, self._retry_at = "connected", "", None
+            self._connected()
             self._checked_at = time.time()
             log.info("the owner's workspace credential is connected (%s)", stored.source)
             resolved(PLATFORM_LOG_KEY, f"the workspace is connected as {user.email}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ from services.config import DEFAULT_SESSION, Settings
 from services.credentials.manager import CredentialManager
 from services.gateway.app import LISTEN_BACKLOG, make_app, server_options
 from services.gateway.auth import AccessPolicy, AppsOwnerPolicy, LocalTokenPolicy
+from services.gateway.configure import retry_waiting_tracing
 from services.gateway.context import GatewayContext
 from services.gateway.downloads import announcer_for
 from services.gateway.longpoll import PollRegistry
@@ -75,6 +77,7 @@ class Gateway:
         )
         if self.resolver is not None:
             self.ctx.credentials = credential_manager(settings, self.resolver)
+            self.ctx.credentials.on_connected = functools.partial(retry_waiting_tracing, self.ctx)
         try:
             self.ctx.registry = registry.load(registry.registry_path(os.environ))
         except registry.RegistryError as exc:

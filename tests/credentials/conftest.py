@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from tornado.httpclient import HTTPResponse
 from services import databricks
 from services.credentials.manager import CredentialManager
 from services.gateway.__main__ import build_policy
+from services.gateway.configure import retry_waiting_tracing
 from services.gateway.owner import OwnerResolver
 from services.tmux import TmuxSessions
 from tests.conftest import (
@@ -134,6 +136,7 @@ async def serve_app(stack: Stack, tmux: TmuxSessions) -> AsyncIterator[App]:
         async with serve_gateway(stack, tmux, build_policy(settings, resolver)) as gw:
             gw.resolver = resolver
             gw.ctx.credentials = manager
+            manager.on_connected = functools.partial(retry_waiting_tracing, gw.ctx)  # as the gateway does
             yield App(gw, resolver, manager)
     finally:
         lookup.cancel()
