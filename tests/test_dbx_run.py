@@ -231,9 +231,21 @@ def test_in_a_tmux_shell_of_the_app(stack: Stack, workspace: FakeWorkspace) -> N
         assert "cubed 125" in capture(tmux, "=s:")
         workspace.jobs.hold = True
         subprocess.run([*tmux, "send-keys", "-t", "=s:", "clear; dbx-run hold.py; echo exit=$?", "Enter"])
-        wait_until(lambda: "dbx-run: RUNNING" in capture(tmux, "=s:"), timeout=60, what="the run to start")
+
+        def held_run_running() -> bool:
+            # This run's RUNNING, not the first one's still on a screen `clear` has not reached yet: a
+            # Ctrl-C then would cut the command line short instead of reaching dbx-run.
+            screen = capture(tmux, "=s:")
+            runs = list(workspace.jobs.runs.values())
+            started = len(runs) == 2 and runs[1]["life_cycle_state"] == "RUNNING"
+            return started and "cubed 125" not in screen and "dbx-run: RUNNING" in screen
+
+        wait_until(held_run_running, timeout=60, what="the held run to start")
         subprocess.run([*tmux, "send-keys", "-t", "=s:", "C-c"], check=True)
-        wait_until(lambda: "exit=130" in capture(tmux, "=s:"), timeout=60, what="dbx-run to cancel")
+        try:
+            wait_until(lambda: "exit=130" in capture(tmux, "=s:"), timeout=60, what="dbx-run to cancel")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen: {capture(tmux, '=s:')!r}") from None
         assert "cancelled" in capture(tmux, "=s:")
         assert [run.get("cancelled", False) for run in workspace.jobs.runs.values()] == [False, True]
     finally:
