@@ -29,7 +29,7 @@ from services.gateway.context import GatewayContext
 from services.gateway.limits import LimitReached
 from services.gateway.longpoll import PollSink
 from services.gateway.terminal import TerminalChannel
-from services.setup.registry import FAMILIES, Agent
+from services.setup.registry import FAMILIES, Agent, Registry
 from services.setup.status import SetupState, read_status, request_path, status_path
 from services.statefiles import (
     read_model_proxy_status,
@@ -339,15 +339,21 @@ class ModelsHandler(BaseHandler):
             families[family_of(name)].append(name)
             if family_of(name) != "openai":
                 families["openai"].append(name)  # chat completions serve every chat endpoint
-        agents = {}
-        for agent in self.ctx.registry.agents if self.ctx.registry else ():
-            agents[agent.id] = {
-                "title": agent.title,
-                "family": agent.family,
-                "model": chosen_model(self.ctx.settings.files, agent, os.environ),
-                "tracing": tracing_view(self.ctx.settings, agent),
-            }
+        agents = await self.ctx.run_blocking(agent_views, self.ctx.settings, self.ctx.registry)
         self.write({"families": families, "agents": agents})
+
+
+def agent_views(settings: Settings, registry: Registry | None) -> dict[str, dict[str, Any]]:
+    """Each agent's title, family, model and tracing, read from the state files (off the loop)."""
+    return {
+        agent.id: {
+            "title": agent.title,
+            "family": agent.family,
+            "model": chosen_model(settings.files, agent, os.environ),
+            "tracing": tracing_view(settings, agent),
+        }
+        for agent in (registry.agents if registry else ())
+    }
 
 
 def tracing_view(settings: Settings, agent: Agent) -> dict[str, Any]:
@@ -367,27 +373,39 @@ def tracing_view(settings: Settings, agent: Agent) -> dict[str, Any]:
     }
 
 
-class AgentModelHandler(BaseHandler):
+class AgentConfigHandler(BaseHandler):
+    """A choice about one agent, saved and then applied by rewriting the agent's config."""
+
+    def configurable_agent(self, agent_id: str) -> tuple[Registry, Agent]:
+        registry = self.ctx.registry
+        agent = registry.agent(agent_id) if registry else None
+        if registry is None or agent is None or not agent.configurer:
+            raise web.HTTPError(404, f"no configurable agent {agent_id[:40]!r}")
+        return registry, agent
+
+    async def reconfigure(self, registry: Registry, agent: Agent, what: str) -> None:
+        """The configurer in its own process (services/gateway/configure.py); 500 with its reason."""
+        failure = await self.ctx.run_blocking(configure_agent, registry, agent, self.ctx.attach_env)
+        if failure:
+            raise web.HTTPError(
+                500, f"{agent.title}: the {what} is saved but its config was not rewritten: {failure}"
+            )
+
+
+class AgentModelHandler(AgentConfigHandler):
     """`PUT /api/agents/{id}/model` `{"model": NAME}`: rewrite that agent's config to use NAME."""
 
     async def put(self, agent_id: str) -> None:
-        agent = self.ctx.registry.agent(agent_id) if self.ctx.registry else None
-        if agent is None or not agent.configurer:
-            raise web.HTTPError(404, f"no configurable agent {agent_id[:40]!r}")
+        registry, agent = self.configurable_agent(agent_id)
         model = self.json_body().get("model")
         if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
             raise web.HTTPError(400, "'model' must be a serving endpoint name")
         await self.ctx.run_blocking(save_model_choice, self.ctx.settings.files.agent_models, agent.id, model)
-        assert self.ctx.registry is not None  # the agent came from it
-        failure = await self.ctx.run_blocking(configure_agent, self.ctx.registry, agent, self.ctx.attach_env)
-        if failure:
-            raise web.HTTPError(
-                500, f"{agent.title}: the choice is saved but its config was not rewritten: {failure}"
-            )
+        await self.reconfigure(registry, agent, "choice")
         self.write({"agent": agent.id, "model": model})
 
 
-class AgentTracingHandler(BaseHandler):
+class AgentTracingHandler(AgentConfigHandler):
     """`PUT /api/agents/{id}/tracing` `{"on": BOOL}`: trace that agent's sessions to MLflow, or stop.
 
     The switch is saved (it beats CODING_AGENTS_MLFLOW_TRACING) and the agent's config rewritten; the
@@ -395,23 +413,16 @@ class AgentTracingHandler(BaseHandler):
     experiment the owner may not create)."""
 
     async def put(self, agent_id: str) -> None:
-        agent = self.ctx.registry.agent(agent_id) if self.ctx.registry else None
-        if agent is None or not agent.configurer:
-            raise web.HTTPError(404, f"no configurable agent {agent_id[:40]!r}")
+        registry, agent = self.configurable_agent(agent_id)
         if not tracing_available(agent):
             raise web.HTTPError(409, f"{agent.title} has no MLflow tracing integration")
         on = self.json_body().get("on")
         if not isinstance(on, bool):
             raise web.HTTPError(400, "'on' must be true or false")
-        path = self.ctx.settings.files.agent_tracing
-        await self.ctx.run_blocking(save_tracing_choice, path, agent.id, on)
-        assert self.ctx.registry is not None  # the agent came from it
-        failure = await self.ctx.run_blocking(configure_agent, self.ctx.registry, agent, self.ctx.attach_env)
-        if failure:
-            raise web.HTTPError(
-                500, f"{agent.title}: the switch is saved but its config was not rewritten: {failure}"
-            )
-        self.write({"agent": agent.id, "tracing": tracing_view(self.ctx.settings, agent)})
+        await self.ctx.run_blocking(save_tracing_choice, self.ctx.settings.files.agent_tracing, agent.id, on)
+        await self.reconfigure(registry, agent, "switch")
+        view = await self.ctx.run_blocking(tracing_view, self.ctx.settings, agent)
+        self.write({"agent": agent.id, "tracing": view})
 
 
 class ModelProxyStatusHandler(BaseHandler):
