@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.config import PROJECT_ROOT, Settings  # noqa: E402
+from services.config import Settings  # noqa: E402
 from services.setup import mcp  # noqa: E402
 from services.setup.configurers import CONFIGURERS  # noqa: E402
 from services.setup.registry import load  # noqa: E402
@@ -33,7 +33,12 @@ from tests.black_hole import BlackHole  # noqa: E402
 from tests.fake_models import FakeModels  # noqa: E402
 from tests.helpers import short_tempdir, wait_until  # noqa: E402
 from tests.model_proxy.test_agent_keys import PROMPT_READY, agent_in_tmux  # noqa: E402
-from tests.model_proxy.test_agents_offline import PAT, Installed, offline_env  # noqa: E402
+from tests.model_proxy.test_agents_offline import (  # noqa: E402
+    PAT,
+    Installed,
+    install_agents,
+    start_model_proxy,
+)
 
 AGENTS = ("claude", "gemini", "opencode", "codex")
 DEADLINE = 120.0
@@ -41,24 +46,6 @@ DEADLINE = 120.0
 
 def row(label: str, value: str, baseline: str) -> None:
     print(f"{label:<34} {value:>12}   baseline {baseline}")
-
-
-def install(root: Path, holes: tuple[BlackHole, BlackHole], fake: FakeModels) -> dict[str, str]:
-    """The four agents from npm by the setup runner, as the tests' `installed` fixture does."""
-    (root / "home").mkdir()
-    lines = ["agents:"]
-    for a in load().agents:
-        lines += [f"  {a.id}:", f"    title: {a.title}", f'    package: "{a.package}"']
-        lines += [f'    version: "{a.version}"', f"    binary: {a.binary}", f"    launch: {a.launch}"]
-        lines += [f"    family: {a.family}", f"    model: {a.model}", f"    configurer: {a.configurer}"]
-    (root / "agents.yaml").write_text("\n".join(lines) + "\n")
-    env = offline_env(root, fake, f"deepwiki={holes[0].url()},exa={holes[1].url()}")
-    setup = subprocess.run(
-        [sys.executable, "-m", "services.setup"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-    )
-    if setup.returncode != 0:
-        sys.exit(f"setup failed:\n{setup.stdout[-3000:]}")
-    return env
 
 
 def configure(installed: Installed, probe: bool) -> None:
@@ -100,17 +87,8 @@ def main() -> None:
     holes = (BlackHole(), BlackHole())
     proxy = None
     try:
-        env = install(root, holes, fake)
-        with (root / "proxy.log").open("wb") as proxy_log:
-            proxy = subprocess.Popen(
-                [sys.executable, "-m", "services.model_proxy"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=proxy_log,
-                stderr=subprocess.STDOUT,
-            )
-        status = Settings.from_env(env).state_dir / "model-proxy" / "status.json"
-        wait_until(status.exists, timeout=30, what="the model proxy up")
+        env = install_agents(root, fake, f"deepwiki={holes[0].url()},exa={holes[1].url()}")
+        proxy = start_model_proxy(root, env)
         installed = Installed(root, env, fake)
         figures: dict[tuple[str, bool], list[tuple[float, float]]] = {}
         for agent in AGENTS:

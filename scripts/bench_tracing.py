@@ -19,31 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.config import PROJECT_ROOT, Settings  # noqa: E402
+from services.config import PROJECT_ROOT  # noqa: E402
 from tests.fake_models import FakeModels  # noqa: E402
 from tests.fake_workspace import FakeWorkspace  # noqa: E402
-from tests.helpers import short_tempdir, wait_until  # noqa: E402
-from tests.model_proxy.test_agents_offline import OWNER, OWNER_PAT, PAT, Installed, offline_env  # noqa: E402
-
-CLAUDE_ONLY = """agents:
-  claude:
-    title: Claude Code
-    package: "@anthropic-ai/claude-code"
-    version: "{version}"
-    binary: claude
-    launch: claude
-    family: anthropic
-    model: databricks-claude-opus-4-6
-    configurer: claude
-"""
-
-
-def claude_version() -> str:
-    from services.setup.registry import load
-
-    agent = load().agent("claude")
-    assert agent is not None
-    return agent.version
+from tests.helpers import short_tempdir  # noqa: E402
+from tests.model_proxy.test_agents_offline import (  # noqa: E402
+    OWNER,
+    OWNER_PAT,
+    PAT,
+    Installed,
+    install_agents,
+    start_model_proxy,
+)
 
 
 def configure(installed: Installed, owner: dict[str, str], tracing: str) -> None:
@@ -64,22 +51,13 @@ def turn(installed: Installed, owner: dict[str, str]) -> float:
 
 def main(runs: int) -> None:
     root = short_tempdir("cab-")
-    (root / "home").mkdir()
-    (root / "agents.yaml").write_text(CLAUDE_ONLY.format(version=claude_version()))
     fake = FakeModels(tokens={PAT}, answer="PONG").start()
     workspace = FakeWorkspace().start()
     workspace.add_user(OWNER_PAT, OWNER, "Owner")
-    env = offline_env(root, fake, "off")
-    setup = subprocess.run(
-        [sys.executable, "-m", "services.setup"], cwd=PROJECT_ROOT, env=env, capture_output=True
-    )
-    if setup.returncode != 0:
-        sys.exit(f"setup failed:\n{setup.stdout[-3000:].decode(errors='replace')}")
-    proxy = subprocess.Popen([sys.executable, "-m", "services.model_proxy"], cwd=PROJECT_ROOT, env=env)
+    env = install_agents(root, fake, "off", only=("claude",))
+    proxy = start_model_proxy(root, env)
     owner = {"DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": OWNER_PAT}
     try:
-        status = Settings.from_env(env).files.model_proxy_status
-        wait_until(status.exists, timeout=20, what="model proxy up")
         installed = Installed(root, env, fake)
         timings: dict[str, list[float]] = {"off": [], "claude": []}
         for tracing in ("off", "claude"):  # one untimed turn each: first-run caches

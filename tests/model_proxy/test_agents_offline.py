@@ -87,30 +87,21 @@ def offline_env(root: Path, fake: FakeModels, mcp_servers: str) -> dict[str, str
     }
 
 
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Installed]:
-    root = short_tempdir("caa-")
+def install_agents(
+    root: Path, fake: FakeModels, mcp_servers: str, only: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The shipped agents (or those in `only`) installed from npm under `root` by the real setup
+    runner, as agents.yaml pins them; the environment to run them with."""
     (root / "home").mkdir()
-    registry = load()
     lines = ["agents:"]
-    for a in registry.agents:
-        lines += [
-            f"  {a.id}:",
-            f"    title: {a.title}",
-            f'    package: "{a.package}"',
-            f'    version: "{a.version}"',
-            f"    binary: {a.binary}",
-            f"    launch: {a.launch}",
-            f"    family: {a.family}",
-            f"    model: {a.model}",
-            f"    configurer: {a.configurer}",
-        ]
+    for a in load().agents:
+        if only and a.id not in only:
+            continue
+        lines += [f"  {a.id}:", f"    title: {a.title}", f'    package: "{a.package}"']
+        lines += [f'    version: "{a.version}"', f"    binary: {a.binary}", f"    launch: {a.launch}"]
+        lines += [f"    family: {a.family}", f"    model: {a.model}", f"    configurer: {a.configurer}"]
     (root / "agents.yaml").write_text("\n".join(lines) + "\n")
-    fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
-    holes = (BlackHole(), BlackHole())
-    # The default MCP servers as a locked-down workspace meets them: no answer. Setup's probe
-    # switches them off (services/setup/mcp.py), so no agent waits for them.
-    env = offline_env(root, fake, f"deepwiki={holes[0].url()},exa={holes[1].url()}")
+    env = offline_env(root, fake, mcp_servers)
     setup = subprocess.run(
         [sys.executable, "-m", "services.setup"],
         cwd=PROJECT_ROOT,
@@ -119,7 +110,13 @@ def installed() -> Iterator[Installed]:
         text=True,
         timeout=900,
     )
-    assert setup.returncode == 0, setup.stdout[-4000:]
+    if setup.returncode != 0:
+        raise RuntimeError(f"setup failed:\n{setup.stdout[-4000:]}")
+    return env
+
+
+def start_model_proxy(root: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The real model proxy in its own process (log: root/proxy.log), once it has written its status."""
     with (root / "proxy.log").open("wb") as log:
         proxy = subprocess.Popen(
             [sys.executable, "-m", "services.model_proxy"],
@@ -128,10 +125,20 @@ def installed() -> Iterator[Installed]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    settings = Settings.from_env(env)
-    wait_until(
-        lambda: (settings.state_dir / "model-proxy" / "status.json").exists(), timeout=20, what="proxy up"
-    )
+    status = Settings.from_env(env).files.model_proxy_status
+    wait_until(status.exists, timeout=30, what="the model proxy up")
+    return proxy
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    root = short_tempdir("caa-")
+    fake = FakeModels(tokens={PAT}, answer="PONG-FROM-FAKE-WORKSPACE").start()
+    holes = (BlackHole(), BlackHole())
+    # The default MCP servers as a locked-down workspace meets them: no answer. Setup's probe
+    # switches them off (services/setup/mcp.py), so no agent waits for them.
+    env = install_agents(root, fake, f"deepwiki={holes[0].url()},exa={holes[1].url()}")
+    proxy = start_model_proxy(root, env)
     yield Installed(root, env, fake)
     proxy.terminate()
     proxy.wait(timeout=10)
