@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services import redact
-from services.limits import Limits, LimitsError
+from services.limits import Limits, LimitsError, whole_number
 from services.statefiles import StateFiles
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -126,16 +126,10 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def _whole(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name} must be a whole number from {minimum} to {maximum}, got {raw[:40]!r}")
-    return value
+        return whole_number(env, name, default, minimum, maximum)
+    except LimitsError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

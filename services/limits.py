@@ -50,27 +50,33 @@ class Limits:
         if heap_raw == "off":
             heap: int | None = 0
         elif heap_raw:
-            heap = _whole(env, "CODING_AGENTS_NODE_HEAP_MB", minimum=64, hint="a number of MiB, or off")
+            heap = whole_number(env, "CODING_AGENTS_NODE_HEAP_MB", minimum=64, hint="a number of MiB, or off")
         else:
             heap = None
         root = env.get("CODING_AGENTS_MEMORY_ROOT", "").strip()
         return cls(
-            max_sessions=_whole(env, "CODING_AGENTS_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, minimum=1),
-            max_windows=_whole(env, "CODING_AGENTS_MAX_WINDOWS", DEFAULT_MAX_WINDOWS, minimum=1),
-            max_connections_per_session=_whole(
+            max_sessions=whole_number(env, "CODING_AGENTS_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, minimum=1),
+            max_windows=whole_number(env, "CODING_AGENTS_MAX_WINDOWS", DEFAULT_MAX_WINDOWS, minimum=1),
+            max_connections_per_session=whole_number(
                 env, "CODING_AGENTS_MAX_CONNECTIONS_PER_SESSION", DEFAULT_MAX_CONNECTIONS_PER_SESSION, 1
             ),
-            max_connections=_whole(env, "CODING_AGENTS_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, minimum=1),
-            memory_floor_mb=_whole(env, "CODING_AGENTS_MEMORY_FLOOR_MB", DEFAULT_MEMORY_FLOOR_MB, minimum=0),
+            max_connections=whole_number(
+                env, "CODING_AGENTS_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, minimum=1
+            ),
+            memory_floor_mb=whole_number(
+                env, "CODING_AGENTS_MEMORY_FLOOR_MB", DEFAULT_MEMORY_FLOOR_MB, minimum=0
+            ),
             memory_warn_percent=float(
-                _whole(env, "CODING_AGENTS_MEMORY_WARN_PERCENT", int(DEFAULT_MEMORY_WARN_PERCENT), 0, 100)
+                whole_number(
+                    env, "CODING_AGENTS_MEMORY_WARN_PERCENT", int(DEFAULT_MEMORY_WARN_PERCENT), 0, 100
+                )
             ),
             node_heap_mb=heap,
             memory_root=Path(root) if root else Path("/"),
         )
 
 
-def _whole(
+def whole_number(
     env: Mapping[str, str],
     name: str,
     default: int = 0,
@@ -78,6 +84,7 @@ def _whole(
     maximum: int = 1_000_000,
     hint: str = "",
 ) -> int:
+    """A whole-number variable; unset or empty keeps `default` (config.py's settings read them too)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
