@@ -209,18 +209,26 @@ def attach_secret(w: WorkspaceClient, app: App, scope: str, progress: Progress) 
     if existing is not None and existing.secret == wanted:
         progress.line(f"app resource {TOKEN_RESOURCE} already reads {scope}/{TOKEN_KEY}")
         return app
-    app.resources = [r for r in current if r.name != TOKEN_RESOURCE] + [
+    resources = [r for r in current if r.name != TOKEN_RESOURCE] + [
         AppResource(name=TOKEN_RESOURCE, description="The owner's token (scripts/deploy)", secret=wanted)
     ]
-    hints: dict[type[Exception], str] = {
-        PermissionDenied: f"this needs CAN MANAGE on app {app.name} and MANAGE on secret scope {scope}",
-        ResourceConflict: "the app is being changed by someone else; run the same command again",
-    }
-    # apps.update replaces the whole app (SDK docs), so the app as read is sent back with the resource.
-    with api_step("secret", f"adding resource {TOKEN_RESOURCE} to app {app.name}", hints):
-        updated = w.apps.update(app.name, app)
+    needs = f"CAN MANAGE on app {app.name} and MANAGE on secret scope {scope}"
+    updated = _update_resources(w, app, resources, f"adding resource {TOKEN_RESOURCE} to", needs)
     progress.line(f"app resource {TOKEN_RESOURCE} now reads {scope}/{TOKEN_KEY} (READ)")
     return updated
+
+
+def _update_resources(
+    w: WorkspaceClient, app: App, resources: list[AppResource], doing: str, needs: str
+) -> App:
+    """apps.update with `resources`: it replaces the whole app (SDK docs), so the app as read goes back."""
+    app.resources = resources
+    hints: dict[type[Exception], str] = {
+        PermissionDenied: f"this needs {needs}",
+        ResourceConflict: "the app is being changed by someone else; run the same command again",
+    }
+    with api_step("secret", f"{doing} app {app.name}", hints):
+        return w.apps.update(app.name, app)
 
 
 def detach_secret(w: WorkspaceClient, app: App, progress: Progress) -> App:
@@ -229,13 +237,9 @@ def detach_secret(w: WorkspaceClient, app: App, progress: Progress) -> App:
     if not any(r.name == TOKEN_RESOURCE for r in current):
         progress.line(f"app {app.name} has no {TOKEN_RESOURCE} resource")
         return app
-    app.resources = [r for r in current if r.name != TOKEN_RESOURCE]
-    hints: dict[type[Exception], str] = {
-        PermissionDenied: f"this needs CAN MANAGE on app {app.name}",
-        ResourceConflict: "the app is being changed by someone else; run the same command again",
-    }
-    with api_step("secret", f"removing resource {TOKEN_RESOURCE} from app {app.name}", hints):
-        updated = w.apps.update(app.name, app)
+    resources = [r for r in current if r.name != TOKEN_RESOURCE]
+    doing = f"removing resource {TOKEN_RESOURCE} from"
+    updated = _update_resources(w, app, resources, doing, f"CAN MANAGE on app {app.name}")
     progress.line(f"app resource {TOKEN_RESOURCE} removed (the secret itself is left in its scope)")
     return updated
 
