@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -809,22 +808,6 @@ def _keep_unplanned(
     return False
 
 
-@contextlib.contextmanager
-def _locked(path: Path, log: Callable[[str], None]) -> Iterator[None]:
-    """One refresh at a time (the setup step and a user's `refresh-skills` may overlap)."""
-    state.ensure_dir(path.parent)
-    with Path(path).open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log("another skills refresh is running; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def install_skills(
     home: Path,
     state_dir: Path,
@@ -846,7 +829,9 @@ def install_skills(
         agents = load(registry_path(env)).agents
     report = SkillsReport(home, titles={a.id: a.title for a in agents})
     skills_state = StateFiles(state_dir).skills
-    with _locked(skills_state / "lock", log):
+    # One refresh at a time (the setup step and a user's `refresh-skills` may overlap).
+    waiting = "another skills refresh is running; waiting for it"
+    with state.exclusive(skills_state / "lock", lambda: log(waiting)):
         shipped, problems = shipped_skills(shipped_dir)
         report.shipped = sorted(shipped)
         if problems:

@@ -146,6 +146,10 @@ class StateFiles:
     def setup_lock(self) -> Path:
         return self.root / "setup" / "lock"
 
+    def configure_lock(self, agent: str) -> Path:
+        """Held while an agent's configurer rewrites its files (setup, and the gateway's switches)."""
+        return self.root / "setup" / "configure" / f"{agent}.lock"
+
     @property
     def skills(self) -> Path:
         return self.root / "skills"

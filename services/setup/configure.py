@@ -17,7 +17,7 @@ from services.config import Settings
 from services.setup import mcp
 from services.setup.builtins import CONFIGURERS
 from services.setup.registry import RegistryError, load, registry_path
-from services.setup.steps import StepContext, StepFailed, StepLog
+from services.setup.steps import StepContext, StepFailed, StepLog, run_configurer
 
 log = logging.getLogger("configure")
 
@@ -43,7 +43,7 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
     # MCP servers as setup last found them: a model choice on the page probes nothing on the internet.
     reuse = mcp.reuse_last_check.set(True)
     try:
-        CONFIGURERS[agent.configurer](StepContext(settings, env, step_log), agent)
+        run_configurer(CONFIGURERS[agent.configurer], StepContext(settings, env, step_log), agent)
     except StepFailed as exc:
         print(exc, file=sys.stderr)
         return entry.EXIT_FAILED

@@ -23,7 +23,7 @@ from services.model_proxy.key import proxy_key
 from services.setup import codex_models, mcp
 from services.setup.registry import Agent, RegistryError, load, registry_path
 from services.setup.steps import Configurer, StepContext, StepFailed
-from services.setup.tracing import configure_claude_tracing
+from services.setup.tracing import configure_claude_tracing, record_tracing
 
 
 def merge_mcp(section: dict[str, Any], ctx: StepContext, agent: Agent, entry: Callable[[str], Any]) -> str:
@@ -130,8 +130,9 @@ def configure_claude(ctx: StepContext, agent: Agent) -> None:
     deny = _section(data, "permissions").setdefault("deny", [])
     if isinstance(deny, list) and "WebSearch" not in deny:
         deny.append("WebSearch")
-    tracing_note = configure_claude_tracing(settings, agent, data)
+    tracing_note, tracing = configure_claude_tracing(settings, agent, data)
     _write_json(path, data)
+    record_tracing(settings, agent, tracing)
     state_path = home / ".claude.json"
     profile = _read_json(state_path)
     profile["hasCompletedOnboarding"] = True

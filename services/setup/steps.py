@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import redact
+from services import redact, state
 from services.config import Settings
 from services.setup.registry import Agent, Tool
 from services.setup.status import LOG_TAIL_LINES
@@ -274,4 +274,14 @@ class Configure(Step):
         return None  # cheap and converging: always rewrite what we manage
 
     async def run(self, ctx: StepContext) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.configurer, ctx, self.agent_entry)
+        await asyncio.get_running_loop().run_in_executor(
+            None, run_configurer, self.configurer, ctx, self.agent_entry
+        )
+
+
+def run_configurer(configurer: Configurer, ctx: StepContext, agent: Agent) -> None:
+    """One configurer of an agent at a time, across processes: setup's step and a switch on the page
+    (python -m services.setup.configure) read, change and write the same files."""
+    lock = ctx.settings.files.configure_lock(agent.id)
+    with state.exclusive(lock, lambda: ctx.log.line("waiting for another rewrite of these settings")):
+        configurer(ctx, agent)

@@ -138,11 +138,13 @@ def ignore_tracing_logs(home: Path) -> None:
     path.write_text(text + ("" if not text or text.endswith("\n") else "\n") + GIT_IGNORE_LINE + "\n")
 
 
-def configure_claude_tracing(settings: Settings, agent: Agent, data: dict[str, Any]) -> str:
+def configure_claude_tracing(
+    settings: Settings, agent: Agent, data: dict[str, Any]
+) -> tuple[str, TracingStatus]:
     """Switch tracing on or off in Claude Code's settings (`data`, written by the caller); one line
-    for the step log. The outcome is recorded for the page (statefiles.tracing_status)."""
-    path = settings.files.tracing_status(agent.id)
-    before = read_tracing_status(path)
+    for the step log, and the outcome, which the caller records with `record_tracing` once `data`
+    is written: the page (statefiles.tracing_status) must never say on before the hook is there."""
+    before = read_tracing_status(settings.files.tracing_status(agent.id))
     status = TracingStatus(wanted=tracing_wanted(settings, agent))
     if status.wanted:
         try:
@@ -158,5 +160,8 @@ def configure_claude_tracing(settings: Settings, agent: Agent, data: dict[str, A
         if before.written:  # ours, from an earlier run: a hook that cannot log would fail every turn
             remove_hook(data)
         note = f"MLflow tracing off: {status.reason}" if status.reason else "MLflow tracing off"
-    save_tracing_status(path, status)
-    return note
+    return note, status
+
+
+def record_tracing(settings: Settings, agent: Agent, status: TracingStatus) -> None:
+    save_tracing_status(settings.files.tracing_status(agent.id), status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 import tomllib
 from pathlib import Path
 
@@ -13,9 +14,11 @@ import tomli_w
 from services import state
 from services.config import PROJECT_ROOT, Settings
 from services.model_proxy.key import proxy_key
+from services.setup.configure import main as configure_main
 from services.setup.configurers import CONFIGURERS, merge_dotenv
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepFailed, StepLog
+from tests.helpers import wait_until
 
 PAT = "dapi-secret-pat-never-in-configs"
 
@@ -211,3 +214,27 @@ def test_agents_yaml_mcp_servers_apply_to_every_agent(settings: Settings, tmp_pa
     # The environment beats agents.yaml.
     configure(settings, "claude", env | {"CODING_AGENTS_MCP_SERVERS": "exa=https://mcp.exa.ai/mcp,docs=off"})
     assert set(json.loads((home / ".claude.json").read_text())["mcpServers"]) == {"deepwiki", "exa"}
+
+
+def test_a_second_rewrite_of_an_agents_settings_waits_for_the_first(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setup's step and a switch on the page (python -m services.setup.configure, its own process)
+    each read, change and write the same files: run together, the later write would drop the
+    earlier one's change. The configure entry point waits for the lock setup's step also takes."""
+    path = settings.home / ".claude" / "settings.json"
+    log_path = settings.files.setup_logs / "claude-config.log"
+    monkeypatch.setenv("CODING_AGENTS_MCP_CHECK", "off")
+    result: list[int] = []
+    with state.exclusive(settings.files.configure_lock("claude")):
+        thread = threading.Thread(target=lambda: result.append(configure_main(settings, ["claude"])))
+        thread.start()
+        wait_until(
+            lambda: log_path.exists() and "waiting for another rewrite" in log_path.read_text(),
+            timeout=20,
+            what="the configure waiting for the lock",
+        )
+        assert not path.exists()  # nothing written while the other one holds the files
+    thread.join(timeout=30)
+    assert result == [0]
+    assert json.loads(path.read_text())["env"]["ANTHROPIC_BASE_URL"].endswith("/a/claude/anthropic")

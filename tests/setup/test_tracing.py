@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from services.config import ConfigError, Settings, TracingSettings
+from services.setup import configurers
 from services.setup.configurers import CONFIGURERS
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepLog
@@ -211,6 +212,27 @@ def test_an_existing_experiment_is_reused(tmp_path: Path, workspace: FakeWorkspa
     configure_claude(settings)
     assert len(workspace.mlflow.experiments) == 1
     assert len(workspace.calls("/mlflow/experiments/create")) == 1
+
+
+def test_the_page_reads_on_only_once_the_hook_is_written(
+    tmp_path: Path, workspace: FakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page and the owner's-token retry read the recorded status: it must follow the write of
+    Claude Code's settings, never precede it (a reader in between saw "on" and no hook)."""
+    settings = make_settings(tmp_path, workspace, CODING_AGENTS_MLFLOW_TRACING="claude")
+    status_path = settings.files.tracing_status("claude")
+    seen_at_write: list[bool] = []
+    real_write = configurers._write_json
+
+    def observing_write(path: Path, data: dict[str, Any]) -> None:
+        if path.name == "settings.json":
+            seen_at_write.append(read_tracing_status(status_path).on)
+        real_write(path, data)
+
+    monkeypatch.setattr(configurers, "_write_json", observing_write)
+    data = configure_claude(settings)
+    assert seen_at_write == [False]  # not yet on while the hook was being written
+    assert read_tracing_status(status_path).on and stop_hooks(data) == [hook_command()]
 
 
 @pytest.mark.parametrize(
