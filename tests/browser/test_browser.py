@@ -193,6 +193,40 @@ def test_websocket_failing_while_nothing_answers_is_a_restart_not_a_blocked_sock
         raise AssertionError(f"{failed}; states {states(page)}; screen {screen(page)!r}") from None
 
 
+def test_a_terminal_query_answered_after_its_connection_closed_is_not_typed_into_the_next(
+    browser: Browser, app: RunningApp
+) -> None:
+    """tmux asks the terminal's attributes (DA2, `ESC[>c`) at attach; xterm.js answers once it has
+    parsed the question, which can be after that connection closed. Kept for the reconnect like a
+    typed key, the answer reached the next tmux client, which had its own and read this one as keys:
+    `0;276;0c` typed into the shell. Played here by closing the socket while a query waits behind
+    a large write that xterm.js parses across several frames."""
+    page = browser.new_page()
+    live: list[WebSocketRoute] = []
+
+    def on_websocket(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        live.append(ws)
+
+    page.route_web_socket("**/api/sessions/*/ws*", on_websocket)
+    record_states(page)
+    page.goto(f"{app.url}/?token={app.stack.token}")
+    wait_until(lambda: indicator(page) == {"state": "connected", "transport": "websocket"}, timeout=15)
+    type_and_see(page, "echo first $((6*7))", "first 42")  # the first client has had its answers
+    first = live[-1]
+    first.send(b"\x1b[2J" + b"~" * (4 << 20))  # 4 MiB: xterm.js parses it over several frames
+    first.send(b"\x1b[>c\x1b[c\x1b[6n")  # DA2, DA1 and a cursor position report, as tmux asks
+    first.close(code=4500, reason="the terminal client stopped")
+    # Route handlers run only while this thread is inside a Playwright call: poll the page.
+    wait_until(lambda: indicator(page)["state"] == "connected" and len(live) >= 2, timeout=15, what="reconnected")
+    try:
+        type_and_see(page, "echo second $((6*7))", "second 42")
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}; states {states(page)}; screen {screen(page)!r}") from None
+    shown = screen(page)
+    assert "276" not in shown and "command not found" not in shown, shown
+
+
 def test_long_poll_fallback_when_websocket_is_unavailable(browser: Browser, app: RunningApp) -> None:
     page = open_terminal(browser, app, no_websocket=True)
     assert indicator(page)["transport"] == "longpoll"

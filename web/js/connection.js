@@ -55,6 +55,14 @@ const LIVENESS_PROBE_MS = 5_000;
  * beyond it they are refused with a notice. Small on purpose: a long blind burst is rarely wanted.
  */
 export const OFFLINE_INPUT_LIMIT = 4 * 1024;
+/**
+ * What xterm.js sends on its own to answer a program's query: device attributes (DA1 `ESC[?…c`,
+ * DA2 `ESC[>…c`), status and cursor position reports (`ESC[…n`, `ESC[…R`), mode reports
+ * (`ESC[…$y`), window reports (`ESC[…t`), DCS (XTVERSION, DECRQSS) and OSC (colours) replies.
+ * A plain cursor position report looks like Ctrl+F3 (`ESC[1;5R`): see #sendReport for why that
+ * is harmless.
+ */
+const TERMINAL_REPORT = /^(?:\x1b\[[?>]?[\d;]*(?:c|n|R|\$y|t)|\x1bP[\s\S]*\x1b\\|\x1b\][\s\S]*(?:\x07|\x1b\\))$/;
 /** Scrollback xterm.js keeps only where the gateway has no tmux history (degraded shells). */
 const LOCAL_SCROLLBACK = 10_000;
 
@@ -117,6 +125,11 @@ export class TerminalConnection extends EventTarget {
   #subscriptions = [];
   /** @type {Record<TimerName, number>} */
   #timers = { retry: 0, hello: 0, resize: 0, probe: 0 };
+  /**
+   * @type {Transport[]} whose output each pending `term.write` holds, oldest first: while xterm.js
+   * parses a write, its transport is the head, so an answer to a query knows who asked.
+   */
+  #writesFrom = [];
 
   /**
    * @param {Terminal} term
@@ -319,7 +332,9 @@ export class TerminalConnection extends EventTarget {
     const size = data.length;
     // Ack from the write callback, i.e. after rendering, so the gateway's flow control tracks
     // what this browser has actually drawn rather than what the network delivered.
+    this.#writesFrom.push(transport);
     this.#term.write(data, () => {
+      this.#writesFrom.shift();
       if (transport !== this.#live) return;
       this.#renderedSinceAck += size;
       if (this.#renderedSinceAck >= PROTOCOL.ACK_EVERY) {
@@ -521,9 +536,28 @@ export class TerminalConnection extends EventTarget {
 
   /** @param {string} data */
   #sendInput(data) {
+    if (TERMINAL_REPORT.test(data)) {
+      this.#sendReport(data);
+      return;
+    }
     const input = { binary: false, data: this.#transformInput(data) };
     if (this.#handingOver) this.#heldInput.push(input);
     else this.#sendOrHold(input);
+  }
+
+  /**
+   * An answer to a terminal query goes at once to the connection whose output asked, unchanged
+   * (no sticky Ctrl), and only if it is still the one taking input. One whose output asked but is
+   * gone (closed, or replaced by a handover) has its answer dropped: kept for the reconnect like a
+   * typed key, it reached the next tmux client, which has its own answer and read this one as
+   * keys (`0;276;0c` typed into the shell). Outside any parse it is a key that looks like a report
+   * (Ctrl+F3): sent if connected, dropped if not (it would land in a different moment anyway).
+   * @param {string} data
+   */
+  #sendReport(data) {
+    const live = this.#openInput();
+    const asker = this.#writesFrom.length ? this.#writesFrom[0] : live;
+    if (live && asker === live) live.send({ type: PROTOCOL.INPUT, data });
   }
 
   /** @param {string} data */
