@@ -218,7 +218,9 @@ def test_a_terminal_query_answered_after_its_connection_closed_is_not_typed_into
     first.send(b"\x1b[>c\x1b[c\x1b[6n")  # DA2, DA1 and a cursor position report, as tmux asks
     first.close(code=4500, reason="the terminal client stopped")
     # Route handlers run only while this thread is inside a Playwright call: poll the page.
-    wait_until(lambda: indicator(page)["state"] == "connected" and len(live) >= 2, timeout=15, what="reconnected")
+    wait_until(
+        lambda: indicator(page)["state"] == "connected" and len(live) >= 2, timeout=15, what="reconnected"
+    )
     try:
         type_and_see(page, "echo second $((6*7))", "second 42")
     except AssertionError as failed:
