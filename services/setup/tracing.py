@@ -2,10 +2,12 @@
 
 When tracing is wanted (services/agent_models.tracing_wanted), Claude Code's settings get what
 `mlflow autolog claude -u databricks -e ID` writes (mlflow-skinny 3.12.0, mlflow/claude_code/hooks.py
-and config.py): a Stop hook running `mlflow autolog claude stop-hook`, which reads the session's
-transcript and logs it as a trace, and the MLFLOW_* variables it reads. The hook runs this app's own
-Python (`-P`: a project's folder named `mlflow` cannot shadow the package) and authenticates as the
-terminal does, as the owner (DATABRICKS_HOST and the owner's profile or token in the shells).
+and config.py): a Stop hook and the MLFLOW_* variables mlflow's hook reads. The hook is
+mlflow_stop_hook.py, which answers Claude Code at once and runs mlflow's own `mlflow autolog claude
+stop-hook` behind it on a copy of the transcript; that reads the turn and logs it as a trace. It runs
+this app's own Python (`-P`: a project's folder named `mlflow` cannot shadow the package) and
+authenticates as the terminal does, as the owner (DATABRICKS_HOST and the owner's profile or token
+in the shells).
 
 The experiment (CODING_AGENTS_MLFLOW_EXPERIMENT, default /Users/{owner}/coding-agents) is found or
 created here, as the owner, so a missing permission or credential shows on the setup step and the
@@ -27,7 +29,10 @@ from services.statefiles import TracingStatus, read_tracing_status, save_tracing
 
 # The identifiers mlflow itself looks for in a hook command (mlflow/claude_code/config.py), so its
 # own `mlflow autolog claude --status/--disable` recognise the hook we write.
-HOOK_IDENTIFIERS = ("mlflow autolog claude", "mlflow.claude_code.hooks")
+STOP_HOOK = Path(__file__).resolve().with_name("mlflow_stop_hook.py")
+# Our hook (its script's name), and mlflow's own (`mlflow autolog claude` writes it; earlier versions
+# of this app wrote it too): all of them are the one tracing hook, never two.
+HOOK_IDENTIFIERS = (STOP_HOOK.name, "mlflow autolog claude", "mlflow.claude_code.hooks")
 TRACING_ENV = (
     "MLFLOW_CLAUDE_TRACING_ENABLED",
     "MLFLOW_TRACKING_URI",
@@ -44,11 +49,9 @@ class TracingUnavailable(Exception):
 
 
 def hook_command(python: str = sys.executable) -> str:
-    # Exported synchronously: a one-shot process gains nothing from mlflow's async queue, whose flush
-    # at exit added ~1.7 s to every turn (scripts/bench tracing).
-    return (
-        f"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false {shlex.quote(python)} -P -m mlflow autolog claude stop-hook"
-    )
+    # -P: a project folder named `mlflow` in the cwd must not shadow the package. The script answers
+    # Claude Code at once and runs mlflow's own hook behind it (see its docstring).
+    return f"{shlex.quote(python)} -P {shlex.quote(str(STOP_HOOK))}"
 
 
 def experiment_for_owner(settings: Settings) -> tuple[str, str]:
@@ -109,11 +112,11 @@ def remove_hook(data: dict[str, Any]) -> None:
 
 
 def add_hook(data: dict[str, Any], experiment: str, experiment_id: str) -> None:
-    """What `mlflow autolog claude -u databricks -e ID` writes, with this app's Python in the hook."""
+    """What `mlflow autolog claude -u databricks -e ID` writes, with our hook in front of mlflow's."""
     remove_hook(data)
     hooks = data.setdefault("hooks", {})
-    # Not `async`: Claude Code would not wait for it (`claude -p` exits and no trace is logged, measured
-    # with scripts/bench tracing), and a later turn could land in the transcript before it is read.
+    # Not Claude Code's `async` hooks: `claude -p` exits without waiting and its hook dies with it (0 of
+    # 4 traces logged, scripts/bench tracing), and a later turn could reach the transcript first.
     hooks.setdefault("Stop", []).append({"hooks": [{"type": "command", "command": hook_command()}]})
     data.setdefault("env", {}).update(
         {

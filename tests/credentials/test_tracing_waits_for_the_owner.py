@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from services.gateway.configure import configure_agent
+from services.setup.tracing import hook_command
 from services.statefiles import read_tracing_status
 from services.tmux import TmuxSessions
 from tests.conftest import OWNER_EMAIL, OWNER_TOKEN, Stack
@@ -42,7 +43,7 @@ async def test_tracing_turns_on_once_the_owners_token_is_connected(
         experiment = sp_workspace.mlflow.by_name(f"/Users/{OWNER_EMAIL}/coding-agents")
         assert experiment is not None
         hooks = json.loads((pat_less.home / ".claude" / "settings.json").read_text())["hooks"]["Stop"]
-        assert any("mlflow autolog claude stop-hook" in h["command"] for g in hooks for h in g["hooks"])
+        assert any(h["command"] == hook_command() for g in hooks for h in g["hooks"])
         # Created as the owner (the app's minted token), never as the app's service principal.
         created = sp_workspace.calls("/mlflow/experiments/create")[-1]
         assert not created.headers["authorization"].startswith("Bearer sp-oauth-")

@@ -244,11 +244,15 @@ def test_claude_code_sessions_are_traced_to_mlflow(installed: Installed) -> None
         # The terminal's shells carry the owner's workspace credentials; the hook inherits them.
         result = installed.run_with(owner, "claude", "-p", "Count the quokkas, then say pong.")
         check_reply(installed, result, "/serving-endpoints/anthropic/v1/messages")
-        wait_until(
-            lambda: workspace.mlflow.traces_in(experiment["experiment_id"]), timeout=60, what="a trace logged"
-        )
-        [trace] = workspace.mlflow.traces_in(experiment["experiment_id"])
-        spans = json.dumps(uploaded_spans(workspace, trace["trace_id"]))
+
+        # The hook answers Claude Code at once and logs the turn behind it: the trace, then its spans.
+        def logged() -> str:
+            traces = workspace.mlflow.traces_in(experiment["experiment_id"])
+            spans = uploaded_spans(workspace, traces[0]["trace_id"]) if traces else []
+            return json.dumps(spans) if spans else ""
+
+        spans = wait_until(logged, timeout=60, what="a trace and its spans logged")
+        assert len(workspace.mlflow.traces_in(experiment["experiment_id"])) == 1
         assert "Count the quokkas" in spans and "PONG-FROM-FAKE-WORKSPACE" in spans, spans[:2000]
     finally:
         off = installed.env | owner

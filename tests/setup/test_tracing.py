@@ -16,13 +16,14 @@ import pytest
 from services.config import ConfigError, Settings, TracingSettings
 from services.setup import configurers
 from services.setup.configurers import CONFIGURERS
+from services.setup.mlflow_stop_hook import MLFLOW_HOOK
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepLog
 from services.setup.tracing import HOOK_IDENTIFIERS, hook_command
 from services.statefiles import read_tracing_status, save_tracing_choice
 from tests.fake_mlflow import uploaded_spans
 from tests.fake_workspace import FakeWorkspace
-from tests.helpers import env_for_subprocess
+from tests.helpers import env_for_subprocess, wait_until
 
 OWNER = "owner@example.com"
 PAT = "dapi-owner-tracing-0123456789"
@@ -129,17 +130,31 @@ def test_switched_on_the_real_hook_logs_a_trace_to_the_owners_experiment(
     assert (settings.home / ".config" / "git" / "ignore").read_text() == ".claude/mlflow/\n"
 
     project = settings.home / "projects" / "demo"
-    project.mkdir(parents=True)
+    (project / "mlflow").mkdir(parents=True)  # a project's folder must not shadow the package (-P)
+    (project / "mlflow" / "__init__.py").write_text("raise SystemExit('shadowed')\n")
     transcript = tmp_path / "session.jsonl"
     write_transcript(transcript, "Count the quokkas", "There are three quokkas.")
-    answer = run_hook(hook_command(), {k: str(v) for k, v in env.items()}, transcript, project, workspace)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    hook_env = {k: str(v) for k, v in env.items()} | {"TMPDIR": str(scratch)}
+    answer = run_hook(hook_command(), hook_env, transcript, project, workspace)
     assert json.loads(answer.strip().splitlines()[-1]) == {"continue": True}
+    # Claude Code is answered before the turn is logged; the next turn, already in the transcript by
+    # the time mlflow reads it, must not be what is logged for this one.
+    write_transcript(transcript, "Now count the wombats", "Two wombats.")
 
+    def logged() -> list[dict[str, Any]]:  # the trace's start, then its spans' upload
+        traces = workspace.mlflow.traces_in(experiment["experiment_id"])
+        return uploaded_spans(workspace, traces[0]["trace_id"]) if traces else []
+
+    spans = wait_until(logged, timeout=60, what="the trace and its spans logged")
     [trace] = workspace.mlflow.traces_in(experiment["experiment_id"])
     assert trace["trace_metadata"]["mlflow.trace.session"] == "s-1"
-    spans = uploaded_spans(workspace, trace["trace_id"])
     assert any("Count the quokkas" in json.dumps(s) for s in spans), spans
     assert any("There are three quokkas." in json.dumps(s) for s in spans)
+    assert "wombats" not in json.dumps(spans)
+    wait_until(lambda: not any(scratch.iterdir()), timeout=30, what="the transcript's copy removed")
+    assert '{"continue": true}' in (project / ".claude" / "mlflow" / "stop-hook.log").read_text()
     calls = workspace.calls(r"/mlflow/")
     assert calls and all(c.headers["authorization"] == f"Bearer {PAT}" for c in calls)  # as the owner
 
@@ -171,7 +186,7 @@ def test_a_users_own_mlflow_hook_is_left_alone_when_tracing_is_off(
     data = configure_claude(settings)
     assert stop_hooks(data) == ["mlflow autolog claude stop-hook"]
     assert data["env"]["MLFLOW_TRACKING_URI"] == "sqlite:///x"
-    assert all(marker in hook_command() or marker.startswith("mlflow.") for marker in HOOK_IDENTIFIERS)
+    assert HOOK_IDENTIFIERS[0] in hook_command()  # ours is recognised as the tracing hook too
 
 
 def test_without_the_owners_credentials_tracing_stays_off_and_says_why(
@@ -264,7 +279,7 @@ def test_the_hook_runs_the_apps_python_whatever_the_cwd_holds(tmp_path: Path) ->
     # A project folder named `mlflow` must not shadow the package (-P).
     (tmp_path / "mlflow").mkdir()
     (tmp_path / "mlflow" / "__init__.py").write_text("raise SystemExit('shadowed')\n")
-    argv = [*shlex.split(hook_command())[1:-3], "--version"]
+    argv = [*shlex.split(hook_command())[:2], *MLFLOW_HOOK[:2], "--version"]  # as the hook runs it
     result = subprocess.run(
         argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=dict(os.environ)
     )
