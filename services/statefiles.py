@@ -251,7 +251,6 @@ def read_tracing_status(path: Path) -> TracingStatus:
 
 
 def save_tracing_status(path: Path, status: TracingStatus) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     state.atomic_write_json(path, status.to_json(), mode=0o644)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from services.agent_models import tracing_wanted
-from services.config import PROJECT_ROOT
+from services.config import PROJECT_ROOT, Settings
 from services.setup.registry import Agent, Registry
 from services.statefiles import read_tracing_status
 
@@ -46,19 +46,22 @@ def configure_agent(registry: Registry, agent: Agent, env: Mapping[str, str]) ->
     return lines[-1] if lines else f"the configurer exited with status {done.returncode}"
 
 
+def agents_waiting_for_tracing(settings: Settings, registry: Registry) -> list[Agent]:
+    """Agents whose tracing is wanted but not on (reads their state files: run it off the loop)."""
+    files = settings.files
+    wanted = [agent for agent in registry.agents if tracing_wanted(settings, agent)]
+    return [agent for agent in wanted if not read_tracing_status(files.tracing_status(agent.id)).on]
+
+
 async def retry_waiting_tracing(ctx: GatewayContext) -> None:
     """The owner's token just became usable: agents whose MLflow tracing is wanted but stayed off
     (setup ran before the token was restored or pasted) are configured again, without a restart."""
     registry = ctx.registry
     if registry is None:
         return
-    for agent in registry.agents:
-        if not tracing_wanted(ctx.settings, agent):
-            continue
-        if read_tracing_status(ctx.settings.files.tracing_status(agent.id)).on:
-            continue
+    for agent in await ctx.run_blocking(agents_waiting_for_tracing, ctx.settings, registry):
         failure = await ctx.run_blocking(configure_agent, registry, agent, ctx.attach_env)
-        status = read_tracing_status(ctx.settings.files.tracing_status(agent.id))
+        status = await ctx.run_blocking(read_tracing_status, ctx.settings.files.tracing_status(agent.id))
         if failure or not status.on:
             log.warning("%s: MLflow tracing still off: %s", agent.title, failure or status.reason)
         else:

@@ -38,19 +38,23 @@ def hand_off(hook_input: dict[str, Any]) -> None:
     """Snapshot the transcript and start the logger in its own session, its output not on our pipes
     (Claude Code reads our stdout to the end: an inherited pipe would hold the turn again)."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-stop-hook-"))
-    transcript = hook_input.get("transcript_path")
-    if isinstance(transcript, str) and Path(transcript).is_file():
-        snapshot = folder / Path(transcript).name
-        shutil.copyfile(transcript, snapshot)
-        hook_input = {**hook_input, "transcript_path": str(snapshot)}
-    (folder / "hook-input.json").write_text(json.dumps(hook_input))
-    subprocess.Popen(
-        [sys.executable, "-P", str(Path(__file__).resolve()), LOG_TURN, str(folder)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    try:
+        transcript = hook_input.get("transcript_path")
+        if isinstance(transcript, str) and Path(transcript).is_file():
+            snapshot = folder / Path(transcript).name
+            shutil.copyfile(transcript, snapshot)
+            hook_input = {**hook_input, "transcript_path": str(snapshot)}
+        (folder / "hook-input.json").write_text(json.dumps(hook_input))
+        subprocess.Popen(
+            [sys.executable, "-P", str(Path(__file__).resolve()), LOG_TURN, str(folder)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)  # no logger will remove it
+        raise
 
 
 def log_turn(folder: Path) -> int:

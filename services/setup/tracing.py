@@ -27,8 +27,6 @@ from services.config import Settings
 from services.setup.registry import Agent
 from services.statefiles import TracingStatus, read_tracing_status, save_tracing_status
 
-# The identifiers mlflow itself looks for in a hook command (mlflow/claude_code/config.py), so its
-# own `mlflow autolog claude --status/--disable` recognise the hook we write.
 STOP_HOOK = Path(__file__).resolve().with_name("mlflow_stop_hook.py")
 # Our hook (its script's name), and mlflow's own (`mlflow autolog claude` writes it; earlier versions
 # of this app wrote it too): all of them are the one tracing hook, never two.
