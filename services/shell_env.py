@@ -7,6 +7,7 @@ import pwd
 from collections.abc import Mapping
 from pathlib import Path
 
+from services import github
 from services.config import Settings
 from services.memory import MemoryProbe, node_heap_mb
 
@@ -57,7 +58,7 @@ def shell_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     # ~/.agents/skills (agents.yaml skill_dirs).
     env.setdefault("OPENCODE_DISABLE_CLAUDE_CODE_SKILLS", "1")
     # No browser on this machine: `gh auth login --web` and `gh browse` print the link (services/github.py).
-    env.setdefault("GH_BROWSER", str(settings.state_bin / "open-url"))
+    env.setdefault("GH_BROWSER", str(github.open_url_path(settings)))
     # Databricks Apps sets neither; tools (git, ssh, npm, agents' prompts) read them.
     user = base.get("USER", "").strip() or login_name()
     env["USER"] = env["LOGNAME"] = user

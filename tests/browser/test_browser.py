@@ -91,6 +91,14 @@ def open_terminal(browser: Browser, app: RunningApp, query: str = "", no_websock
     return page
 
 
+@pytest.fixture
+def page(browser: Browser, app: RunningApp) -> Iterator[Page]:
+    """A terminal page connected to `app`, closed after the test (for the files that share `app`)."""
+    opened = open_terminal(browser, app)
+    yield opened
+    opened.close()
+
+
 def type_and_see(page: Page, command: str, expected: str) -> None:
     page.locator(".xterm").click()
     page.keyboard.type(command)

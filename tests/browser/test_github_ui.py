@@ -3,26 +3,17 @@ shells' GH_BROWSER prints it, and Ctrl+click on it opens it in the user's own br
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from tests.browser import test_browser
-from tests.browser.test_browser import open_terminal, screen, type_and_see
-from tests.e2e.conftest import RunningApp
+from tests.browser.test_browser import screen, type_and_see
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 app = test_browser.app  # scripts/run with real tmux, gateway and supervisord
 browser = test_browser.browser
-
-
-@pytest.fixture
-def page(browser: Browser, app: RunningApp) -> Iterator[Page]:
-    opened = open_terminal(browser, app)
-    yield opened
-    opened.close()
+page = test_browser.page  # a terminal page on `app`, closed after the test
 
 
 def test_gh_browser_prints_a_link_the_page_opens(page: Page) -> None:

@@ -4,26 +4,19 @@ scroll; the page's own context menu; an outage you cannot miss, with keys kept f
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser import test_browser
-from tests.browser.test_browser import indicator, open_terminal, screen, type_and_see
+from tests.browser.test_browser import indicator, screen, type_and_see
 from tests.e2e.conftest import RunningApp
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 app = test_browser.app  # scripts/run with real tmux, gateway and supervisord
 browser = test_browser.browser
-
-
-@pytest.fixture
-def page(browser: Browser, app: RunningApp) -> Iterator[Page]:
-    opened = open_terminal(browser, app)
-    yield opened
-    opened.close()
+page = test_browser.page  # a terminal page on `app`, closed after the test
 
 
 def position(page: Page) -> int:
