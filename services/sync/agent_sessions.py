@@ -101,6 +101,26 @@ def copy_sqlite(source: Path, dest: Path) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def place_new(source: Path, dest: Path) -> bool:
+    """Copy `source` to `dest` unless `dest` exists, whole or not at all: an agent started meanwhile
+    never reads a half-written conversation, nor has its own file replaced. False when it existed."""
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp's 0600 from the first byte: conversations can hold anything the user pasted.
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".restore-", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        shutil.copyfile(source, tmp)
+        mtime = source.stat().st_mtime
+        os.utime(tmp, (mtime, mtime))  # as copy2 did: the next snapshot sees the same file, no commit
+        os.link(tmp, dest)  # unlike a rename, fails rather than replace a file made meanwhile
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class AgentSessions:
     """Copies between the agents' stores in HOME and the `.agent-sessions` repository."""
 
@@ -128,12 +148,8 @@ class AgentSessions:
         restored = 0
         for source in matching(self.repo, self.patterns):
             dest = self.home / source.relative_to(self.repo)
-            if dest.exists():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            shutil.copy2(source, dest)
-            dest.chmod(0o600)  # conversations can hold anything the user pasted
-            restored += 1
+            if not dest.exists() and place_new(source, dest):
+                restored += 1
         if restored:
             log.info("restored %d agent conversation file(s) into %s", restored, self.home)
         return restored

@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from services.sync.agent_sessions import REPO_NAME, AgentSessions
 from services.sync.failures import OnceLog
 from services.sync.gitrepo import git_env
@@ -112,6 +114,35 @@ def test_the_restore_adds_what_is_missing_and_nothing_else(tmp_path: Path) -> No
         home / ".claude/projects/-home-app-projects/newer.jsonl"
     ).read_text() == "this container's, newer\n"
     assert not (home / ".bashrc").exists()
+
+
+def test_a_restored_conversation_appears_whole_and_never_replaces_one_made_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent started while the restore runs sees each conversation whole or not at all (CI once
+    read a restored transcript empty), and one it wrote meanwhile is kept."""
+    home = tmp_path / "home"
+    repo = home / "projects" / REPO_NAME
+    racing = ".claude/projects/-home-app-projects/racing.jsonl"
+    write(repo, TRANSCRIPT, '{"user": "remember ZEBRA"}\n')
+    write(repo, racing, "from the workspace\n")
+    seen_while_copying: list[bool] = []
+    real_copyfile = shutil.copyfile
+
+    def copy_and_look(src: Path, dst: Path) -> object:
+        result = real_copyfile(src, dst)
+        seen_while_copying.append((home / src.relative_to(repo)).exists())
+        if src.name == "racing.jsonl":
+            write(home, racing, "the agent's own, written during the restore\n")
+        return result
+
+    monkeypatch.setattr(shutil, "copyfile", copy_and_look)
+    assert sessions(home).restore_home() == 1
+    assert seen_while_copying == [False, False]  # written in full before it has its name
+    assert (home / TRANSCRIPT).read_text() == '{"user": "remember ZEBRA"}\n'
+    assert (home / TRANSCRIPT).stat().st_mode & 0o777 == 0o600
+    assert (home / racing).read_text() == "the agent's own, written during the restore\n"
+    assert sorted(p.name for p in (home / TRANSCRIPT).parent.iterdir()) == ["0b1c.jsonl", "racing.jsonl"]
 
 
 def test_conversations_come_back_in_a_fresh_container(rig: Rig) -> None:
