@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services import state
 from services.agent_models import tracing_wanted
 from services.config import Settings
 from services.setup.registry import Agent
@@ -130,13 +131,14 @@ def ignore_tracing_logs(home: Path) -> None:
     """git's own global ignore file (read without any config): the hook's log folder in every repo."""
     path = home / ".config" / "git" / "ignore"
     try:
-        text = path.read_text()
+        text, mode = path.read_text(), path.stat().st_mode & 0o777
     except FileNotFoundError:
-        text = ""
+        text, mode = "", 0o644
     if GIT_IGNORE_LINE in text.splitlines():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + ("" if not text or text.endswith("\n") else "\n") + GIT_IGNORE_LINE + "\n")
+    # Atomic: every git command in the shells reads this file; none should see half of it.
+    added = text + ("" if not text or text.endswith("\n") else "\n") + GIT_IGNORE_LINE + "\n"
+    state.atomic_write_bytes(path, added.encode(), mode=mode)
 
 
 def configure_claude_tracing(

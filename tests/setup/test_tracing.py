@@ -19,7 +19,7 @@ from services.setup.configurers import CONFIGURERS
 from services.setup.mlflow_stop_hook import MLFLOW_HOOK
 from services.setup.registry import load
 from services.setup.steps import StepContext, StepLog
-from services.setup.tracing import HOOK_IDENTIFIERS, hook_command
+from services.setup.tracing import HOOK_IDENTIFIERS, hook_command, ignore_tracing_logs
 from services.statefiles import read_tracing_status, save_tracing_choice
 from tests.fake_mlflow import uploaded_spans
 from tests.fake_workspace import FakeWorkspace
@@ -284,3 +284,14 @@ def test_the_hook_runs_the_apps_python_whatever_the_cwd_holds(tmp_path: Path) ->
         argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=dict(os.environ)
     )
     assert result.returncode == 0 and "3.12.0" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_log_folder_is_added_to_the_users_own_git_ignore_once(tmp_path: Path) -> None:
+    ignore = tmp_path / ".config" / "git" / "ignore"
+    ignore.parent.mkdir(parents=True)
+    ignore.write_text("*.swp")  # the user's, without a final newline
+    ignore.chmod(0o600)
+    ignore_tracing_logs(tmp_path)
+    ignore_tracing_logs(tmp_path)
+    assert ignore.read_text() == "*.swp\n.claude/mlflow/\n"
+    assert ignore.stat().st_mode & 0o777 == 0o600  # the user's mode kept
