@@ -1,5 +1,5 @@
 """services.reaper on its own: orphans end with the command, signals and exit status pass through,
-the platform-log FIFO is relayed to stdout."""
+the platform-log FIFO is relayed to stdout, supervisord's socket is knocked on while it stops."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from services.config import PROJECT_ROOT
 from tests.helpers import wait_until
 
 
-def reaper(*command: str, relay: Path | None = None) -> subprocess.Popen[bytes]:
-    args = ["--relay", str(relay)] if relay else []
+def reaper(*command: str, relay: Path | None = None, knock: Path | None = None) -> subprocess.Popen[bytes]:
+    args = (["--relay", str(relay)] if relay else []) + (["--knock", str(knock)] if knock else [])
     return subprocess.Popen(
         [sys.executable, "-m", "services.reaper", *args, "--", *command],
         cwd=PROJECT_ROOT,
@@ -92,3 +92,43 @@ def test_no_command_is_a_usage_error() -> None:
     proc = reaper()
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 2 and b"no command given" in err
+
+
+# Stands in for supervisord: a control socket, and an exit only after being woken through it a few
+# times once stopping (supervisord sees a program's exit only when its loop wakes).
+KNOCKED = """
+import signal, socket, sys, time
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[1])
+server.listen(16)
+server.settimeout(0.01)
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
+print("up", flush=True)
+before, after = 0, 0
+while after < 3:
+    try:
+        server.accept()[0].close()
+    except TimeoutError:
+        if stopping and time.monotonic() - stopping[0] > 10:
+            sys.exit(f"woken {after} times in 10 s of stopping")
+        continue
+    if stopping:
+        after += 1
+    else:
+        before += 1
+sys.exit(0 if before == 0 else f"woken {before} times before the stop")
+"""
+
+
+def test_supervisords_socket_is_knocked_on_only_while_it_stops(tmp_path: Path) -> None:
+    sock = tmp_path / "supervisor.sock"
+    proc = reaper(sys.executable, "-c", KNOCKED, str(sock), knock=sock)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        time.sleep(0.3)  # running, not stopping: no knock may come in this while
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+    finally:
+        stop(proc)
