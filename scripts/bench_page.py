@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench import TOKEN, healthy, launch, private_stack, row, shut_down  # noqa: E402
 from playwright.sync_api import Browser, Page, StorageState, sync_playwright  # noqa: E402
 
-from tests.browser.test_browser import ARGS, CHROMIUM  # noqa: E402
+from tests.browser.conftest import ARGS, CHROMIUM  # noqa: E402
 from tests.page_weight import Load, measure  # noqa: E402
 
 COLD_GOAL_KIB = 300

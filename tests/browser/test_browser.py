@@ -7,22 +7,13 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, WebSocketRoute, sync_playwright
+from playwright.sync_api import Browser, Page, Route, WebSocketRoute
 
 from tests.conftest import Stack
 from tests.e2e.conftest import RunningApp, start_app, stop_app
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -33,11 +24,11 @@ def app(stack: Stack) -> Iterator[RunningApp]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+def browser(chromium: Browser) -> Iterator[Browser]:
+    """The module's Chromium; every page and context a test opened is closed after it."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 def screen(page: Page) -> str:
