@@ -136,9 +136,10 @@ def ignore_tracing_logs(home: Path) -> None:
         text, mode = "", 0o644
     if GIT_IGNORE_LINE in text.splitlines():
         return
-    # Atomic: every git command in the shells reads this file; none should see half of it.
+    # Atomic: every git command in the shells reads this file; none should see half of it. Into the
+    # link's target when it is one (dotfiles kept in a repo), so the link stays.
     added = text + ("" if not text or text.endswith("\n") else "\n") + GIT_IGNORE_LINE + "\n"
-    state.atomic_write_bytes(path, added.encode(), mode=mode)
+    state.atomic_write_bytes(path.resolve(), added.encode(), mode=mode)
 
 
 def configure_claude_tracing(

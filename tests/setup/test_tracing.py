@@ -295,3 +295,14 @@ def test_the_log_folder_is_added_to_the_users_own_git_ignore_once(tmp_path: Path
     ignore_tracing_logs(tmp_path)
     assert ignore.read_text() == "*.swp\n.claude/mlflow/\n"
     assert ignore.stat().st_mode & 0o777 == 0o600  # the user's mode kept
+
+
+def test_a_linked_git_ignore_file_stays_a_link(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "gitignore"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text("*.swp\n")
+    ignore = tmp_path / ".config" / "git" / "ignore"
+    ignore.parent.mkdir(parents=True)
+    ignore.symlink_to(dotfiles)
+    ignore_tracing_logs(tmp_path)
+    assert ignore.is_symlink() and dotfiles.read_text() == "*.swp\n.claude/mlflow/\n"
