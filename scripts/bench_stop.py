@@ -13,7 +13,6 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,15 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import ctl_output, healthy, launch, private_stack, row, shut_down  # noqa: E402
 
+from tests.helpers import wait_until  # noqa: E402
+
 RUNS = 5
-
-
-def wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
 
 
 def one_stop(knocked: bool) -> float:
@@ -38,10 +31,10 @@ def one_stop(knocked: bool) -> float:
     root, env, url = private_stack()
     proc = launch(env)
     try:
-        wait(lambda: healthy(url), "gateway /health")
+        wait_until(lambda: healthy(url), timeout=60, what="gateway /health")
         # Every program up and setup's one-shot done: the stop of a running app, not of a start.
-        wait(lambda: "RUNNING" in ctl_output(env, "status", "tmux"), "tmux RUNNING")
-        wait(lambda: "EXITED" in ctl_output(env, "status", "setup"), "setup done")
+        wait_until(lambda: "RUNNING" in ctl_output(env, "status", "tmux"), timeout=60, what="tmux RUNNING")
+        wait_until(lambda: "EXITED" in ctl_output(env, "status", "setup"), timeout=60, what="setup done")
         supervisord = int((Path(env["CODING_AGENTS_STATE_DIR"]) / "supervisord.pid").read_text())
         started = time.monotonic()
         os.kill(proc.pid if knocked else supervisord, signal.SIGTERM)
