@@ -9,10 +9,12 @@ SIGTERM to every descendant left, then SIGKILL, all within Databricks Apps' 15 s
 With --relay it also copies what programs write into FIFO (their stderr, see
 services/platform_log.py) to its own stdout, the platform log, until the very end.
 
-With --knock SOCKET (supervisord's control socket) it connects to it every 50 ms while supervisord
-stops: supervisord stops its programs one after another and notices each exit only when its poll
-loop wakes, which a signal does not do (PEP 475 retries the poll) but a connection does. Without
-it every program costs up to a second of the 15 (figures: `scripts/bench stop`).
+With --knock SOCKET (supervisord's control socket) it wakes supervisord's poll loop by connecting to
+it: a signal does not wake that loop (PEP 475 retries the poll), a connection does. Once when the
+socket appears at start (supervisord spawns its programs only after its first one-second poll: a
+second off every start), and every 50 ms while supervisord stops (it stops its programs one after
+another and notices each exit only when its loop wakes: up to a second each of the 15 without it,
+figures in `scripts/bench stop`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ KILL_FOR_SECONDS = 1.0  # SIGKILL cannot be caught; only a process stuck in the 
 SUPERVISORD_BUDGET_SECONDS = STOP_BUDGET_SECONDS - SWEEP_GRACE_SECONDS - KILL_FOR_SECONDS
 POLL_SECONDS = 0.02
 KNOCK_SECONDS = 0.05
+START_KNOCK_POLL_SECONDS = 0.01  # how often to look for supervisord's socket at start
+START_KNOCK_FOR_SECONDS = 3.0  # supervisord makes it in well under this; later, its own tick has come
 
 
 def become_subreaper() -> bool:
@@ -70,6 +74,7 @@ class Reaper:
     def __init__(self, argv: list[str], relay_fifo: Path | None, knock: Path | None = None) -> None:
         self.argv = argv
         self.knock_path = knock
+        self.start_knock_until: float | None = None  # set while the start knock is still to come
         self.child = 0
         self.child_status: int | None = None
         self.stop_started: float | None = None
@@ -95,13 +100,13 @@ class Reaper:
         self.child = os.posix_spawnp(self.argv[0], self.argv, dict(os.environ), setsigdef=defaults)
         if self.stop_started is not None:  # told to stop while starting it
             self._forward(signal.SIGTERM, None)
+        if self.knock_path is not None:
+            self.start_knock_until = time.monotonic() + START_KNOCK_FOR_SECONDS
         while self.child_status is None:
-            left = self._seconds_left(SUPERVISORD_BUDGET_SECONDS)
-            knocking = left is not None and self.knock_path is not None
-            self._wait_for_events(min(left, KNOCK_SECONDS) if knocking and left else left)
+            self._wait_for_events(self._wait_limit())
             self._reap()
-            if knocking and self.child_status is None:
-                self._knock()
+            if self.child_status is None:
+                self._knock_if_due()
             if self.child_status is None and self._seconds_left(SUPERVISORD_BUDGET_SECONDS) == 0:
                 log.warning("supervisord did not stop in time: killing it")
                 with contextlib.suppress(ProcessLookupError):
@@ -121,12 +126,33 @@ class Reaper:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.child, signum)
 
+    def _wait_limit(self) -> float | None:
+        """How long the loop may sleep: supervisord's stop budget, shorter while a knock is due."""
+        left = self._seconds_left(SUPERVISORD_BUDGET_SECONDS)
+        if self.knock_path is None:
+            return left
+        if left is not None:
+            return min(left, KNOCK_SECONDS)
+        return None if self.start_knock_until is None else START_KNOCK_POLL_SECONDS
+
+    def _knock_if_due(self) -> None:
+        """Wake supervisord's loop: once its socket exists at start, then at every turn while it stops."""
+        if self.knock_path is None:
+            return
+        if self.stop_started is not None:
+            self._knock()
+        elif self.start_knock_until is not None:
+            if self.knock_path.exists():
+                self._knock()
+                self.start_knock_until = None
+            elif time.monotonic() > self.start_knock_until:
+                self.start_knock_until = None  # supervisord's own tick has come meanwhile
+
     def _knock(self) -> None:
-        """Wake supervisord's loop so it sees a program's exit now, not on its next 1-s tick."""
         assert self.knock_path is not None
         with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as knock:
             knock.settimeout(KNOCK_SECONDS)
-            knock.connect(str(self.knock_path))  # gone once supervisord has closed it: nothing to wake
+            knock.connect(str(self.knock_path))  # not there (yet, or any more): nothing to wake
 
     def _seconds_left(self, budget: float) -> float | None:
         if self.stop_started is None:
@@ -194,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.reaper", description=__doc__.split("\n")[0])
     parser.add_argument("--relay", type=Path, help="a FIFO whose contents go to stdout (the platform log)")
     parser.add_argument(
-        "--knock", type=Path, help="supervisord's control socket, to wake its loop while it stops programs"
+        "--knock", type=Path, help="supervisord's socket, to wake its loop at start and while it stops"
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- supervisord and its arguments")
     args = parser.parse_args(argv)
